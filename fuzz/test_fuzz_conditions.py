@@ -1,0 +1,68 @@
+"""Property tests of the condition language (hypothesis).
+
+1. Any string yields a tree or the parser's own ``ConditionError``, never another exception.
+2. ``show(parse(text))`` parses back to an equal tree.
+3. Evaluating any parsed tree never raises.
+"""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tasker.output import Output
+from tasker.syntax.condition import ConditionError, parse_condition, show
+from tasker.vm.evaluate import Context, evaluate
+from tasker.vm.store import Record, ResultStore
+
+WORDS = ["exit_0", "exit_1", "EXIT_124", "exit_not_0", "stdout", "stderr", "STDOUT", "stdout_count", "exit",
+         "true", "false", "success", "all_success", "min_success=2", "contains:", "not_contains:",
+         "@0_stdout@", "@1_exit@", "@0_success@", "@2_STDERR@", "@0_exit_code@", "ok", "a b", "42", "3.5", ""]
+OPS = ["~", "!~", "=", "!=", "<", "<=", ">", ">=", ""]
+PUNCT = ["&", "|", "(", ")", " ", '"', "'", ",", "\\", "&&", "||"]
+
+
+@st.composite
+def condition_like(draw) -> str:
+    """Text built from the language's own pieces, so that many inputs are valid."""
+    parts = draw(st.lists(st.one_of(st.sampled_from(WORDS), st.sampled_from(OPS), st.sampled_from(PUNCT),
+                                    st.text(max_size=4)), max_size=12))
+    return "".join(parts)
+
+
+texts = st.one_of(st.text(max_size=60), condition_like())
+
+
+@given(texts)
+def test_any_text_parses_or_raises_a_condition_error(text):
+    try:
+        tree = parse_condition(text)
+    except ConditionError as exc:
+        assert exc.message and exc.offset >= 0
+        return
+    assert tree is not None
+
+
+@given(texts)
+def test_show_parses_back_to_an_equal_tree(text):
+    try:
+        tree = parse_condition(text)
+    except ConditionError:
+        return
+    again = parse_condition(show(tree))
+    assert again == tree, (text, show(tree))
+
+
+STORE = ResultStore()
+STORE.put(0, Record(0, "hello 42\n", "", True))
+STORE.put(1, Record(3, "", "a|b=c", False))
+
+
+@given(texts, st.integers(-300, 300), st.text(max_size=20), st.text(max_size=20))
+def test_evaluation_never_raises(text, rc, out, err):
+    try:
+        tree = parse_condition(text)
+    except ConditionError:
+        return
+    result = evaluate(tree, Context(rc, Output(out), Output(err), None, (1, 1, 2)), STORE.render)
+    assert result in (True, False)

@@ -1,0 +1,7 @@
+"""``python -m tasker``: the same as the ``tasker`` command."""
+
+import sys
+
+from tasker.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Reports of a run: console/log lines, --output-json, project summary, alerts."""

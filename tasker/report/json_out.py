@@ -1,0 +1,98 @@
+"""``--output-json``: the machine-readable summary of a run (cli.md §9, decisions D15/D16).
+
+Written at every ending the program reaches (success, failure, exit 10,
+return, timeouts, signals), always atomically: a temporary file in the same
+directory, fsync, rename.  ``execution_path`` lists the top-level tasks in the
+order they were entered.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from tasker.vm.machine import Ending, Machine
+
+
+def iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(t)) + f".{int((t % 1) * 1e6):06d}"
+
+
+def counts(records: dict) -> tuple[int, int, int]:
+    """(succeeded, failed, timeouts) over every stored record: exit 124 counts as a timeout first."""
+    ok = bad = slow = 0
+    for record in records.values():
+        if record.exit_code == 124:
+            slow += 1
+        elif record.success:
+            ok += 1
+        else:
+            bad += 1
+    return ok, bad, slow
+
+
+def build(*, task_file: str, content: bytes, machine: Machine, ending: Ending, started: float,
+          finished: float, log_file: str, total_tasks: int, variables: dict) -> dict:
+    """The JSON document for one run."""
+    import hashlib
+
+    state = machine.state
+    records = machine.store.records
+    ok, bad, slow = counts(records)
+    status = "success" if ending.success else "failed"
+    path = list(state.path)
+    summary: dict = {
+        "total_tasks": total_tasks,
+        "executed": len(path),
+        "succeeded": ok,
+        "failed": bad,
+        "timeouts": slow,
+        "execution_path": path,
+        "final_task": path[-1] if path else None,
+    }
+    if status == "failed":
+        summary["failure_info"] = {
+            "task_id": state.final_task,
+            "exit_code": ending.exit_code,
+            "error": ending.message or "Workflow failed",
+            "reason": ending.reason,
+        }
+    return {
+        "workflow_metadata": {
+            "task_file": os.path.abspath(task_file),
+            "execution_id": hashlib.sha256(content).hexdigest()[:8],
+            "status": status,
+            "exit_code": ending.exit_code,
+            "start_time": iso(started),
+            "end_time": iso(finished),
+            "duration_seconds": round(finished - started, 2),
+            "log_file": log_file,
+        },
+        "execution_summary": summary,
+        "task_results": {str(tid): rec.to_json() for tid, rec in records.items()},
+        "variables": variables,
+    }
+
+
+def write_atomic(path: str, data: dict) -> None:
+    """Write ``data`` as JSON to ``path`` atomically (temp file in the same directory, rename)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="ascii") as fh:
+        json.dump(data, fh, indent=2, ensure_ascii=True)
+        fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def default_path(task_file: str, environ: dict) -> str:
+    """``~/TASKER/output/<prefix>_<YYYYmmdd_HHMMSS_ffffff>.json`` (always under HOME)."""
+    from tasker.report.files import prefix_of, timestamp
+
+    home = environ.get("HOME") or os.path.expanduser("~")
+    return os.path.join(home, "TASKER", "output", f"{prefix_of(task_file)}_{timestamp()}.json")

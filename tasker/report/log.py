@@ -1,0 +1,85 @@
+"""Console and log-file lines: ``[DDMonYY HH:MM:SS] LEVEL: message`` (cli.md §5).
+
+Every line goes to stdout and, in real runs, to the log file.  INFO lines carry
+no level prefix, as in TASKER 2.x.  The wording of messages is ours; the facts
+they carry (task id, exit code, decision) are what users grep for.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+LEVELS = {"ERROR": 40, "WARN": 30, "INFO": 20, "DEBUG": 10}
+PREFIX = {"ERROR": "ERROR: ", "WARN": "WARN: ", "INFO": "", "DEBUG": "DEBUG: "}
+
+
+def stamp(t: float | None = None) -> str:
+    return time.strftime("%d%b%y %H:%M:%S", time.localtime(t))
+
+
+def show_output(text: str, limit: int = 200) -> str:
+    """An output as one log-friendly line: newlines as \\n, at most ``limit`` characters."""
+    flat = text.rstrip("\n").replace("\r", "").replace("\n", "\\n")
+    if len(flat) > limit:
+        return f"{flat[:limit]}... ({len(text)} chars total)"
+    return flat
+
+
+class Log:
+    """Writes log lines to the console and (once opened) to the log file."""
+
+    def __init__(self, level: str = "INFO", stream=None) -> None:
+        self.threshold = LEVELS.get(level, 20)
+        self.stream = stream or sys.stdout
+        self.file = None
+        self.path = ""
+        self.masks: list[tuple[str, str]] = []
+
+    def open(self, path: str) -> None:
+        self.file = open(path, "a", encoding="utf-8", errors="replace")  # noqa: SIM115 - closed in close()
+        self.path = path
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
+    def enabled(self, level: str) -> bool:
+        return LEVELS[level] >= self.threshold
+
+    def write(self, level: str, message: str) -> None:
+        if LEVELS[level] < self.threshold:
+            return
+        line = f"[{stamp()}] {PREFIX[level]}{message}\n"
+        try:
+            self.stream.write(line)
+            self.stream.flush()
+        except (OSError, ValueError):
+            pass  # a closed console must not stop the run
+        if self.file is not None:
+            try:
+                self.file.write(line)
+                self.file.flush()
+            except OSError:
+                pass
+
+    def error(self, message: str) -> None:
+        self.write("ERROR", message)
+
+    def warn(self, message: str) -> None:
+        self.write("WARN", message)
+
+    def info(self, message: str) -> None:
+        self.write("INFO", message)
+
+    def debug(self, message: str) -> None:
+        if self.threshold <= 10:
+            self.write("DEBUG", message)
+
+    def mask(self, text: str) -> str:
+        """Hide the values of secret globals in a command line (cli.md §5)."""
+        for value, shown in self.masks:
+            if value and value in text:
+                text = text.replace(value, shown)
+        return text

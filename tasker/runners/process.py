@@ -1,0 +1,283 @@
+"""Running real processes: own process group, streamed capture, timeouts, cancel.
+
+Each command starts in a new session (its own process group, no controlling
+terminal), with stdout and stderr on pipes and stdin inherited.  One ``poll``
+loop waits on both pipes, on the child's exit (a pidfd where the kernel has
+them) and on the cancel pipe; nothing sleeps on a timer, so a task that ends
+in 2 ms is seen in 2 ms.  On timeout the whole group gets SIGKILL (a
+grandchild holding the pipes cannot delay the result); on Ctrl-C/SIGTERM the
+group gets SIGTERM, then SIGKILL after 0.5 s.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import threading
+import time
+
+from tasker.output import Capture, Output
+from tasker.runners.base import Cancel, RunResult
+
+MIN_TIMEOUT = 5.0        # timeouts are clamped to 5..1000 s, so none is needed before 5 s
+EXIT_GRACE = 5.0         # after the child exits, how long pipes held by its children are read
+TERM_GRACE = 0.5         # SIGTERM -> SIGKILL on cancel
+READ_SIZE = 65536
+_POLL_IN = select.POLLIN | select.POLLHUP | select.POLLERR
+
+
+class Session:
+    """The run's private directory for spill files, created on first use (mode 700)."""
+
+    def __init__(self, base: str | None = None) -> None:
+        self.base = base
+        self.path: str | None = None
+        self._lock = threading.Lock()
+
+    def spill_file(self, name: str):
+        """A new, exclusively created mode-600 file for one stream: ``(path, binary file)``."""
+        with self._lock:
+            if self.path is None:
+                import tempfile
+
+                self.path = tempfile.mkdtemp(prefix=f"tasker_session_{os.getpid()}_", dir=self.base)
+        while True:
+            path = os.path.join(self.path, f"tasker_{name}_{os.urandom(4).hex()}")
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                continue
+            return path, os.fdopen(fd, "wb")
+
+    def cleanup(self) -> None:
+        """Remove the directory and every spill file in it."""
+        if self.path is not None:
+            import shutil
+
+            shutil.rmtree(self.path, ignore_errors=True)
+            self.path = None
+
+
+def sweep_stale_sessions(base: str | None = None) -> None:
+    """Remove session directories left by tasker runs that were killed (their pid is gone)."""
+    import tempfile
+
+    base = base or tempfile.gettempdir()
+    try:
+        names = os.listdir(base)
+    except OSError:
+        return
+    uid = os.getuid()
+    for name in names:
+        if not name.startswith("tasker_session_"):
+            continue
+        parts = name.split("_")
+        if len(parts) < 4 or not parts[2].isdigit():
+            continue
+        path = os.path.join(base, name)
+        try:
+            if os.stat(path).st_uid != uid or _alive(int(parts[2])):
+                continue
+        except OSError:
+            continue
+        import shutil
+
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class ProcessRunner:
+    """Runs commands as real processes (see module docstring)."""
+
+    def __init__(self, session: Session | None = None) -> None:
+        self.session = session
+
+    def run(self, argv: list[str], timeout, cancel: Cancel) -> RunResult:
+        """Run ``argv``; ``timeout`` is seconds or a function giving them (asked only after 5 s)."""
+        start = time.time()
+        try:
+            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    start_new_session=True, close_fds=True, bufsize=0)
+        except FileNotFoundError as exc:
+            return _spawn_failure(start, exc, not_found=True)
+        except OSError as exc:
+            return _spawn_failure(start, exc, not_found=False)
+        return _Watch(proc, timeout, cancel, self.session, start).run()
+
+
+def _spawn_failure(start: float, exc: OSError, not_found: bool) -> RunResult:
+    text = f"[Errno {exc.errno}] {exc.strerror}: {exc.filename!r}" if exc.filename else str(exc)
+    return RunResult(1, Output(""), Output(text), error=text, not_found=not_found, start=start, end=time.time())
+
+
+class _Watch:
+    """The poll loop around one child process."""
+
+    def __init__(self, proc: subprocess.Popen, timeout, cancel: Cancel, session: Session | None,
+                 start: float) -> None:
+        self.proc = proc
+        self.timeout_source = timeout
+        self.timeout: float | None = float(timeout) if not callable(timeout) else None
+        self.cancel = cancel
+        self.start = start
+        self.t0 = time.monotonic()
+        self.captures = {proc.stdout.fileno(): Capture("stdout", session),
+                         proc.stderr.fileno(): Capture("stderr", session)}
+        self.poller = select.poll()
+        self.exited = False
+        self.exit_seen_at = 0.0
+        self.timed_out = False
+        self.term_sent_at: float | None = None
+        self.killed = False
+
+    def run(self) -> RunResult:
+        pidfd = self._pidfd()
+        for fd in self.captures:
+            self.poller.register(fd, _POLL_IN)
+        if pidfd is not None:
+            self.poller.register(pidfd, select.POLLIN)
+        if self.cancel is not None:
+            self.poller.register(self.cancel.fd, select.POLLIN)
+        try:
+            self._loop(pidfd)
+        finally:
+            if pidfd is not None:
+                os.close(pidfd)
+            for fd in list(self.captures):
+                self._close(fd)
+            if self.proc.returncode is None:
+                self._kill(signal.SIGKILL)
+                self.proc.wait()
+        return self._result()
+
+    def _pidfd(self) -> int | None:
+        try:
+            return os.pidfd_open(self.proc.pid)
+        except (AttributeError, OSError):
+            return None
+
+    def _loop(self, pidfd: int | None) -> None:
+        open_fds = set(self.captures)
+        while True:
+            if not open_fds and (self.exited or self._reaped()):
+                return
+            wait = self._next_wait(pidfd)
+            if wait is not None and wait <= 0:
+                if self._on_deadline(open_fds):
+                    return
+                continue
+            for fd, _event in self.poller.poll(None if wait is None else max(1, int(wait * 1000) + 1)):
+                if fd in open_fds:
+                    data = _read(fd)
+                    if data:
+                        self.captures[fd].feed(data)
+                    else:
+                        open_fds.discard(fd)
+                        self.poller.unregister(fd)
+                elif fd == pidfd:
+                    self.poller.unregister(pidfd)
+                    self._note_exit()
+                elif self.cancel is not None and fd == self.cancel.fd:
+                    self.poller.unregister(fd)
+                    self._on_cancel()
+            if pidfd is None and not self.exited:
+                self._reaped()
+
+    def _next_wait(self, pidfd: int | None) -> float | None:
+        """Seconds until the next deadline (timeout, kill after SIGTERM, exit grace), or None."""
+        now = time.monotonic()
+        deadlines = []
+        if not self.timed_out and not self.killed:
+            limit = self.timeout if self.timeout is not None else MIN_TIMEOUT
+            deadlines.append(self.t0 + limit)
+        if self.term_sent_at is not None and not self.killed:
+            deadlines.append(self.term_sent_at + TERM_GRACE)
+        if self.exited:
+            deadlines.append(self.exit_seen_at + self._grace())
+        if pidfd is None and not self.exited:
+            deadlines.append(now + 0.05)  # no pidfd: look for the child's exit now and then
+        return min(deadlines) - now if deadlines else None
+
+    def _on_deadline(self, open_fds: set[int]) -> bool:
+        """Handle a passed deadline; True when the loop should end."""
+        now = time.monotonic()
+        if self.exited and now >= self.exit_seen_at + self._grace():
+            return True   # the child is gone; its own children keep the pipes: stop reading
+        if self.term_sent_at is not None and not self.killed and now >= self.term_sent_at + TERM_GRACE:
+            self._kill(signal.SIGKILL)
+            return False
+        if not self.timed_out and not self.killed:
+            if self.timeout is None:
+                self.timeout = max(MIN_TIMEOUT, float(self.timeout_source()))
+                if now < self.t0 + self.timeout:
+                    return False
+            self.timed_out = True
+            self._kill(signal.SIGKILL)
+        return False
+
+    def _grace(self) -> float:
+        """Reading time after the child's exit: short once we have killed its group."""
+        return 1.0 if self.killed else EXIT_GRACE
+
+    def _on_cancel(self) -> None:
+        if self.term_sent_at is None and not self.killed:
+            self._kill(signal.SIGTERM)
+            self.term_sent_at = time.monotonic()
+
+    def _note_exit(self) -> None:
+        if not self.exited:
+            self.exited = True
+            self.exit_seen_at = time.monotonic()
+            self.proc.wait()
+
+    def _reaped(self) -> bool:
+        if self.proc.poll() is not None:
+            self._note_exit()
+            return True
+        return False
+
+    def _kill(self, sig: int) -> None:
+        if sig == signal.SIGKILL:
+            self.killed = True
+        try:
+            os.killpg(self.proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            try:
+                self.proc.send_signal(sig)
+            except (ProcessLookupError, OSError):
+                pass
+
+    def _close(self, fd: int) -> None:
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None and not stream.closed and stream.fileno() == fd:
+                stream.close()
+
+    def _result(self) -> RunResult:
+        end = time.time()
+        code = self.proc.returncode if self.proc.returncode is not None else -signal.SIGKILL
+        out_fd, err_fd = list(self.captures)
+        note = ""
+        if self.timed_out:
+            code = 124
+            note = f"\nProcess killed after timeout of {self.timeout:g} seconds"
+        return RunResult(code, self.captures[out_fd].finish(), self.captures[err_fd].finish(note),
+                         timed_out=self.timed_out, timeout=self.timeout or 0.0, start=self.start, end=end)
+
+
+def _read(fd: int) -> bytes:
+    """Up to READ_SIZE bytes; b"" at end of file (or when the pipe is gone)."""
+    try:
+        return os.read(fd, READ_SIZE)
+    except OSError:
+        return b""

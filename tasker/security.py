@@ -1,0 +1,146 @@
+"""Security validation of command, arguments, hostname and global values (cli.md §14).
+
+Each check returns a list of ``(severity, message, help)``; the checker attaches
+spans.  The pattern sets are TASKER 2.2's.  Their purpose on a production host:
+a task file that would splice shell syntax into a command started without a
+shell (``exec=local``) is a mistake or an attack, and is refused before anything
+runs.  ``exec=shell`` relaxes the rules, as the user asked for a shell.
+"""
+
+from __future__ import annotations
+
+import re
+
+from tasker.diagnostics import ERROR, WARNING
+
+_INJECTION = re.compile(
+    r";\s*(?:rm|curl|wget|cat)\s|\|\s*nc\s|\$\(.*?\)|`[^`]*`|&&\s*rm\s|\|\|\s*curl\s|>\s*/dev/|<\s*/dev/",
+    re.IGNORECASE | re.DOTALL,
+)
+_TRAVERSAL = re.compile(
+    r"\.\./|\.\.\\|%2e%2e%2f|%2e%2e%5c|\.\.%2f|\.\.%5c|%252e%252e%252f|/etc/passwd|/etc/shadow"
+    r"|/proc/version|c:\\windows\\",
+    re.IGNORECASE,
+)
+_METACHARS = re.compile(r"[;&|$`()<>\\\"'\n\r]")
+_DANGEROUS = re.compile(
+    r"rm\s+-rf\s+/(?:\s|$)|chmod\s+777|/etc/passwd|eval\(|exec\(|sudo\s+rm|mkfs\.|\bdd\b.*\bof=/dev/",
+    re.IGNORECASE,
+)
+_FORMAT = re.compile(r"%[sxdn]")
+_ESCAPES = re.compile(r"%[0-9a-f]{2}|\\x[0-9a-f]{2}|\\u[0-9a-f]{4}", re.IGNORECASE)
+_PRIVILEGE = re.compile(
+    r"/bin/(?:ba)?sh\b|\bpython[0-9.]*\s|\bperl\s|\bsudo\s|\bsu\s|\bchmod\s+\d|\bchown\s",
+    re.IGNORECASE,
+)
+_HOST_CHARS = re.compile(r"[^A-Za-z0-9.\-]")
+_PLACEHOLDER = re.compile(r"@[A-Za-z0-9_]+@")
+
+LIMITS = {"hostname": 253, "command": 4096, "arguments": 8192}
+ARGUMENTS_MAX = 2000
+GLOBAL_MAX = 1024
+SHELL_NAMES = {"shell", "sh", "bash", "/bin/sh", "/bin/bash"}
+
+Finding = tuple  # (severity, message, help)
+
+
+def exec_context(exec_value: str | None) -> str:
+    """``shell`` for shell-like exec types, else the lower-cased name (``local`` if absent)."""
+    if not exec_value:
+        return "local"
+    name = exec_value.strip().lower()
+    return "shell" if name in SHELL_NAMES else name
+
+
+def _common(name: str, value: str, context: str) -> list[Finding]:
+    found: list[Finding] = []
+    if len(value) > LIMITS[name] and not _PLACEHOLDER.search(value):
+        found.append((ERROR, f"{name} is {len(value)} characters long; the limit is {LIMITS[name]}", None))
+    if "\x00" in value:
+        found.append((ERROR, f"{name} contains a NUL byte", None))
+    if context != "shell":
+        m = _INJECTION.search(value)
+        if m:
+            found.append((ERROR, f"{name} contains shell command syntax `{m.group(0).strip()}`",
+                          "exec=local starts the program directly, without a shell: this text would be "
+                          "passed literally. Use exec=shell if the shell should interpret it"))
+    found.extend(_warnings(name, value))
+    return found
+
+
+def _warnings(name: str, value: str) -> list[Finding]:
+    found: list[Finding] = []
+    m = _DANGEROUS.search(value)
+    if m:
+        found.append((WARNING, f"{name} contains a dangerous operation `{m.group(0).strip()}`", None))
+    if _FORMAT.search(value):
+        found.append((WARNING, f"{name} contains a format-string sequence", None))
+    if _ESCAPES.search(value):
+        found.append((WARNING, f"{name} contains encoded characters (URL, hex or unicode escapes)", None))
+    if len(value) > 100:
+        top = max(value.count(c) for c in set(value))
+        if top > 0.8 * len(value):
+            found.append((WARNING, f"{name} is mostly one repeated character", None))
+    return found
+
+
+def check_hostname(value: str, context: str) -> list[Finding]:
+    if not value:
+        return [(ERROR, "hostname is empty", "write the target host, e.g. hostname=localhost")]
+    found = _common("hostname", value, context)
+    m = _METACHARS.search(value)
+    if m:
+        found.append((ERROR, f"hostname contains the shell character {m.group(0)!r}",
+                      "a host name has letters, digits, dots and dashes only"))
+    elif _HOST_CHARS.search(value) and not _PLACEHOLDER.search(value):
+        found.append((WARNING, f"hostname {value!r} has characters outside A-Z a-z 0-9 . -", None))
+    return found
+
+
+def check_command(value: str, context: str) -> list[Finding]:
+    if not value:
+        return [(ERROR, "command is empty", "write the program to run, e.g. command=echo")]
+    found = _common("command", value, context)
+    if context != "shell":
+        m = _METACHARS.search(value)
+        if m and not any(f[0] == ERROR and "shell command syntax" in f[1] for f in found):
+            found.append((ERROR, f"command contains the shell character {m.group(0)!r}",
+                          "command is the program only; put its arguments in arguments=, "
+                          "or use exec=shell for shell syntax"))
+        if " " in value.strip():
+            found.append((WARNING, f"command {value!r} contains a space: the whole text is the program name",
+                          "put the program in command= and the rest in arguments="))
+    return found
+
+
+def check_arguments(value: str, context: str) -> list[Finding]:
+    found: list[Finding] = []
+    if len(value) > ARGUMENTS_MAX and not _PLACEHOLDER.search(value):
+        found.append((ERROR, f"arguments are {len(value)} characters long; the limit is {ARGUMENTS_MAX}", None))
+    m = _TRAVERSAL.search(value)
+    if m:
+        found.append((ERROR, f"arguments contain a path-traversal pattern `{m.group(0)}`",
+                      "use an absolute path without `..`"))
+    found.extend(_common("arguments", value, context))
+    m = _PRIVILEGE.search(value)
+    if m:
+        found.append((WARNING, f"arguments contain `{m.group(0).strip()}` (scripting or privileges)", None))
+    return found
+
+
+def check_global_value(name: str, value: str) -> list[Finding]:
+    """Global values are always checked, like arguments of an exec=local task."""
+    found: list[Finding] = []
+    if len(value) > GLOBAL_MAX:
+        found.append((ERROR, f"global {name} is {len(value)} characters long; the limit is {GLOBAL_MAX}", None))
+    if "\x00" in value:
+        found.append((ERROR, f"global {name} contains a NUL byte", None))
+    m = _INJECTION.search(value)
+    if m:
+        found.append((ERROR, f"global {name} contains shell command syntax `{m.group(0).strip()}`",
+                      "global values are substituted into commands that run without a shell"))
+    m = _TRAVERSAL.search(value)
+    if m:
+        found.append((ERROR, f"global {name} contains a path-traversal pattern `{m.group(0)}`",
+                      "use an absolute path without `..`"))
+    return found

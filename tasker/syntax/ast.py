@@ -1,0 +1,239 @@
+"""AST node classes: what a task file and a condition say, with where they say it.
+
+Two families.  File nodes mirror the three sections of a task file
+(language.md §2): file-defined arguments, global definitions and task blocks,
+each line kept with its ``Span``.  Condition nodes are the typed tree of one
+condition (conditions.md, decisions.md D1-D6); operands that may contain task
+results are ``Template`` values whose parts are literal text or ``TaskRef``.
+
+Spans never take part in equality, so the same text parsed at two places
+gives equal trees.
+"""
+
+from __future__ import annotations
+
+from tasker.diagnostics import Span
+from tasker.nodes import field, node
+
+# ----------------------------------------------------------------- file nodes
+
+
+@node
+class Pair:
+    """A ``key=value`` line (both sides trimmed) at ``line``; columns are 1-based.
+
+    Positions are plain ints (a ``Span`` is made on demand): a 20,000-task file
+    has 150,000 of these and every allocation counts.
+    """
+
+    key: str
+    value: str
+    file: str = field(eq=False)
+    line: int = field(eq=False)
+    col: int = field(eq=False)
+    value_col: int = field(eq=False)
+
+    @property
+    def span(self) -> Span:
+        return Span(self.file, self.line, self.col, max(1, len(self.key)))
+
+    @property
+    def value_span(self) -> Span:
+        return Span(self.file, self.line, self.value_col, max(1, len(self.value)))
+
+
+@node
+class FileArg:
+    """A line of the file-defined-argument header, e.g. ``--log-level=DEBUG``."""
+
+    text: str
+    span: Span = field(eq=False)
+
+
+@node
+class StrayLine:
+    """A line that is neither blank, a comment, a flag nor ``key=value``."""
+
+    text: str
+    span: Span = field(eq=False)
+
+
+@node
+class TaskBlock:
+    """A ``task=`` line and the lines that follow it up to the next ``task=``."""
+
+    id_text: str
+    fields: tuple  # of Pair, in file order; repeated keys kept (last wins later)
+    stray: tuple   # of StrayLine
+    span: Span = field(eq=False)
+    id_span: Span = field(default=None, eq=False)
+
+
+@node
+class TaskFile:
+    """A whole task file: header arguments, global definitions, task blocks."""
+
+    path: str
+    file_args: tuple  # of FileArg
+    globals: tuple    # of Pair (reserved task-field names included; the checker drops them)
+    tasks: tuple      # of TaskBlock
+    stray: tuple      # of StrayLine outside task blocks
+
+
+# ----------------------------------------------------------------- condition nodes
+
+
+@node
+class TaskRef:
+    """``@N_field@``: a result of task N, read when the condition or field is evaluated."""
+
+    task: int
+    name: str                          # canonical lower-case field: stdout, exit, success ...
+    text: str = field(default="", eq=False)   # as written, e.g. "@3_STDOUT@"
+    span: Span | None = field(default=None, eq=False)
+
+
+@node
+class Template:
+    """Text with task-result placeholders: a tuple of ``str`` and ``TaskRef`` parts."""
+
+    parts: tuple
+
+    @property
+    def is_literal(self) -> bool:
+        return all(type(p) is str for p in self.parts)
+
+    def literal(self) -> str:
+        """The text, with placeholders written as in the source."""
+        return "".join(p if type(p) is str else (p.text or f"@{p.task}_{p.name}@") for p in self.parts)
+
+    def refs(self) -> list[TaskRef]:
+        return [p for p in self.parts if type(p) is not str]
+
+
+EMPTY_TEMPLATE = Template(())
+
+
+@node
+class AnyOf:
+    """``a | b | ...``: true when any item is true."""
+
+    items: tuple
+    span: Span | None = field(default=None, eq=False)
+
+
+@node
+class AllOf:
+    """``a & b & ...``: true when every item is true."""
+
+    items: tuple
+    span: Span | None = field(default=None, eq=False)
+
+
+@node
+class ExitCode:
+    """``exit_N``: the exit code equals N."""
+
+    code: int
+    span: Span | None = field(default=None, eq=False)
+
+
+@node
+class ExitNotZero:
+    """``exit_not_0``: the exit code is not 0."""
+
+    span: Span | None = field(default=None, eq=False)
+
+
+@node
+class Keyword:
+    """``true``, ``false`` or ``success`` (the task's own success; exit 0 elsewhere)."""
+
+    word: str
+    span: Span | None = field(default=None, eq=False)
+
+
+@node
+class Multi:
+    """A multi-task condition of a block: ``all_success``, ``min_success=N`` ..."""
+
+    kind: str         # all_success any_success majority_success min_success max_success
+    count: int | None = None   # min_failed max_failed take a count too
+    span: Span | None = field(default=None, eq=False)
+
+
+@node
+class StreamTest:
+    """``stdout~text`` / ``stdout!~text``; ``pattern`` None means the bare ``stdout~`` (is empty)."""
+
+    stream: str       # stdout | stderr
+    negate: bool
+    pattern: Template | None
+    span: Span | None = field(default=None, eq=False)
+
+
+@node
+class StreamCount:
+    """``stdout_count<op>N``: the number of output lines compared with N."""
+
+    stream: str
+    op: str
+    count: int
+    span: Span | None = field(default=None, eq=False)
+
+
+@node
+class Compare:
+    """``subject <op> operand``; subject is ``stdout``/``stderr``/``exit`` or a Template."""
+
+    subject: object   # "stdout" | "stderr" | "exit" | Template
+    op: str           # = != < <= > >= ~ !~
+    operand: Template
+    span: Span | None = field(default=None, eq=False)
+
+
+@node
+class Contains:
+    """Legacy ``contains:text`` / ``not_contains:text`` on the task's stdout."""
+
+    negate: bool
+    pattern: Template
+    span: Span | None = field(default=None, eq=False)
+
+
+@node
+class RefTest:
+    """A bare ``@N_field@``: true when its value is ``true`` (any case)."""
+
+    ref: TaskRef
+    span: Span | None = field(default=None, eq=False)
+
+
+@node
+class Invalid:
+    """A condition that did not parse (only kept when validation is skipped): always false."""
+
+    text: str
+    message: str
+    span: Span | None = field(default=None, eq=False)
+
+
+# ----------------------------------------------------------------- flow-control values
+
+
+@node
+class Next:
+    """A ``next=`` value: ``never``, ``always``, ``loop`` (optionally ``loop&COND``) or a condition."""
+
+    kind: str                    # never | always | loop | condition
+    condition: object = None     # the condition for kind "condition", the while-condition for "loop"
+    span: Span | None = field(default=None, eq=False)
+
+
+@node
+class Split:
+    """``stdout_split=DELIM,INDEX``: keep field INDEX of the output split by DELIM."""
+
+    delimiter: str               # keyword (space, comma ...) or literal/regular expression text
+    index: int
+    span: Span | None = field(default=None, eq=False)

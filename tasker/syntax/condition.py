@@ -1,0 +1,207 @@
+"""Condition text -> condition AST, and back (``show``).
+
+``parse_condition`` runs the tokens of ``condlex`` through the LALR table of
+``grammar/condition.lark``.  Every failure is a ``ConditionError`` carrying the
+offset of the problem and a hint; no other exception escapes (the fuzz tests
+hold us to that).  ``show`` prints a tree so that parsing the text again gives
+an equal tree.
+"""
+
+from __future__ import annotations
+
+from tasker.syntax import lalr
+from tasker.syntax.ast import (
+    EMPTY_TEMPLATE,
+    AllOf,
+    AnyOf,
+    Compare,
+    Contains,
+    ExitCode,
+    ExitNotZero,
+    Keyword,
+    Multi,
+    RefTest,
+    StreamCount,
+    StreamTest,
+    TaskRef,
+    Template,
+)
+from tasker.syntax.condlex import ConditionError, tokenize
+
+__all__ = ["ConditionError", "parse_condition", "show"]
+
+
+def _flatten(cls: type, children: list) -> object:
+    items: list = []
+    for child in children:
+        if type(child) is cls:
+            items.extend(child.items)
+        else:
+            items.append(child)
+    return cls(tuple(items))
+
+
+def _template(children: list) -> Template:
+    return Template(tuple(value for _kind, value, _off in children))
+
+
+def _operand(children: list) -> Template | None:
+    return children[-1] if children and type(children[-1]) is Template else None
+
+
+def _op(children: list) -> str:
+    return children[0][1]
+
+
+_CALLBACKS = {
+    "any_of": lambda c: _flatten(AnyOf, c),
+    "all_of": lambda c: _flatten(AllOf, c),
+    "exit_code": lambda c: ExitCode(c[0][1]),
+    "exit_not_zero": lambda c: ExitNotZero(),
+    "keyword": lambda c: Keyword(c[0][1]),
+    "multi": lambda c: Multi(*c[0][1]),
+    "stream_test": lambda c: StreamTest(c[0][1], c[1] == "!~", _operand(c)),
+    "stream_count": lambda c: StreamCount(c[0][1], c[1], c[2][1]),
+    "stream_compare": lambda c: Compare(c[0][1], c[1], _operand(c) or EMPTY_TEMPLATE),
+    "exit_compare": lambda c: Compare("exit", c[1], _operand(c) or EMPTY_TEMPLATE),
+    "value_compare": lambda c: Compare(c[0], c[1], _operand(c) or EMPTY_TEMPLATE),
+    "contains": lambda c: Contains(c[0][0] == "NOT_CONTAINS", _operand(c) or EMPTY_TEMPLATE),
+    "ref_test": lambda c: RefTest(c[0][1]),
+    "match_op": _op,
+    "compare_op": _op,
+    "operand": lambda c: c[0],
+    "quoted": lambda c: c[0] if c else EMPTY_TEMPLATE,
+    "text": _template,
+}
+
+_cache: dict[str, object] = {}
+
+
+def parse_condition(text: str) -> object:
+    """Parse one condition.  Results are memoised: files repeat the same conditions."""
+    tree = _cache.get(text)
+    if tree is None:
+        tree = _parse(text)
+        if len(_cache) < 50_000:
+            _cache[text] = tree
+    return tree
+
+
+def _parse(text: str) -> object:
+    if not text.strip():
+        raise ConditionError("empty condition", 0, 1, help="write a condition such as exit_0, or remove the line")
+    tokens = tokenize(text)
+    try:
+        return lalr.parse(lalr.table("condition"), tokens, _CALLBACKS)
+    except lalr.UnexpectedToken as exc:
+        raise _syntax_error(text, tokens, exc) from None
+
+
+def _syntax_error(text: str, tokens: list, exc: lalr.UnexpectedToken) -> ConditionError:
+    tok = exc.token
+    kind = tok[0]
+    off = tok[2] if len(tok) > 2 else len(text)
+    if kind == lalr.END:
+        last = tokens[-1] if tokens else None
+        if last and last[0] in ("_AND", "_OR"):
+            return ConditionError(f"condition ends with `{last[1]}`", last[2], 1,
+                                  help="add the condition that should follow it, or remove the operator")
+        if "_RPAR" in exc.expected:
+            opened = [t for t in tokens if t[0] == "_LPAR"]
+            return ConditionError("missing `)`", opened[-1][2] if opened else len(text), 1,
+                                  help="close every `(` with a `)`")
+        return ConditionError("incomplete condition", len(text), 1)
+    if kind == "_RPAR":
+        prev = _previous(tokens, tok)
+        if prev and prev[0] == "_LPAR":
+            return ConditionError("empty parentheses", prev[2], off - prev[2] + 1, help="put a condition inside")
+        if prev and prev[0] in ("_AND", "_OR"):
+            return ConditionError(f"`{prev[1]}` needs a condition after it", prev[2], 1)
+        return ConditionError("unbalanced `)`", off, 1, help="remove it or add the matching `(`")
+    if kind in ("_AND", "_OR"):
+        prev = _previous(tokens, tok)
+        if prev is None or prev[0] in ("_LPAR", "_AND", "_OR"):
+            return ConditionError(f"`{tok[1]}` needs a condition before it", off, 1)
+    if kind == "_LPAR":
+        return ConditionError("missing `&` or `|` before `(`", off, 1,
+                              help="join conditions with `&` (and) or `|` (or)")
+    return ConditionError("missing `&` or `|` between conditions", off, 1,
+                          help="join conditions with `&` (and) or `|` (or)")
+
+
+def _previous(tokens: list, tok: tuple) -> tuple | None:
+    for i, t in enumerate(tokens):
+        if t is tok:
+            return tokens[i - 1] if i else None
+    return None
+
+
+# ----------------------------------------------------------------- printing
+
+
+def show(cond: object) -> str:
+    """The canonical text of a condition tree (parses back to an equal tree)."""
+    return _show(cond, 0)
+
+
+def _show(cond: object, outer: int) -> str:
+    kind = type(cond)
+    if kind is AnyOf:
+        text = "|".join(_show(c, 1) for c in cond.items)
+        return f"({text})" if outer > 1 else text
+    if kind is AllOf:
+        text = "&".join(_show(c, 2) for c in cond.items)
+        return f"({text})" if outer > 2 else text
+    return show_atom(cond)
+
+
+def show_atom(cond: object) -> str:
+    kind = type(cond)
+    if kind is ExitCode:
+        return f"exit_{cond.code}"
+    if kind is ExitNotZero:
+        return "exit_not_0"
+    if kind is Keyword:
+        return cond.word
+    if kind is Multi:
+        return cond.kind if cond.count is None else f"{cond.kind}={cond.count}"
+    if kind is StreamCount:
+        return f"{cond.stream}_count{cond.op}{cond.count}"
+    if kind is RefTest:
+        return show_ref(cond.ref)
+    if kind is StreamTest:
+        head = f"{cond.stream}{'!~' if cond.negate else '~'}"
+        return head if cond.pattern is None else _with_operand(cond, (head,), cond.pattern)
+    if kind is Compare:
+        subject = cond.subject if type(cond.subject) is str else show_template(cond.subject)
+        # a space keeps a subject ending in < or ! from merging with the operator
+        return _with_operand(cond, (f"{subject}{cond.op}", f"{subject} {cond.op}"), cond.operand)
+    if kind is Contains:
+        return _with_operand(cond, ("not_contains:" if cond.negate else "contains:",), cond.pattern)
+    return f"<{kind.__name__}>"
+
+
+def show_ref(ref: TaskRef) -> str:
+    return f"@{ref.task}_{ref.name}@"
+
+
+def show_template(t: Template) -> str:
+    return "".join(p if type(p) is str else show_ref(p) for p in t.parts)
+
+
+def _with_operand(cond: object, heads: tuple, value: Template) -> str:
+    """A head + the operand, quoted only when the plain form would read differently."""
+    plain = show_template(value)
+    candidates = []
+    for head in heads:
+        candidates += [head + plain] if plain else []
+        for q in "\"'":
+            escaped = plain.replace(q, "\\" + q)
+            candidates.append(f"{head}{q}{escaped}{q}")
+    for text in candidates:
+        try:
+            if _parse(text) == cond:
+                return text
+        except ConditionError:
+            continue
+    return candidates[0]

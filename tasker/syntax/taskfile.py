@@ -1,0 +1,86 @@
+"""Task-file text -> ``TaskFile`` AST.
+
+The lexer reads the text line by line (language.md §1: split on ``\\n``, trim,
+drop blank lines and comments) and classifies each line as one token:
+``FLAG``, ``TASK``, ``PAIR`` or ``TEXT``.  The LALR parser for
+``grammar/taskfile.lark`` then groups the tokens into the three sections.
+Nothing here judges values; that is the checker's job.
+"""
+
+from __future__ import annotations
+
+from tasker.diagnostics import Span
+from tasker.syntax import lalr
+from tasker.syntax.ast import FileArg, Pair, StrayLine, TaskBlock, TaskFile
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+
+def tokenize(text: str, path: str) -> Iterator[tuple]:
+    """One ``(kind, node)`` token per meaningful line."""
+    number = 0
+    for raw in text.split("\n"):
+        number += 1
+        line = raw.strip()
+        if not line:
+            continue
+        first = line[0]
+        if first == "#":
+            continue
+        col = raw.find(first) + 1
+        if first == "-":
+            yield ("FLAG", FileArg(line, Span(path, number, col, len(line))))
+            continue
+        key, eq, value = line.partition("=")
+        if eq:
+            if value:
+                value = value.lstrip()
+                value_col = raw.rfind(value) + 1 if value else col + len(line)
+            else:
+                value_col = col + len(line)
+            key = key.rstrip()
+            yield ("TASK" if key == "task" else "PAIR", Pair(key, value, path, number, col, value_col))
+        else:
+            yield ("TEXT", StrayLine(line, Span(path, number, col, len(line))))
+
+
+def _sections(children: list) -> tuple:
+    """(flags or pairs, stray lines) of a header or global section."""
+    main = tuple(v for k, v in children if k != "TEXT")
+    stray = tuple(v for k, v in children if k == "TEXT")
+    return main, stray
+
+
+def _task(children: list) -> TaskBlock:
+    head = children[0][1]
+    pairs = []
+    stray = []
+    for kind, value in children:
+        if kind == "PAIR":
+            pairs.append(value)
+        elif kind == "TEXT":
+            stray.append(value)
+    id_span = Span(head.file, head.line, head.value_col, max(1, len(head.value)))
+    return TaskBlock(head.value, tuple(pairs), tuple(stray), head.span, id_span)
+
+
+def _make_start(path: str):
+    def start(children: list) -> TaskFile:
+        (args, header_stray), (pairs, global_stray), tasks = children
+        pairs = tuple(p for p in pairs if type(p) is Pair)  # flags among globals are ignored
+        return TaskFile(path, args, pairs, tuple(tasks), header_stray + global_stray)
+    return start
+
+
+def parse_taskfile(text: str, path: str) -> TaskFile:
+    """Parse the text of a task file.  Every text parses: the grammar accepts any line order."""
+    callbacks = {
+        "start": _make_start(path),
+        "header": _sections,
+        "globals": _sections,
+        "tasks": lambda children: children,
+        "task": _task,
+    }
+    return lalr.parse(lalr.table("taskfile"), tokenize(text, path), callbacks)

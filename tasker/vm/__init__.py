@@ -1,0 +1,1 @@
+"""The interpreter: machine loop, result store and substitution, condition evaluation, fork/join."""

@@ -1,0 +1,202 @@
+"""Condition evaluation over the condition AST (conditions.md §5-§7, decisions.md D1-D6).
+
+A condition sees one ``Context``: an exit code, two outputs, the task's own
+success (when known) and, for blocks, the counts of their members.  Operand
+templates are rendered against the result store when evaluated; the rendered
+text is data.  Evaluation never raises: anything it cannot judge is false.
+"""
+
+from __future__ import annotations
+
+import re
+
+from tasker.output import Output
+from tasker.syntax.ast import (
+    AllOf,
+    AnyOf,
+    Compare,
+    Contains,
+    ExitCode,
+    ExitNotZero,
+    Invalid,
+    Keyword,
+    Multi,
+    RefTest,
+    StreamCount,
+    StreamTest,
+)
+
+_NUMBER = re.compile(r"\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*\Z")
+EMPTY = Output("")
+
+
+class Context:
+    """What a condition sees."""
+
+    __slots__ = ("counts", "exit_code", "stderr", "stdout", "success")
+
+    def __init__(self, exit_code: int = 0, stdout: Output = EMPTY, stderr: Output = EMPTY,
+                 success: bool | None = None, counts: tuple | None = None) -> None:
+        self.exit_code = exit_code
+        self.stdout = stdout
+        self.stderr = stderr
+        self.success = success      # the task's own success, where it is already decided
+        self.counts = counts        # (succeeded, failed, total) of a block's members
+
+
+PRE = Context()                     # condition=, decisions, conditional selectors: exit 0, no output
+
+
+def evaluate(cond: object, ctx: Context, render) -> bool:
+    """True or false; ``render(template) -> str`` fills task-result placeholders."""
+    try:
+        return _eval(cond, ctx, render)
+    except Exception:
+        return False
+
+
+def _eval(cond: object, ctx: Context, render) -> bool:
+    kind = type(cond)
+    if kind is AnyOf:
+        return any(_eval(c, ctx, render) for c in cond.items)
+    if kind is AllOf:
+        return all(_eval(c, ctx, render) for c in cond.items)
+    if kind is ExitCode:
+        return ctx.exit_code == cond.code
+    if kind is ExitNotZero:
+        return ctx.exit_code != 0
+    if kind is Keyword:
+        if cond.word == "true":
+            return True
+        if cond.word == "false":
+            return False
+        return ctx.success if ctx.success is not None else ctx.exit_code == 0
+    if kind is StreamTest:
+        return _stream_test(cond, ctx, render)
+    if kind is StreamCount:
+        out = ctx.stdout if cond.stream == "stdout" else ctx.stderr
+        return _compare_numbers(out.line_count(cond.stream == "stderr"), cond.op, cond.count)
+    if kind is Compare:
+        return _compare(cond, ctx, render)
+    if kind is Contains:
+        found = ctx.stdout.contains(render(cond.pattern))
+        return not found if cond.negate else found
+    if kind is RefTest:
+        return render_ref(cond, render).strip().lower() == "true"
+    if kind is Multi:
+        return multi(cond, ctx.counts)
+    if kind is Invalid:
+        return False
+    return False
+
+
+def render_ref(cond: RefTest, render) -> str:
+    from tasker.syntax.ast import Template
+
+    return render(Template((cond.ref,)))
+
+
+def _stream_test(cond: StreamTest, ctx: Context, render) -> bool:
+    out = ctx.stdout if cond.stream == "stdout" else ctx.stderr
+    if cond.pattern is None:
+        # stdout~ : empty once all whitespace is removed; stderr~ : only trailing newlines (2.2)
+        result = out.is_blank(trailing_newlines_only=cond.stream == "stderr")
+    else:
+        result = out.contains(render(cond.pattern))
+    return not result if cond.negate else result
+
+
+def _compare(cond: Compare, ctx: Context, render) -> bool:
+    right = render(cond.operand).strip()
+    subject = cond.subject
+    op = cond.op
+    if subject == "exit":
+        left: str | None = str(ctx.exit_code)
+    elif subject in ("stdout", "stderr"):
+        out = ctx.stdout if subject == "stdout" else ctx.stderr
+        if op in ("~", "!~"):
+            found = out.contains(right)
+            return not found if op == "!~" else found
+        if op in ("=", "!="):
+            equal = out.stripped_equals(right) or _loosely_equal(out.stripped_if_small(), right)
+            return equal if op == "=" else not equal
+        left = out.stripped_if_small()
+        if left is None:
+            return False
+    else:
+        left = render(subject).strip()
+    if op == "~":
+        return right in left
+    if op == "!~":
+        return right not in left
+    if op == "=":
+        return _loosely_equal(left, right)
+    if op == "!=":
+        return not _loosely_equal(left, right)
+    a, b = _number(left), _number(right)
+    if a is None or b is None:
+        return False
+    return _compare_numbers(a, op, b)
+
+
+def _loosely_equal(left: str | None, right: str) -> bool:
+    """Textual equality (D4); numbers also equal by value (042 = 42, 4.0 = 4), booleans in any case."""
+    if left is None:
+        return False
+    if left == right:
+        return True
+    a, b = _number(left), _number(right)
+    if a is not None and b is not None:
+        return a == b
+    low_l, low_r = left.lower(), right.lower()
+    return low_l in ("true", "false") and low_l == low_r
+
+
+def _number(text: str) -> float | None:
+    if not _NUMBER.match(text):
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _compare_numbers(a: float, op: str, b: float) -> bool:
+    if op == "=":
+        return a == b
+    if op == "!=":
+        return a != b
+    if op == "<":
+        return a < b
+    if op == "<=":
+        return a <= b
+    if op == ">":
+        return a > b
+    if op == ">=":
+        return a >= b
+    return False
+
+
+def multi(cond: Multi, counts: tuple | None) -> bool:
+    """The multi-task table of conditions.md §7 (false with no results at all)."""
+    if counts is None:
+        return False
+    succeeded, failed, total = counts
+    if total == 0:
+        return False
+    kind, n = cond.kind, cond.count
+    if kind == "all_success":
+        return succeeded == total
+    if kind == "any_success":
+        return succeeded > 0
+    if kind == "majority_success":
+        return succeeded > total / 2
+    if kind == "min_success":
+        return succeeded >= n
+    if kind == "max_success":
+        return succeeded <= n
+    if kind == "min_failed":
+        return failed >= n
+    if kind == "max_failed":
+        return failed <= n
+    return False

@@ -1,0 +1,223 @@
+"""Fork: run a block's members, in parallel or one after another, with retries.
+
+Parallel blocks keep exactly ``max_parallel`` members running while work
+remains (semantics.md §12.3; unlike TASKER 2.2 there is no hidden cap): a
+dispatcher starts a thread per running member and waits for any to finish.
+A member waiting for its retry delay does not hold a slot.  Conditional
+branches run their members in the listed order, each result stored at once so
+later members can read it (§11).  On Ctrl-C/SIGTERM nothing new starts, the
+runner kills the running members' process groups, and the fork returns what
+finished.
+"""
+
+from __future__ import annotations
+
+import heapq
+import queue
+import threading
+
+from tasker.syntax.ast import Template
+from tasker.vm.evaluate import PRE, evaluate
+from tasker.vm.store import Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from tasker import ir
+    from tasker.vm.machine import Machine
+
+
+class RetryPolicy:
+    """How many attempts a member gets, and the pause between them (§12.4)."""
+
+    def __init__(self, attempts: int = 1, delay: float = 0.0) -> None:
+        self.attempts = attempts
+        self.delay = delay
+
+
+def retry_policy(machine: Machine, fork: ir.Fork) -> RetryPolicy:
+    retry = fork.retry
+    if retry is None:
+        return RetryPolicy()
+    warn = machine.log.warn
+    count = _resolve(machine, retry.count)
+    if count is None:
+        warn(f"Task {fork.block}: retry_count '{machine.render(retry.count)}' is not a number; retries disabled")
+        return RetryPolicy()
+    if not 1 <= count <= 1000:
+        warn(f"Task {fork.block}: retry_count {count} is outside 1..1000; using 1")
+        count = 1
+    delay = _resolve(machine, retry.delay, number=True)
+    if delay is None or not 0 <= delay <= 300:
+        warn(f"Task {fork.block}: retry_delay is outside 0..300 seconds; using 1")
+        delay = 1
+    return RetryPolicy(1 + int(count), float(delay))
+
+
+def _resolve(machine: Machine, value, number: bool = False):
+    if isinstance(value, Template):
+        value = machine.render(value).strip()
+    try:
+        return float(value) if number else int(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+
+
+def run_fork(machine: Machine, fork: ir.Fork) -> list[tuple[int, Record]]:
+    """Run the members; return ``(id, record)`` pairs in completion order."""
+    policy = retry_policy(machine, fork)
+    done: dict[int, Record] = machine.state.fork_done.setdefault(fork.block, {})
+    todo = [m for m in fork.members if m.task not in done]
+    if fork.sequential:
+        results = _sequential(machine, fork, todo, policy, done)
+    else:
+        width = max(1, min(fork.max_parallel, len(todo) or 1))
+        machine.log.info(f"Task {fork.block}: Starting parallel execution of {len(fork.members)} tasks "
+                         f"(max_parallel={fork.max_parallel})")
+        results = _Parallel(machine, fork, todo, policy, width, done).run()
+    finished = [(sid, rec) for sid, rec in done.items() if sid not in dict(results)]
+    return finished + results
+
+
+def run_member(machine: Machine, fork: ir.Fork, member: ir.Member, attempt: int,
+               policy: RetryPolicy) -> Record:
+    """One attempt of one member (§12.7: own gate, return gives a result, failure= ignored)."""
+    display = f"{fork.block}-{member.task}"
+    if policy.attempts > 1:
+        display += f".{attempt}"
+    if member.condition is not None and not evaluate(member.condition, PRE, machine.render):
+        machine.log.info(f"Task {display}: Condition false, skipping task")
+        return Record(-1, "", "Task skipped due to condition", False, kind="skipped")
+    if member.command is None:
+        try:
+            value = int((member.return_value or "").strip())
+        except ValueError:
+            return Record(1, "", f"Invalid return code: {member.return_value}", False, kind="return")
+        return Record(value, "", f"Return task: {value}", value == 0, kind="return")
+    record, _shown = machine.execute(member.command, display, main=False)
+    return record
+
+
+def _needs_retry(record: Record, attempt: int, policy: RetryPolicy) -> bool:
+    return not record.success and record.exit_code != 124 and attempt < policy.attempts
+
+
+def _sleep_seconds(machine: Machine, member: ir.Member) -> float:
+    if member.sleep is None or machine.env.dry_run:
+        return 0.0
+    try:
+        return max(0.0, float(machine.render(member.sleep).strip()))
+    except ValueError:
+        return 0.0
+
+
+def _sequential(machine: Machine, fork: ir.Fork, todo: list, policy: RetryPolicy,
+                done: dict[int, Record]) -> list[tuple[int, Record]]:
+    env = machine.env
+    results: list[tuple[int, Record]] = []
+    for member in todo:
+        if env.cancel.is_set:
+            break
+        attempt = 1
+        while True:
+            record = run_member(machine, fork, member, attempt, policy)
+            if not _needs_retry(record, attempt, policy) or env.cancel.is_set:
+                break
+            attempt += 1
+            if not env.dry_run:
+                env.clock.sleep(policy.delay, env.cancel)
+        machine.store.put(member.task, record)   # visible to the next branch task at once
+        done[member.task] = record
+        results.append((member.task, record))
+        if env.checkpoint is not None:
+            env.checkpoint(machine, None)
+        seconds = _sleep_seconds(machine, member)
+        if seconds:
+            env.clock.sleep(seconds, env.cancel)
+    return results
+
+
+class _Parallel:
+    """The dispatcher of a parallel fork."""
+
+    def __init__(self, machine: Machine, fork: ir.Fork, todo: list, policy: RetryPolicy, width: int,
+                 done: dict[int, Record]) -> None:
+        self.machine = machine
+        self.env = machine.env
+        self.fork = fork
+        self.policy = policy
+        self.width = width
+        self.done = done
+        self.pending = list(reversed([(m, 1) for m in todo]))   # pop() takes them in list order
+        self.delayed: list = []      # heap of (ready time, seq, member, attempt)
+        self.finished: queue.Queue = queue.Queue()
+        self.running = 0
+        self.results: list[tuple[int, Record]] = []
+        self.ready_at: list[float] = []
+        self.seq = 0
+
+    def run(self) -> list[tuple[int, Record]]:
+        clock, cancel = self.env.clock, self.env.cancel
+        while self.pending or self.delayed or self.running:
+            if not cancel.is_set:
+                self._promote(clock.monotonic())
+                while self.running < self.width and self.pending:
+                    self._start(*self.pending.pop())
+            elif not self.running:
+                break
+            wait = None
+            if self.delayed and not cancel.is_set:
+                wait = max(0.0, self.delayed[0][0] - clock.monotonic())
+            if not self.running:
+                if wait:
+                    clock.sleep(wait, cancel)
+                continue
+            try:
+                member, attempt, record = self.finished.get(timeout=wait if wait is not None else 0.2)
+            except queue.Empty:
+                continue
+            self.running -= 1
+            self._finish(member, attempt, record)
+        self._wait_member_sleeps()
+        return self.results
+
+    def _promote(self, now: float) -> None:
+        while self.delayed and self.delayed[0][0] <= now:
+            _t, _seq, member, attempt = heapq.heappop(self.delayed)
+            self.pending.append((member, attempt))
+
+    def _start(self, member, attempt: int) -> None:
+        self.running += 1
+        thread = threading.Thread(target=self._work, args=(member, attempt), daemon=True,
+                                  name=f"task-{self.fork.block}-{member.task}")
+        thread.start()
+
+    def _work(self, member, attempt: int) -> None:
+        try:
+            record = run_member(self.machine, self.fork, member, attempt, self.policy)
+        except Exception as exc:
+            from tasker.vm.machine import Fatal
+
+            text = exc.message if isinstance(exc, Fatal) else f"{type(exc).__name__}: {exc}"
+            record = Record(1, "", text, False)
+        self.finished.put((member, attempt, record))
+
+    def _finish(self, member, attempt: int, record: Record) -> None:
+        if _needs_retry(record, attempt, self.policy) and not self.env.cancel.is_set:
+            delay = 0.0 if self.env.dry_run else self.policy.delay
+            self.seq += 1
+            heapq.heappush(self.delayed, (self.env.clock.monotonic() + delay, self.seq, member, attempt + 1))
+            return
+        self.done[member.task] = record
+        self.results.append((member.task, record))
+        seconds = _sleep_seconds(self.machine, member)
+        if seconds:
+            self.ready_at.append(self.env.clock.monotonic() + seconds)
+        if self.env.checkpoint is not None:
+            self.env.checkpoint(self.machine, None)
+
+    def _wait_member_sleeps(self) -> None:
+        """A member's sleep= keeps its result pending that long after it finished (§12.3)."""
+        if self.ready_at and not self.env.cancel.is_set:
+            wait = max(self.ready_at) - self.env.clock.monotonic()
+            if wait > 0:
+                self.env.clock.sleep(wait, self.env.cancel)

@@ -1,0 +1,450 @@
+"""The VM: fetch the instruction at pc, run it, store the result, follow an edge.
+
+Everything with a side effect comes in through ``Env``: the runner that starts
+processes, the clock that sleeps, the exec-type resolver, the log, the cancel
+token and the checkpoint hook.  The machine's own state (``State``) is plain
+data, so a checkpoint is that state written to disk and a resume is that state
+read back into the same loop.
+"""
+
+from __future__ import annotations
+
+from tasker import ir
+from tasker.exitcodes import Exit
+from tasker.report.log import show_output
+from tasker.runners.exectypes import ArgumentsError, ExecTypeError
+from tasker.syntax.condition import show
+from tasker.vm.evaluate import PRE, Context, evaluate
+from tasker.vm.store import Record, ResultStore
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from tasker.report.log import Log
+    from tasker.runners.base import Cancel, Runner, SystemClock
+    from tasker.runners.exectypes import ExecTypes
+
+DRY_STDOUT = "DRY RUN STDOUT"
+DRY_MEMBER_STDOUT = "DRY RUN - Command not executed"
+
+
+class Env:
+    """The VM's connections to the world."""
+
+    def __init__(self, *, runner: Runner, clock: SystemClock, exec_types: ExecTypes, log: Log,
+                 cancel: Cancel, dry_run: bool = False, checkpoint=None, progress=None) -> None:
+        self.runner = runner
+        self.clock = clock
+        self.exec_types = exec_types
+        self.log = log
+        self.cancel = cancel
+        self.dry_run = dry_run
+        self.checkpoint = checkpoint      # callable(machine, instr) after each instruction, or None
+        self.progress = progress          # callable(event, **info) for the live progress line, or None
+
+
+class Ending:
+    """How a run ended: a reason from the spec's end-of-run table and the exit code."""
+
+    __slots__ = ("exit_code", "message", "reason")
+
+    def __init__(self, reason: str, exit_code: int, message: str = "") -> None:
+        self.reason = reason        # end never failure condition return fatal signal error
+        self.exit_code = exit_code
+        self.message = message
+
+    @property
+    def success(self) -> bool:
+        return self.exit_code == 0 and self.reason in ("end", "never", "return")
+
+    def __repr__(self) -> str:
+        return f"Ending({self.reason}, {self.exit_code})"
+
+
+class Fatal(Exception):
+    """Ends the run at once with ``exit_code`` (missing command, unknown exec type ...)."""
+
+    def __init__(self, reason: str, exit_code: int, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.exit_code = exit_code
+        self.message = message
+
+
+class State:
+    """The machine's mutable state: everything a checkpoint must hold besides the records."""
+
+    def __init__(self) -> None:
+        self.pc = ""
+        self.path: list[int] = []          # execution_path: task ids in entry order (D15)
+        self.steps = 0                     # top-level steps executed
+        self.loops: dict[int, list] = {}   # task -> [remaining, iteration, entered]
+        self.final_task: int | None = None
+        self.final_host = ""
+        self.final_command = ""
+        self.final_exit: int | None = None
+        self.final_success = False
+        self.branch: dict[int, str] = {}   # conditional block -> TRUE/FALSE (for the join)
+        self.members: dict[int, list] = {} # block -> [(sid, Record)] finished members
+        self.fork_done: dict[int, dict] = {}  # block -> {sid: Record} (checkpointed progress)
+
+
+class Machine:
+    """Runs one ``ir.Program``."""
+
+    def __init__(self, program: ir.Program, env: Env, store: ResultStore | None = None,
+                 state: State | None = None) -> None:
+        self.program = program
+        self.env = env
+        self.store = store or ResultStore()
+        self.state = state or State()
+        self.log = env.log
+        self._handlers = {
+            ir.EXEC: self._exec, ir.SKIP: self._skip, ir.BRANCH: self._branch, ir.LOOP: self._loop,
+            ir.FORK: self._fork, ir.JOIN: self._join, ir.SLEEP: self._sleep, ir.RETURN: self._return,
+            ir.STOP: self._stop,
+        }
+
+    # ------------------------------------------------------------ the loop
+
+    def run(self, start: str | None = None) -> Ending:
+        state = self.state
+        state.pc = start or state.pc or self.program.start
+        instrs = self.program.instrs
+        cancel = self.env.cancel
+        while True:
+            if cancel.is_set:
+                return self._signal_ending()
+            instr = instrs[state.pc]
+            try:
+                outcome = self._handlers[instr.kind](instr)
+            except Fatal as exc:
+                self.log.error(exc.message)
+                return Ending(exc.reason, exc.exit_code, exc.message)
+            if isinstance(outcome, Ending):
+                return outcome
+            state.pc = outcome
+            if self.env.checkpoint is not None:
+                self.env.checkpoint(self, instr)
+
+    def _signal_ending(self) -> Ending:
+        signum = self.env.cancel.signum
+        name = {2: "SIGINT", 15: "SIGTERM"}.get(signum, f"signal {signum}")
+        self.log.warn(f"Received {name}: stopped the running tasks and their processes")
+        self.state.final_command += f" [GRACEFUL_SHUTDOWN_{name}]" if name.startswith("SIG") else ""
+        self.state.final_success = False
+        return Ending("signal", 128 + signum, f"interrupted by {name}")
+
+    # ------------------------------------------------------------ helpers
+
+    def enter(self, task: int) -> None:
+        """The top-level flow enters ``task`` (execution_path, D15): once per loop activation."""
+        loop = self.state.loops.get(task)
+        if loop is not None:
+            if loop[2]:
+                return
+            loop[2] = True
+        self.state.path.append(task)
+
+    def display(self, task: int) -> str:
+        loop = self.state.loops.get(task)
+        return f"{task}.{loop[1]}" if loop is not None else str(task)
+
+    def render(self, template) -> str:
+        return self.store.render(template)
+
+    def track(self, task: int, host: str, command: str, exit_code: int | None) -> None:
+        s = self.state
+        s.final_task, s.final_host, s.final_command, s.final_exit = task, host, command, exit_code
+
+    def task_context(self, task: int, success_known: bool = True) -> Context:
+        record = self.store.get(task)
+        if record is None:
+            return PRE
+        return Context(record.exit_code, record.stdout, record.stderr,
+                       record.success if success_known else None, record.counts)
+
+    # ------------------------------------------------------------ exec
+
+    def _exec(self, instr: ir.Instr) -> str:
+        command = instr.op.command
+        task = command.task
+        self.enter(task)
+        self.state.steps += 1
+        record, shown = self.execute(command, self.display(task), main=True)
+        self.store.put(task, record)
+        self.track(task, record.hostname, shown, record.exit_code)
+        self.state.final_success = record.success
+        return instr.to("next")
+
+    def execute(self, command: ir.Command, display: str, *, main: bool) -> tuple[Record, str]:
+        """Run one command (or simulate it in a dry run); return its record and the shown command."""
+        env = self.env
+        host = self.render(command.hostname)
+        program = self.render(command.command)
+        arguments = self.render(command.arguments)
+        requested = self.render(command.exec) if command.exec is not None else None
+        try:
+            name = env.exec_types.requested(requested)
+            canonical = env.exec_types.canonical(name)
+            argv = env.exec_types.argv(canonical, host, program, arguments)
+        except ExecTypeError as exc:
+            raise Fatal("error", Exit.VALIDATION, f"Task {display}: {exc}") from None
+        except ArgumentsError as exc:
+            if not main:
+                return Record(1, "", str(exc), False, hostname=host), program
+            raise Fatal("error", Exit.FAILURE, f"Task {display}: {exc}") from None
+        shown = self.log.mask(" ".join(argv))
+        self._progress("start", task=command.task)
+        if env.dry_run:
+            self.log.info(f"Task {display}: [DRY RUN] Would execute [{name}]: {shown}")
+            now = env.clock.now()
+            stdout = DRY_STDOUT if main else DRY_MEMBER_STDOUT
+            record = Record(0, stdout, "", True, hostname=host, start=now, end=now)
+            if main:
+                record.success = self.judge(command, record, display)
+            self._progress("done", task=command.task, success=record.success)
+            return record, shown
+        self.log.info(f"Task {display}: Executing [{name}]: {shown}")
+        task_timeout = self.render(command.timeout) if command.timeout is not None else None
+        warn = self.log.warn
+
+        def timeout() -> float:
+            return env.exec_types.timeout(task_timeout, canonical, lambda m: warn(f"Task {display}: {m}"))
+
+        result = env.runner.run(argv, timeout, env.cancel)
+        if result.not_found and main:
+            raise Fatal("missing_command", Exit.VALIDATION,
+                        f"Task {display}: FATAL ERROR: Missing command: {program!r} was not found "
+                        f"({result.error})")
+        record = Record(result.exit_code, result.stdout, result.stderr, False, hostname=host,
+                        start=result.start, end=result.end)
+        self.log_result(display, record, result)
+        self.apply_splits(command, record, member=not main)
+        record.success = self.judge(command, record, display)
+        self._progress("done", task=command.task, success=record.success)
+        return record, shown
+
+    def log_result(self, display: str, record: Record, result) -> None:
+        log = self.log
+        if result.timed_out:
+            log.warn(f"Task {display}: Timeout after {result.timeout:g} seconds")
+        elif result.error:
+            log.error(f"Task {display}: could not start: {result.error}")
+        log.info(f"Task {display}: Exit code: {record.exit_code}")
+        if record.stdout.size:
+            text = record.stdout.head(400)
+            suffix = f" (spilled to disk: {record.stdout.size} bytes)" if record.stdout.spilled else ""
+            log.info(f"Task {display}: STDOUT: {show_output(text)}{suffix}")
+        if record.stderr.size:
+            log.info(f"Task {display}: STDERR: {show_output(record.stderr.head(400))}")
+        if log.enabled("DEBUG"):
+            for name, out in (("stdout", record.stdout), ("stderr", record.stderr)):
+                if out.spilled:
+                    log.debug(f"Task {display}: {name} spilled to {out.path} ({out.size} bytes)")
+
+    def apply_splits(self, command: ir.Command, record: Record, member: bool) -> None:
+        from tasker.vm.split import apply_split
+
+        for name in ("stdout", "stderr"):
+            spec = getattr(command, f"{name}_split")
+            if spec is not None:
+                setattr(record, name, apply_split(getattr(record, name), spec))
+
+    def judge(self, command: ir.Command, record: Record, display: str) -> bool:
+        """Success of a task (semantics.md §5 step 10)."""
+        ctx = Context(record.exit_code, record.stdout, record.stderr, None)
+        if command.success is not None:
+            value = evaluate(command.success, ctx, self.render)
+            self.log.info(f"Task {display}: Success condition '{show(command.success)}' evaluated to: {value}")
+            return value
+        if command.failure is not None:
+            failed = evaluate(command.failure, ctx, self.render)
+            self.log.info(f"Task {display}: Failure condition '{show(command.failure)}' evaluated to: {failed}")
+            return not failed
+        return record.exit_code == 0
+
+    def _progress(self, event: str, **info) -> None:
+        if self.env.progress is not None:
+            self.env.progress(event, **info)
+
+    # ------------------------------------------------------------ skip, branch, loop
+
+    def _skip(self, instr: ir.Instr) -> str:
+        task = instr.op.task
+        self.state.steps += 1
+        self.store.put(task, Record(-1, "", "Task skipped due to condition", False, kind="skipped"))
+        self.log.info(f"Task {self.display(task)}: Condition false, skipping task")
+        # an active loop counter of this task stays as it is (semantics.md §5 step 2)
+        return instr.to("next")
+
+    def _branch(self, instr: ir.Instr) -> str:
+        op: ir.Branch = instr.op
+        task = instr.task
+        if op.entry:
+            self.enter(task)
+            self.state.steps += 1
+        if op.test == "success":
+            record = self.store.get(task)
+            value = bool(record and record.success)
+        else:
+            ctx = PRE if op.context == "pre" else self.task_context(task)
+            value = evaluate(op.test, ctx, self.render)
+        if op.negate:
+            value = not value
+        target = instr.to("true" if value else "false") if len(instr.succ) > 1 else instr.succ[0][1]
+        self._log_branch(instr, op, value, target)
+        if op.label == "route" and target == ir.STOP_FAILURE:
+            self.state.final_success = False
+        return target
+
+    def _log_branch(self, instr: ir.Instr, op: ir.Branch, value: bool, target: str) -> None:
+        task = self.display(instr.task)
+        where = f"Task {target}" if target.isdigit() else target
+        if op.label == "condition":
+            self.log.info(f"Task {task}: Condition '{show(op.test)}' evaluated to: {value}")
+        elif op.label == "decision":
+            self.log.info(f"Task {task}: DECISION - Evaluating conditions: {value} -> {where}")
+        elif op.label == "select branch":
+            self.log.info(f"Task {task}: Conditional block condition evaluated to: {value}")
+        elif op.label in ("route", "block result"):
+            what = "success" if op.test == "success" else f"'{show(op.test)}'"
+            self.log.info(f"Task {task}: {what} is {value}, continuing with {where}")
+        elif len(instr.succ) == 1:
+            self.log.info(f"Task {task}: {op.label}, continuing with {where}")
+
+    def _loop(self, instr: ir.Instr) -> str:
+        op: ir.Loop = instr.op
+        task = instr.task
+        loops = self.state.loops
+        if op.phase == "enter":
+            if task not in loops:
+                loops[task] = [op.count, 1, False]
+            return instr.to("body")
+        state = loops.get(task)
+        if state is None:
+            return instr.to("done")
+        ctx = self.task_context(task, success_known=False)
+        if op.until is not None and evaluate(op.until, ctx, self.render):
+            self.log.info(f"Task {self.display(task)}: loop_break condition met, leaving the loop")
+            del loops[task]
+            return instr.to("done")
+        if op.while_ is not None and not evaluate(op.while_, ctx, self.render):
+            self.log.info(f"Task {self.display(task)}: loop condition no longer holds, leaving the loop")
+            del loops[task]
+            return instr.to("done")
+        state[0] -= 1
+        if state[0] > 0:
+            state[1] += 1
+            return instr.to("again")
+        del loops[task]
+        return instr.to("done")
+
+    # ------------------------------------------------------------ blocks
+
+    def _fork(self, instr: ir.Instr) -> str:
+        from tasker.vm.forkjoin import run_fork
+
+        fork: ir.Fork = instr.op
+        block = fork.block
+        if not fork.sequential:
+            self.enter(block)
+            self.state.steps += 1
+        else:
+            self.state.branch[block] = fork.branch
+        self.state.members[block] = run_fork(self, fork)
+        return instr.to("join")
+
+    def _join(self, instr: ir.Instr) -> str | Ending:
+        if self.env.cancel.is_set:
+            return self._signal_ending()
+        op: ir.Join = instr.op
+        block = op.block
+        results = self.state.members.pop(block, [])
+        self.state.fork_done.pop(block, None)
+        if op.kind == "parallel":
+            for sid, record in results:
+                self.store.put(sid, record)
+        total = len(results)
+        ok = [sid for sid, r in results if r.success]
+        timeouts = [sid for sid, r in results if not r.success and r.exit_code == 124]
+        failed = [sid for sid, r in results if not r.success and r.exit_code != 124]
+        head = (f"Parallel execution: {len(ok)}/{total} successful" if op.kind == "parallel" else
+                f"Conditional {self.state.branch.get(block, 'TRUE')} branch: {len(ok)}/{total} successful")
+        if timeouts:
+            head += f", {len(timeouts)} timeout"
+        if failed:
+            head += f", {len(failed)} failed"
+        errs = []
+        if failed:
+            errs.append(f"Failed tasks: {sorted(failed)}.")
+        if timeouts:
+            errs.append(f"Timeout tasks: {sorted(timeouts)}")
+        all_ok = len(ok) == total
+        record = Record(0 if all_ok else 1, head, " ".join(errs).strip(), all_ok,
+                        hostname=op.kind, counts=(len(ok), total - len(ok), total), kind="block")
+        self.store.put(block, record)
+        self.track(block, op.kind, head, record.exit_code)
+        self.state.final_success = all_ok
+        self.log.info(f"Task {block}: {head}")
+        return instr.to("next")
+
+    # ------------------------------------------------------------ sleep, return, stop
+
+    def _sleep(self, instr: ir.Instr) -> str:
+        op: ir.Sleep = instr.op
+        text = self.render(op.seconds).strip()
+        display = self.display(op.task)
+        try:
+            seconds = float(text)
+        except ValueError:
+            self.log.warn(f"Task {display}: sleep value '{text}' is not a number; not sleeping")
+            return instr.to("next")
+        if seconds > 0:
+            if self.env.dry_run:
+                self.log.info(f"Task {display}: [DRY RUN] Would sleep {seconds:g} seconds")
+            else:
+                self.log.info(f"Task {display}: Sleeping {seconds:g} seconds")
+                self.env.clock.sleep(seconds, self.env.cancel)
+        return instr.to("next")
+
+    def _return(self, instr: ir.Instr) -> Ending:
+        op: ir.Return = instr.op
+        task = op.task
+        if op.entry:
+            self.enter(task)
+            self.state.steps += 1
+        try:
+            value = int(op.value.strip())
+        except ValueError:
+            self.store.put(task, Record(1, "", f"Invalid return code: {op.value}", False, kind="return"))
+            self.track(task, "N/A", "return", 1)
+            self.state.final_success = False
+            message = f"Task {task}: return value '{op.value}' is not a whole number"
+            self.log.error(message)
+            return Ending("invalid_return", Exit.INVALID_RETURN, message)
+        if op.entry:
+            self.store.put(task, Record(value, "", "", value == 0, kind="return"))
+            self.track(task, "N/A", "return", value)
+        self.state.final_success = value == 0
+        self.log.info(f"Task {task}: Returning with exit code {value}")
+        return Ending("return", value % 256, f"return={value}")
+
+    def _stop(self, instr: ir.Instr) -> Ending:
+        reason = instr.op.reason
+        s = self.state
+        if reason == "end":
+            if s.steps == 0:
+                return Ending("nothing", Exit.START_OR_RESUME, "no task was executed")
+            return Ending("end", Exit.OK)
+        if reason == "never":
+            s.final_success = True
+            return Ending("never", Exit.OK)
+        if reason == "condition":
+            s.final_success = False
+            return Ending("condition", Exit.CONDITION_FAILED, "the condition to continue was not met")
+        if reason == "fatal":
+            s.final_success = False
+            return Ending("fatal", Exit.FAILURE, f"Task {s.final_task}: a parallel block cannot loop (next=loop)")
+        s.final_success = False
+        code = s.final_exit if s.final_exit else 1
+        return Ending("failure", code % 256 if code >= 0 else 256 + code, f"Task {s.final_task} failed")

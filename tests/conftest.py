@@ -1,0 +1,13 @@
+"""Fixtures shared by the tests (helpers live in support.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from support import Tasker
+
+
+@pytest.fixture
+def tasker(tmp_path: Path) -> Tasker:
+    return Tasker(tmp_path)

@@ -1,0 +1,185 @@
+"""The command line: options, file-defined arguments and their merge, exit codes (cli.md §1-§3)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tasker import __version__
+from tasker.cli import header_tokens, parse_settings
+
+TASK = "task=0\nhostname=localhost\ncommand=echo\narguments=hi\nexec=local\n"
+
+
+def test_version(tasker):
+    r = tasker.run("-V")
+    assert (r.returncode, r.stdout.strip()) == (0, f"TASKER v{__version__}")
+
+
+def test_help_exits_0(tasker):
+    r = tasker.run("--help")
+    assert r.returncode == 0 and "--validate-only" in r.stdout
+
+
+def test_missing_task_file_exits_1_with_a_message(tasker):
+    r = tasker.run("nope.txt")
+    assert r.returncode == 1
+    assert "task file not found: nope.txt" in r.stderr
+
+
+def test_a_directory_is_not_a_task_file(tasker):
+    r = tasker.run(".")
+    assert r.returncode == 1 and "is a directory" in r.stderr
+
+
+@pytest.mark.parametrize("args", [[], ["--bogus", "f.txt"], ["f.txt", "--start-from=x"],
+                                  ["f.txt", "--log-level=LOUD"], ["a.txt", "b.txt"]])
+def test_usage_errors_exit_2(tasker, args):
+    tasker.write(TASK, "f.txt")
+    r = tasker.run(*args)
+    assert r.returncode == 2
+    assert "usage: tasker" in r.stderr
+
+
+def test_unambiguous_prefixes_are_accepted(tasker):
+    f = tasker.write(TASK)
+    assert tasker.run(f, "--validate").returncode == 0
+
+
+def test_timeout_and_connection_test_options_are_accepted_d19(tasker):
+    f = tasker.write(TASK)
+    assert tasker.run(f, "-o", "30", "-c", "--validate-only").returncode == 0
+
+
+def test_validate_only_passes_and_fails(tasker):
+    assert tasker.run(tasker.write(TASK), "--validate-only").returncode == 0
+    bad = tasker.write("task=0\nhostname=localhost\ncommand=echo\ntimeout=soon\n", "bad.txt")
+    r = tasker.run(bad, "--validate-only")
+    assert r.returncode == 20
+    assert "bad.txt:4:9: error: task 0: timeout must be a whole number" in r.stderr
+    assert "^~~~" in r.stderr
+
+
+def test_no_tasks_exits_24(tasker):
+    assert tasker.run(tasker.write("X=1\n# nothing else\n"), "--validate-only").returncode == 24
+
+
+def test_start_from_an_undefined_task_exits_12(tasker):
+    r = tasker.run(tasker.write(TASK), "--start-from=7", "-r")
+    assert r.returncode == 12
+    assert "defines no task 7" in r.stderr
+
+
+def test_invalid_type_option_exits_2(tasker):
+    r = tasker.run(tasker.write(TASK), "-t", "carrier-pigeon", "--validate-only")
+    assert r.returncode == 2 and "invalid choice" in r.stderr
+
+
+# ----------------------------------------------------------------- file-defined arguments
+
+
+def test_header_tokens_stop_at_the_first_key_value_line():
+    text = "# c\n--log-level=DEBUG\nfree text\n-r\nX=1\n--auto-recovery\ntask=0\n"
+    assert [t for _, t in header_tokens(text)] == ["--log-level=DEBUG", "-r"]
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h", "--version", "-V", "--force-instance"])
+def test_cli_only_flags_in_the_file_exit_20(tasker, flag):
+    r = tasker.run(tasker.write(f"{flag}\n" + TASK), "--validate-only")
+    assert r.returncode == 20
+    assert f"`{flag}` is not allowed in a task file" in r.stderr
+
+
+def test_single_dash_long_option_in_the_file_exits_2(tasker):
+    r = tasker.run(tasker.write("-auto-recovery\n" + TASK), "--validate-only")
+    assert r.returncode == 2
+    assert "two dashes" in r.stderr
+
+
+def test_security_sensitive_flag_in_the_file_is_applied_with_a_warning_d19(tasker):
+    text = "--skip-security-validation\n" + TASK.replace("arguments=hi", "arguments=$(whoami)")
+    r = tasker.run(tasker.write(text), "--validate-only")
+    assert r.returncode == 0
+    assert "security-sensitive flag --skip-security-validation" in r.stderr
+
+
+def test_unknown_header_tokens_are_ignored(tasker):
+    assert tasker.run(tasker.write("--no-such-option=1\n--log-level = DEBUG\n" + TASK),
+                      "--validate-only").returncode == 0
+
+
+def test_invalid_header_value_is_a_usage_error(tasker):
+    assert tasker.run(tasker.write("--log-level=LOUD\n" + TASK), "--validate-only").returncode == 2
+
+
+def settings(tmp_path, header: str, argv: list[str]):
+    path = tmp_path / "f.txt"
+    path.write_text(header + TASK)
+    return parse_settings([str(path), *argv], {})
+
+
+def test_flags_are_ored_and_values_prefer_the_command_line(tmp_path):
+    s = settings(tmp_path, "--log-level=DEBUG\n--no-task-backup\n-r\n", ["--log-level=WARN"])
+    assert (s.log_level, s.no_task_backup, s.run) == ("WARN", True, True)
+    s = settings(tmp_path, "--log-level=DEBUG\n", [])
+    assert s.log_level == "DEBUG"
+
+
+def test_debug_only_raises_an_info_level(tmp_path):
+    assert settings(tmp_path, "", ["-d"]).log_level == "DEBUG"
+    assert settings(tmp_path, "", ["-d", "--log-level=WARN"]).log_level == "WARN"
+
+
+def test_output_json_as_the_last_header_token_works(tmp_path):
+    s = settings(tmp_path, "--auto-recovery\n--output-json\n", [])
+    assert s.output_json and s.recovery
+
+
+def test_show_effective_args(tasker):
+    r = tasker.run(tasker.write("--log-level=DEBUG\n" + TASK), "--show-effective-args", "-p", "demo")
+    assert r.returncode == 0
+    assert "--log-level=DEBUG" in r.stdout and "--project=demo" in r.stdout
+
+
+# ----------------------------------------------------------------- a real run
+
+
+def test_a_run_writes_the_log_and_the_json(tasker):
+    f = tasker.write(TASK + "\ntask=1\nhostname=localhost\ncommand=false\nexec=local\n")
+    out = tasker.tmp / "out.json"
+    r = tasker.run(f, "-r", f"--output-json={out}")
+    assert r.returncode == 1
+    data = json.loads(out.read_text())
+    assert data["workflow_metadata"]["status"] == "failed"
+    assert data["execution_summary"]["execution_path"] == [0, 1]
+    assert data["task_results"]["0"]["stdout"] == "hi\n"
+    logs = list((tasker.home / "TASKER" / "log").glob("flow_*.log"))
+    assert len(logs) == 1 and "Task 0: Executing [local]: echo hi" in logs[0].read_text()
+    backups = list((tasker.home / "TASKER" / "backup").glob("flow.txt_*"))
+    assert len(backups) == 1
+
+
+def test_a_dry_run_writes_no_log_file(tasker):
+    r = tasker.run(tasker.write(TASK))
+    assert r.returncode == 0 and "[DRY RUN]" in r.stdout
+    assert not (tasker.home / "TASKER" / "log").exists()
+
+
+def test_unwritable_log_dir_exits_1(tasker):
+    blocker = tasker.tmp / "file"
+    blocker.write_text("")
+    r = tasker.run(tasker.write(TASK), "-r", "-l", str(blocker / "sub"))
+    assert r.returncode == 1 and "cannot create log directory" in r.stderr
+
+
+def test_show_plan_prompts_and_cancels_on_eof(tasker):
+    r = tasker.run(tasker.write(TASK), "--show-plan", "-r", input="")
+    assert r.returncode == 0
+    assert "exec    [local] echo hi" in r.stdout and "Proceed with execution? [y/N]" in r.stdout
+    assert "Executing" not in r.stdout
+
+
+def test_show_plan_runs_after_yes(tasker):
+    r = tasker.run(tasker.write(TASK), "--show-plan", "-r", input="maybe\ny\n")
+    assert r.returncode == 0 and "Task 0: Executing" in r.stdout

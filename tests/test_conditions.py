@@ -1,0 +1,216 @@
+"""The condition language: parsing (grammar, errors) and evaluation (conditions.md, decisions D1-D6)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tasker.output import Output
+from tasker.syntax.ast import AllOf, AnyOf, Compare, ExitCode, Multi, StreamTest, TaskRef, Template
+from tasker.syntax.condition import ConditionError, parse_condition, show
+from tasker.vm.evaluate import Context, evaluate
+from tasker.vm.store import Record, ResultStore
+
+
+def ev(cond: str, rc: int = 0, out: str = "", err: str = "", store: ResultStore | None = None,
+       success: bool | None = None, counts: tuple | None = None) -> bool:
+    store = store or ResultStore()
+    return evaluate(parse_condition(cond), Context(rc, Output(out), Output(err), success, counts), store.render)
+
+
+# ----------------------------------------------------------------- grammar
+
+
+def test_and_binds_tighter_than_or_d1():
+    tree = parse_condition("exit_0&stdout~ok|exit_5")
+    assert tree == AnyOf((AllOf((ExitCode(0), StreamTest("stdout", False, Template(("ok",))))), ExitCode(5)))
+
+
+def test_parentheses_group_and_nest_d1():
+    tree = parse_condition("exit_0&((stdout~Success|stderr~))")
+    assert type(tree) is AllOf and type(tree.items[1]) is AnyOf
+
+
+def test_keywords_are_case_insensitive_d3():
+    assert parse_condition("EXIT_0") == ExitCode(0)
+    assert parse_condition("STDOUT~x") == parse_condition("stdout~x")
+    assert parse_condition("All_Success") == Multi("all_success")
+
+
+def test_placeholders_are_atoms_d2():
+    tree = parse_condition("@3_STDOUT@=ready")
+    assert tree == Compare(Template((TaskRef(3, "stdout"),)), "=", Template(("ready",)))
+
+
+def test_exit_code_is_an_alias_of_exit_d7():
+    assert parse_condition("@0_exit_code@=0") == parse_condition("@0_exit@=0")
+
+
+@pytest.mark.parametrize("text", [
+    "exit_0", "exit_not_0", "stdout~", "stderr!~", 'stdout~""', "stdout~'a b'", "stdout=Hello, world",
+    "stdout_count>=3", "exit<1", "@0_stdout@=k=v", "a=b~c", "(stdout=Status: OK (100%))&stderr~[none]",
+    'stdout~"a|b"', "contains:x", "not_contains:y", "min_success=2", "true|false&success",
+    '@0_stdout@~"\\"quoted"', "@1_stderr@~threshold >= 50",
+])
+def test_show_parses_back_to_an_equal_tree(text):
+    tree = parse_condition(text)
+    assert parse_condition(show(tree)) == tree
+
+
+@pytest.mark.parametrize("text,message", [
+    ("", "empty condition"),
+    ("(exit_0", "missing `)`"),
+    ("exit_0)", "unbalanced `)`"),
+    ("exit_0&", "ends with `&`"),
+    ("&exit_0", "needs a condition before it"),
+    ("exit_0&&stdout~x", "`&&` is not an operator"),
+    ("exit_0||exit_1", "`||` is not an operator"),
+    ("exit_0,stdout~x", "is not an exit-code test"),
+    ("stdout~A,exit_2", "`,` does not combine conditions"),
+    ("exit_0 AND stdout~ok", "is not an exit-code test"),
+    ("exit_abc", "is not an exit-code test"),
+    ("stdout", "needs an operator"),
+    ("always", "unknown condition"),
+    ("()", "empty parentheses"),
+    ("stdout:space,1=b", "splitting an output inside a condition"),
+    ("stdout_count>x", "needs a whole number"),
+    ("min_success=x", "needs a whole number"),
+    ("(exit_0)(exit_1)", "missing `&` or `|`"),
+])
+def test_malformed_conditions_are_errors_with_a_hint_d6(text, message):
+    with pytest.raises(ConditionError) as info:
+        parse_condition(text)
+    assert message in info.value.message
+
+
+def test_hint_for_words_as_operators():
+    with pytest.raises(ConditionError) as info:
+        parse_condition("exit_0 OR exit_1")
+    assert "`&` for and" in info.value.help
+
+
+# ----------------------------------------------------------------- evaluation (conditions.md §9, with D-rules)
+
+
+@pytest.mark.parametrize("cond,ctx,expected", [
+    ("exit_0", dict(rc=0), True),
+    ("exit_3", dict(rc=3), True),
+    ("exit_0", dict(rc=3), False),
+    ("exit_not_0", dict(rc=3), True),
+    ("EXIT_0", dict(rc=0), True),                        # D3 (2.2: false)
+    ("stdout~world", dict(out="hello world"), True),
+    ("stdout~World", dict(out="hello world"), False),
+    ("stdout!~world", dict(out="hello world"), False),
+    ("STDOUT~ok", dict(out="ok"), True),
+    ("stdout~", dict(out=""), True),
+    ("stdout~", dict(out="   \n"), True),
+    ("stdout!~", dict(out="x"), True),
+    ("stderr~", dict(err="   "), False),                 # stderr: only trailing newlines removed
+    ("stdout~ hello", dict(out="hello"), True),
+    ("stdout~'Hello'", dict(out="Hello"), True),
+    ('stdout~"a=b c"', dict(out="a=b c"), True),
+    ('stdout~"a|b"', dict(out="a|b"), True),             # quotes protect | (2.2: split)
+    ('stdout~""', dict(out="anything"), True),
+    ("stdout=OK", dict(out="OK\n"), True),
+    ("stdout=OK", dict(out=" OK"), True),                # D4: trimmed
+    ("stdout!=OK", dict(out="OK"), False),
+    ("stdout=42", dict(out="42"), True),                 # D4 (2.2: false)
+    ("stdout>=42", dict(out="42"), True),
+    ("stdout=", dict(out=""), True),
+    ("stdout>100", dict(out="150"), True),
+    ("stdout>100", dict(out="abc"), False),
+    ("stdout<4", dict(out="3.5"), True),
+    ("stdout<0", dict(out="-5"), True),
+    ("stdout_count=3", dict(out="a\nb\nc\n"), True),
+    ("stdout_count>2", dict(out="a\nb\nc\n"), True),
+    ("stdout_count<3", dict(out="a\nb\nc\n"), False),
+    ("stdout_count>=3", dict(out="a\nb\nc\n"), True),    # 2.2: always false
+    ("stdout_count=0", dict(out=""), True),
+    ("stdout_count=3", dict(out="a\n\nb\n"), True),
+    ("stderr_count=2", dict(err="e1\ne2"), True),
+    ("exit_0&stdout~ok", dict(rc=0, out="ok"), True),
+    ("exit_0 & stdout~ok", dict(rc=0, out="ok"), True),
+    ("exit_0|stdout~ok", dict(rc=1, out="ok"), True),
+    ("exit_0&stdout~ok|exit_5", dict(rc=0, out="ok"), True),   # D1 (2.2: false)
+    ("exit_0&(stdout~ok|stdout~x)", dict(rc=0, out="ok"), True),
+    ("((exit_0))", dict(rc=0), True),
+    ("success", dict(rc=0), True),
+    ("true", dict(), True),
+    ("false", dict(), False),
+    ("exit<1", dict(rc=0), True),
+    ("exit>=2", dict(rc=2), True),
+    ("exit=0", dict(rc=0), True),
+    ("not_contains:y", dict(out="x"), True),
+])
+def test_evaluation(cond, ctx, expected):
+    assert ev(cond, **ctx) is expected
+
+
+def store_with(task: int, out: str = "", rc: int = 0, success: bool = True) -> ResultStore:
+    store = ResultStore()
+    store.put(task, Record(rc, out, "", success))
+    return store
+
+
+@pytest.mark.parametrize("cond,out,expected", [
+    ("@0_stdout@=hello", "hello", True),
+    ("@0_stdout@!=hello", "hello", False),
+    ("@0_stdout@~lo wo", "hello world", True),
+    ("@0_stdout@>40", "42", True),
+    ("@0_stdout@=42", "042", True),
+    ("@0_stdout@=4", "4.0", True),
+    ('@0_stdout@="x y"', "x y", True),
+    ("@0_stdout@=", "", True),
+    ("@0_stdout@!=", "", False),
+    ("@0_stdout@ = x", "x", True),
+    ("@0_stdout@~a", "a|b", True),            # D2: output cannot rewrite the condition (2.2: false)
+    ("@0_stdout@=k=v", "k=v", True),          # D2 (2.2: false)
+    ("@0_stdout@~b", "a~b", True),            # D2 (2.2: false)
+    ("@0_stdout@", "true", True),
+    ("@0_stdout@", "yes", False),
+    ("@1_stdout@=x", "x", False),             # no result for task 1: stays literal
+])
+def test_task_result_comparisons(cond, out, expected):
+    assert ev(cond, store=store_with(0, out)) is expected
+
+
+def test_success_placeholder_and_booleans():
+    store = store_with(0, success=True)
+    assert ev("@0_success@=True", store=store)
+    assert ev("@0_success@=true", store=store)
+    assert ev("@0_success@", store=store)
+    assert not ev("@0_success@", store=store_with(0, success=False))
+
+
+def test_ordering_operator_precedence_of_2_2_for_ambiguous_text():
+    store = ResultStore()
+    store.put(2, Record(0, "", "Warning: threshold >= 50", True))
+    assert not ev("@2_stderr@~threshold >= 50", store=store)   # compares `...~threshold` >= 50
+    assert ev('@2_stderr@~"threshold >= 50"', store=store)
+
+
+@pytest.mark.parametrize("cond,counts,expected", [
+    ("all_success", (3, 0, 3), True), ("all_success", (2, 1, 3), False),
+    ("any_success", (1, 2, 3), True), ("any_success", (0, 3, 3), False),
+    ("majority_success", (2, 2, 4), False), ("majority_success", (3, 1, 4), True),
+    ("min_success=2", (2, 1, 3), True), ("max_success=1", (2, 1, 3), False),
+    ("min_failed=1", (2, 1, 3), True), ("max_failed=0", (2, 1, 3), False),
+    ("all_success", (0, 0, 0), False),
+])
+def test_multi_task_conditions(cond, counts, expected):
+    assert ev(cond, counts=counts) is expected
+
+
+def test_multi_task_condition_without_block_counts_is_false():
+    assert ev("min_success=1") is False
+
+
+def test_evaluation_of_spilled_output_streams(tmp_path):
+    path = tmp_path / "out"
+    path.write_bytes(b"x" * 3_000_000 + b"\nMARKER\n\n")
+    out = Output("", str(path), path.stat().st_size)
+    ctx = Context(0, out, Output(""))
+    assert evaluate(parse_condition("stdout~MARKER"), ctx, ResultStore().render)
+    assert not out.contains("MARKER\n")      # trailing newlines do not count
+    assert out.contains("x\nMARKER")          # across the piece boundary
+    assert evaluate(parse_condition("stdout_count=2"), ctx, ResultStore().render)
+    assert not evaluate(parse_condition("stdout~"), ctx, ResultStore().render)

@@ -1,0 +1,101 @@
+"""Lowering: golden IR listings, and the edges each routing rule compiles to (semantics.md §6)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from support import EXAMPLES, compile_text
+
+from tasker import ir
+from tasker.lower import LowerOptions, lower
+from tasker.plan import listing
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def program(text: str, **kw) -> ir.Program:
+    wf, diags = compile_text(text, validate=kw.pop("validate", True))
+    assert not diags.has_errors(), [d.message for d in diags.errors]
+    return lower(wf, LowerOptions(**kw))
+
+
+def T(tid, **fields) -> str:
+    lines = [f"task={tid}", "hostname=localhost", "command=echo", "exec=local"]
+    return "\n".join(lines + [f"{k}={v}" for k, v in fields.items()]) + "\n"
+
+
+def edges(prog: ir.Program, addr: str) -> dict[str, str]:
+    return dict(prog[addr].succ)
+
+
+@pytest.mark.parametrize("example", sorted(p.name for p in EXAMPLES.glob("*.txt")))
+def test_golden_ir_listing(example):
+    wf, _ = compile_text((EXAMPLES / example).read_text(), path=f"examples/{example}")
+    text = listing(lower(wf)) + "\n"
+    golden = GOLDEN / (example[:-4] + ".ir")
+    if os.environ.get("TASKER_UPDATE_GOLDEN"):
+        golden.write_text(text)
+    assert text == golden.read_text(), f"IR of {example} changed; TASKER_UPDATE_GOLDEN=1 rewrites {golden}"
+
+
+@pytest.mark.parametrize("fields,true,false", [
+    ({}, "1", ir.STOP_FAILURE),
+    ({"on_success": 2}, "2", ir.STOP_CONDITION),
+    ({"on_failure": 2}, "1", "2"),
+    ({"on_success": 2, "on_failure": 3}, "2", "3"),
+    ({"next": "exit_0"}, "1", ir.STOP_FAILURE),
+])
+def test_routing_edges(fields, true, false):
+    prog = program(T(0, **fields) + T(1) + T(2) + T(3, next="never"))
+    assert edges(prog, "0.route") == {"true": true, "false": false}
+
+
+def test_next_never_and_always_are_unconditional():
+    prog = program(T(0, next="never") + T(1, next="always") + T(2))
+    assert edges(prog, "0.route") == {"true": ir.STOP_NEVER}
+    assert edges(prog, "1.route") == {"true": "2"}
+
+
+def test_fire_and_forget_turns_stop_failure_into_next():
+    prog = program(T(0) + T(1), fire_and_forget=True)
+    assert edges(prog, "0.route")["false"] == "1"
+
+
+def test_next_id_that_does_not_exist_goes_to_end():
+    prog = program(T(0) + T(5), validate=False)
+    assert edges(prog, "0.route")["true"] == ir.END
+
+
+def test_condition_gate_skip_continues_at_next_id():
+    prog = program(T(0, condition="exit_0", on_success=2) + T(1) + T(2))
+    assert prog["0"].kind == ir.BRANCH and edges(prog, "0") == {"true": "0.exec", "false": "0.skip"}
+    assert edges(prog, "0.skip") == {"next": "1"}
+
+
+def test_loop_edges():
+    prog = program(T(0, next="loop", loop=3, loop_break="stdout~x") + T(1))
+    assert prog["0"].kind == ir.LOOP and prog["0"].op.phase == "enter"
+    assert edges(prog, "0.loop.next") == {"again": "0.exec", "done": "1"}
+
+
+def test_return_with_command_comes_after_sleep():
+    prog = program(T(0, sleep=1, **{"return": 4}))
+    assert [i.kind for i in prog.instrs.values()][:3] == [ir.EXEC, ir.SLEEP, ir.RETURN]
+
+
+def test_decision_fallbacks():
+    prog = program("task=0\ntype=decision\nsuccess=true\non_success=2\n\n" + T(1) + T(2))
+    assert edges(prog, "0") == {"true": "2", "false": "1"}
+    prog = program("task=0\ntype=decision\nsuccess=true\nnext=never\n\n" + T(1))
+    assert edges(prog, "0") == {"true": ir.STOP_NEVER, "false": ir.STOP_NEVER}
+
+
+def test_every_edge_leads_to_an_instruction():
+    for example in EXAMPLES.glob("*.txt"):
+        wf, _ = compile_text(example.read_text())
+        prog = lower(wf)
+        for instr in prog.instrs.values():
+            for _name, target in instr.succ:
+                assert target in prog.instrs, (instr.addr, target)
