@@ -66,3 +66,20 @@ def test_evaluation_never_raises(text, rc, out, err):
         return
     result = evaluate(tree, Context(rc, Output(out), Output(err), None, (1, 1, 2)), STORE.render)
     assert result in (True, False)
+
+
+@given(st.text(alphabet=st.sampled_from(list("ab \t\n'\"\\x$#\x0c")), max_size=24))
+def test_argument_splitting_matches_shlex(text):
+    import shlex
+
+    from tasker.runners.exectypes import ArgumentsError, split_arguments
+
+    try:
+        expected = shlex.split(text)
+    except ValueError:
+        expected = None
+    try:
+        got = split_arguments(text)
+    except ArgumentsError:
+        got = None
+    assert got == expected

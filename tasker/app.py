@@ -239,8 +239,6 @@ class Run:
 
     def _remote_tasks(self) -> bool:
         """Some task may run through a non-local exec type (then host validation has work)."""
-        from tasker.syntax.condition import show_template
-
         s = self.settings
         default_remote = bool((s.type and s.type.strip().lower() != "local")
                               or s.environ.get("TASK_EXECUTOR_TYPE", "local").strip().lower() != "local")
@@ -250,7 +248,7 @@ class Run:
             if task.exec is None:
                 if default_remote or self.exec_types.requested(None).lower() != "local":
                     return True
-            elif show_template(task.exec).strip().lower() != "local":
+            elif task.exec.literal().strip().lower() != "local":
                 return True
         return False
 

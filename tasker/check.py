@@ -43,8 +43,10 @@ from tasker.syntax.ast import (
     Split,
     Template,
 )
-from tasker.syntax.condition import ConditionError, parse_condition
+from tasker.syntax.errors import ConditionError
 from tasker.variables import (
+    CHAIN_DEPTH,
+    GLOBAL_RE,
     NAME_RE,
     TASKISH_RE,
     TASKREF_RE,
@@ -62,6 +64,7 @@ TASK_FIELDS = (
     "tasks", "hostnames", "retry_failed", "retry_count", "retry_delay", "if_true_tasks",
     "if_false_tasks",
 )
+FIELD_SET = frozenset(TASK_FIELDS)
 # Names a global may not have (language.md §2.2; 'hostnames' is allowed, as in 2.2).
 RESERVED_GLOBALS = frozenset(TASK_FIELDS) - {"hostnames"}
 KNOWN_EXEC = ("local", "shell", "pbrun", "p7s", "wwrs", "ssh", "sh", "bash", "/bin/sh", "/bin/bash")
@@ -93,6 +96,8 @@ class CheckOptions:
 
 def as_int(text: str) -> int | None:
     """The integer a field value spells (sign and blanks allowed), else None."""
+    if text.isdigit() and text.isascii():
+        return int(text)
     return int(text) if _INT_RE.match(text) else None
 
 
@@ -270,7 +275,7 @@ class _Compiler:
         fields: dict[str, object] = {}
         for pair in block.fields:
             key = pair.key
-            if key not in TASK_FIELDS:
+            if key not in FIELD_SET:
                 if self.validate:
                     self.unknown_key(pair, tid)
                 continue
@@ -300,24 +305,35 @@ class _Compiler:
             for key, pair in raw.items():
                 value = pair.value
                 if key not in ("task", "type") and "@" in value:
-                    self.note_global_uses(tid, key, pair)
-                    value = expand_globals(value, defined)
-                if self.validate and key != "task" and _TRAILING_COMMENT.search(pair.value):
+                    value = self.expand(tid, key, pair, defined)
+                if self.validate and "#" in value and key != "task" and _TRAILING_COMMENT.search(pair.value):
                     self.error(f"task {tid}: `{key}` contains ` #`: there are no trailing comments",
                                pair.value_span, help="put the comment on a line of its own starting with #")
                 expanded[key] = _Field(pair, value)
             self.fields[tid] = expanded
 
-    def note_global_uses(self, tid: int, key: str, pair) -> None:
-        for m in global_refs(pair.value):
+    def expand(self, tid: int, key: str, pair, defined: dict[str, str]) -> str:
+        """The field's value with globals expanded; notes uses and reports undefined names."""
+        seen: list[re.Match] = []
+
+        def repl(m: re.Match) -> str:
+            seen.append(m)
+            return defined.get(m.group(1), m.group(0))
+
+        value = GLOBAL_RE.sub(repl, pair.value)
+        for m in seen:
             name = m.group(1)
-            if name in self.globals:
-                self.used_globals.add(name)
-                self.global_uses.setdefault(name, pair.value_span.at(m.start(), len(m.group(0))))
-            elif name != "task" and key not in ("return",):
+            if name in defined:
+                if name not in self.used_globals:
+                    self.used_globals.add(name)
+                    self.global_uses[name] = pair.value_span.at(m.start(), len(m.group(0)))
+            elif name != "task" and key != "return":
                 self.verror(f"task {tid}: undefined global variable @{name}@ in {key}",
                             pair.value_span.at(m.start(), len(m.group(0))),
                             help=self._undefined_global_help(name))
+        if "@" in value and any(m.group(1) in defined for m in seen):
+            value = expand_globals(value, defined, CHAIN_DEPTH)   # chains: a global's value names another
+        return value
 
     def closest_ids(self, tid: int) -> str:
         """A hint naming the defined task ids nearest to ``tid``."""
@@ -338,11 +354,9 @@ class _Compiler:
         block = self.blocks[tid]
         kind = self.kind_of(f)
         t: dict[str, object] = {"id": tid, "kind": kind, "span": block.id_span}
-        for key in ("hostname", "command", "exec", "timeout", "sleep"):
+        for key in ("hostname", "command", "exec", "timeout", "sleep", "arguments"):
             if key in f:
-                t[key] = parse_template(f[key].value, f[key].span)
-        if "arguments" in f:
-            t["arguments"] = parse_template(f["arguments"].value, f["arguments"].span)
+                t[key] = parse_template(f[key].value)
         for key in CONDITION_FIELDS:
             if key in f:
                 t[key] = self.condition(tid, f[key])
@@ -378,6 +392,8 @@ class _Compiler:
         return NORMAL
 
     def condition(self, tid: int, fld: _Field) -> object:
+        from tasker.syntax.condition import parse_condition
+
         try:
             return parse_condition(fld.value)
         except ConditionError as exc:
@@ -396,6 +412,8 @@ class _Compiler:
         if low in ("never", "always", "loop"):
             return Next(low, None, fld.span)
         if low.startswith("loop") and low[4:].lstrip().startswith("&"):
+            from tasker.syntax.condition import parse_condition
+
             rest = text[4:].lstrip()[1:]
             try:
                 return Next("loop", parse_condition(rest), fld.span)
@@ -446,9 +464,9 @@ class _Compiler:
         return value
 
     def retry(self, tid: int, f: dict[str, _Field], kind: str) -> Retry | None:
-        keys = [k for k in ("retry_failed", "retry_count", "retry_delay") if k in f]
-        if not keys:
+        if "retry_failed" not in f and "retry_count" not in f and "retry_delay" not in f:
             return None
+        keys = [k for k in ("retry_failed", "retry_count", "retry_delay") if k in f]
         if kind not in BLOCK_KINDS:
             self.vwarn(f"task {tid}: {', '.join(keys)} only apply to parallel and conditional blocks "
                        "and are ignored here", f[keys[0]].key_span)
@@ -471,7 +489,7 @@ class _Compiler:
         return Retry(count, delay)
 
     def retry_number(self, tid: int, fld: _Field, low: int, high: int | None, warn_above: int) -> object:
-        template = parse_template(fld.value, fld.span)
+        template = parse_template(fld.value)
         if not template.is_literal:
             return template
         value = as_int(fld.value)

@@ -11,137 +11,24 @@ from __future__ import annotations
 import os
 import sys
 
-from tasker import __version__
 from tasker.exitcodes import Exit, TaskerExit
+from tasker.options import (
+    FLAG_DESTS,
+    OUTPUT_JSON_AUTO,
+    USAGE,
+    VALUE_DESTS,
+    HelpRequested,
+    UsageError,
+    parse,
+)
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    import argparse
+__all__ = ["OUTPUT_JSON_AUTO", "Settings", "UsageError", "main", "parse_settings"]
 
-# Options that take a value; everything else in the table below is an on/off flag.
-VALUE_OPTIONS = ("log_dir", "log_level", "type", "timeout", "project", "start_from",
-                 "alert_on_failure", "output_json", "plan_format", "plan_output", "exec_config")
-FLAG_OPTIONS = ("run", "debug", "auto_recovery", "show_recovery_info", "yes", "skip_task_validation",
-                "skip_host_validation", "skip_unresolved_host_validation", "skip_command_validation",
-                "skip_security_validation", "strict_env_validation", "skip_subtask_range_validation",
-                "skip_validation", "validate_only", "fire_and_forget", "no_task_backup", "instance_check",
-                "force_instance", "show_plan", "show_effective_args", "connection_test")
+# Aliases kept for readers of this module: the option table lives in tasker/options.py.
+FLAG_OPTIONS = FLAG_DESTS
+VALUE_OPTIONS = VALUE_DESTS
 HEADER_FORBIDDEN = ("--help", "-h", "--version", "-V", "--force-instance")
 HEADER_SENSITIVE = ("--skip-security-validation", "--skip-validation", "--fire-and-forget")
-LOG_LEVELS = ("ERROR", "WARN", "INFO", "DEBUG")
-OUTPUT_JSON_AUTO = "\0auto"   # --output-json without a path
-PLAN_FORMATS = ("text", "dot", "mermaid", "svg")
-
-
-class UsageError(Exception):
-    """A command-line problem: exit 2 with argparse's usage line."""
-
-
-class _Parser:
-    """argparse, built only when needed (importing argparse costs start-up time)."""
-
-    def __init__(self, for_header: bool = False) -> None:
-        import argparse
-
-        class Raising(argparse.ArgumentParser):
-            def error(self, message: str) -> None:  # type: ignore[override]
-                raise UsageError(message)
-
-        p = Raising(prog="tasker", add_help=not for_header, allow_abbrev=True,
-                    description="Run a TASKER task file: validate it, then execute its tasks "
-                                "(a dry run unless -r is given).",
-                    epilog="Exit codes: 0 success, 1 task failure, 2 usage, 10 condition not met, "
-                           "12 start/resume refused, 20 validation failed, 21/60/61 host validation, "
-                           "24 no tasks, 25 instance running, 124 timeout, 130/143 interrupted.")
-        S = argparse.SUPPRESS
-        if not for_header:
-            p.add_argument("task_file", help="the task file to run")
-            p.add_argument("-V", "--version", action="version", version=f"TASKER v{__version__}")
-        p.add_argument("-r", "--run", action="store_true", default=S, help="execute for real (default: dry run)")
-        p.add_argument("-l", "--log-dir", default=S, metavar="DIR",
-                       help="base directory for logs, backups, summaries, recovery (default $TASK_EXECUTOR_LOG "
-                            "or ~/TASKER)")
-        p.add_argument("--log-level", default=S, type=_log_level, metavar="{ERROR,WARN,INFO,DEBUG}",
-                       help="minimum level on the console and in the log (default INFO)")
-        p.add_argument("-d", "--debug", action="store_true", default=S, help="same as --log-level=DEBUG")
-        p.add_argument("-t", "--type", default=S, metavar="TYPE",
-                       help="default exec type for tasks without exec= (local or one of the config)")
-        p.add_argument("-o", "--timeout", default=S, type=_timeout, metavar="SECONDS",
-                       help="default task timeout, 5-1000 s (task timeout= still wins)")
-        p.add_argument("-c", "--connection-test", action="store_true", default=S,
-                       help="test connections of remote exec types (host validation always does)")
-        p.add_argument("-p", "--project", default=S, metavar="NAME", help="append a row to the project summary")
-        p.add_argument("--start-from", default=S, type=int, metavar="TASK_ID", help="start at this task")
-        p.add_argument("--auto-recovery", action="store_true", default=S,
-                       help="checkpoint after every step; resume from the checkpoint on the next run")
-        p.add_argument("--show-recovery-info", action="store_true", default=S,
-                       help="print what a resume would do, then exit")
-        p.add_argument("-y", "--yes", action="store_true", default=S,
-                       help="answer yes to the recovery prompt and to --show-plan")
-        p.add_argument("--skip-task-validation", action="store_true", default=S,
-                       help="skip static validation of the task file")
-        p.add_argument("--skip-host-validation", action="store_true", default=S,
-                       help="skip host validation; use host names as written")
-        p.add_argument("--skip-unresolved-host-validation", action="store_true", default=S,
-                       help="tolerate host names that are only known at run time")
-        p.add_argument("--skip-command-validation", action="store_true", default=S,
-                       help="do not check that exec-type programs exist")
-        p.add_argument("--skip-security-validation", action="store_true", default=S,
-                       help="skip the security checks of command, arguments and hostname")
-        p.add_argument("--strict-env-validation", action="store_true", default=S,
-                       help="globals may only use TASKER_* environment variables")
-        p.add_argument("--skip-subtask-range-validation", action="store_true", default=S,
-                       help="no warnings for subtask ids outside the block's range")
-        p.add_argument("--skip-validation", action="store_true", default=S,
-                       help="skip task, host, command and security validation")
-        p.add_argument("--validate-only", action="store_true", default=S, help="validate, then exit")
-        p.add_argument("--fire-and-forget", action="store_true", default=S,
-                       help="a failing task without routing continues with the next task")
-        p.add_argument("--no-task-backup", action="store_true", default=S,
-                       help="do not copy the task file into backup/")
-        p.add_argument("--instance-check", action="store_true", default=S,
-                       help="refuse to run while the same workflow runs")
-        p.add_argument("--force-instance", action="store_true", default=S,
-                       help="with --instance-check: run anyway (command line only)")
-        p.add_argument("--show-plan", action="store_true", default=S,
-                       help="print the compiled plan and ask before running")
-        p.add_argument("--plan-format", default=S, type=str.lower, choices=PLAN_FORMATS,
-                       help="--show-plan as text (default), dot, mermaid or svg")
-        p.add_argument("--plan-output", default=S, metavar="FILE", help="write the plan to FILE")
-        p.add_argument("--alert-on-failure", default=S, metavar="SCRIPT",
-                       help="run SCRIPT when the workflow fails")
-        p.add_argument("--output-json", nargs="?", const=OUTPUT_JSON_AUTO, default=S, metavar="PATH",
-                       help="write a JSON summary (default path under ~/TASKER/output); implies --auto-recovery")
-        p.add_argument("--exec-config", default=S, metavar="YAML",
-                       help="exec-type configuration to use instead of the shipped cfg/execution_types.yaml")
-        p.add_argument("--show-effective-args", action="store_true", default=S,
-                       help="print the merged settings, then exit")
-        self.parser = p
-
-    def parse(self, argv: list[str]) -> argparse.Namespace:
-        return self.parser.parse_args(argv)
-
-    def parse_known(self, argv: list[str]) -> argparse.Namespace:
-        return self.parser.parse_known_args(argv)[0]
-
-
-def _log_level(value: str) -> str:
-    level = value.strip().upper()
-    if level == "WARNING":
-        level = "WARN"
-    if level not in LOG_LEVELS:
-        raise ValueError(value)
-    return level
-
-
-_log_level.__name__ = "log level"  # argparse names the type in its message
-
-
-def _timeout(value: str) -> int:
-    return int(value)
-
-
-_timeout.__name__ = "timeout"
 
 
 class Settings:
@@ -243,24 +130,23 @@ def check_header(path: str, tokens: list[tuple[int, str]]) -> tuple[list[str], l
 
 
 def parse_settings(argv: list[str], environ: dict[str, str]) -> Settings:
-    """Command line + file header -> Settings.  Raises UsageError / TaskerExit."""
-    cli = _Parser().parse(argv)
+    """Command line + file header -> Settings.  Raises UsageError / HelpRequested / TaskerExit."""
+    cli, rest = parse(argv)
     settings = Settings()
     settings.environ = environ
-    settings.task_file = cli.task_file
+    settings.task_file = rest[0]
     settings.cli_args = list(argv)
-    text = read_task_file(cli.task_file)
-    tokens, settings.file_warnings = check_header(cli.task_file, header_tokens(text))
+    text = read_task_file(settings.task_file)
+    tokens, settings.file_warnings = check_header(settings.task_file, header_tokens(text))
     settings.file_args = tokens
-    file_ns = _Parser(for_header=True).parse_known(tokens) if tokens else None
-    for name in FLAG_OPTIONS:
-        value = bool(getattr(cli, name, False)) or bool(getattr(file_ns, name, False))
-        setattr(settings, name, value)
-    for name in VALUE_OPTIONS:
-        if hasattr(cli, name):
-            setattr(settings, name, getattr(cli, name))
-        elif file_ns is not None and hasattr(file_ns, name):
-            setattr(settings, name, getattr(file_ns, name))
+    header = parse(tokens, positional=False, ignore_unknown=True)[0] if tokens else {}
+    for name in FLAG_OPTIONS:   # on/off flags: the file or the command line switches them on
+        setattr(settings, name, bool(cli.get(name) or header.get(name)))
+    for name in VALUE_OPTIONS:  # values: the command line wins over the file
+        if name in cli:
+            setattr(settings, name, cli[name])
+        elif name in header:
+            setattr(settings, name, header[name])
     if settings.log_level is None:
         settings.log_level = "INFO"
     if settings.debug and settings.log_level == "INFO":
@@ -286,8 +172,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         settings = parse_settings(argv, dict(os.environ))
+    except HelpRequested as exc:
+        print(exc.text)
+        return Exit.OK
     except UsageError as exc:
-        print("usage: tasker [options] TASK_FILE", file=sys.stderr)
+        print(USAGE, file=sys.stderr)
         print(f"tasker: error: {exc}", file=sys.stderr)
         return Exit.USAGE
     except TaskerExit as exc:

@@ -7,7 +7,7 @@ warnings interleaved in file order) and exits 20 if any is an error.
 
 from __future__ import annotations
 
-from tasker.nodes import field, node
+from tasker.nodes import Node, field
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -18,8 +18,7 @@ WARNING = "warning"
 NOTE = "note"
 
 
-@node
-class Span:
+class Span(Node):
     """A place in a source file: 1-based line and column, and a length for the caret."""
 
     file: str
@@ -32,8 +31,7 @@ class Span:
         return Span(self.file, self.line, self.col + offset, max(1, length))
 
 
-@node
-class Diagnostic:
+class Diagnostic(Node):
     """One problem (or warning) found in a task file."""
 
     severity: str

@@ -18,7 +18,7 @@ prints them.  Kinds:
 
 from __future__ import annotations
 
-from tasker.nodes import field, node
+from tasker.nodes import Node, field
 
 EXEC = "exec"
 SKIP = "skip"
@@ -38,8 +38,7 @@ STOP_CONDITION = "stop.condition" # a block/on_success-only condition failed: ex
 STOP_FATAL = "stop.fatal"         # an unsupported construct reached at run time: exit 1
 
 
-@node
-class Instr:
+class Instr(Node):
     """One instruction of the program."""
 
     addr: str
@@ -55,8 +54,7 @@ class Instr:
         raise KeyError(f"{self.addr}: no {outcome!r} edge")
 
 
-@node
-class Command:
+class Command(Node):
     """What ``exec`` runs and how its result is judged (one task, or one block member)."""
 
     task: int
@@ -72,23 +70,20 @@ class Command:
     display: str = field(default="", eq=False)
 
 
-@node
-class Exec:
+class Exec(Node):
     """Operand of ``exec``: the command, and whether entering it adds to the execution path."""
 
     command: Command
     main: bool = True             # a top-level task (not a block member)
 
 
-@node
-class Skip:
+class Skip(Node):
     """Operand of ``skip``: the task whose condition= was false."""
 
     task: int
 
 
-@node
-class Branch:
+class Branch(Node):
     """Operand of ``branch``: a condition and the context it sees.
 
     ``context`` is ``pre`` (exit 0, empty output: condition=, decisions,
@@ -104,8 +99,7 @@ class Branch:
     label: str = ""               # what the branch decides, for listings
 
 
-@node
-class Loop:
+class Loop(Node):
     """Operand of ``loop``: ``enter`` starts a loop of ``count`` runs if none is active;
     ``next`` ends it when ``until`` holds or ``while_`` fails, else runs again."""
 
@@ -115,8 +109,7 @@ class Loop:
     while_: object = None         # the condition of next=loop&COND
 
 
-@node
-class Member:
+class Member(Node):
     """One task a block runs: its command plus its own gate, sleep and return value."""
 
     task: int
@@ -126,8 +119,7 @@ class Member:
     return_value: str | None = None
 
 
-@node
-class Fork:
+class Fork(Node):
     """Operand of ``fork``: the members, how many run at once, and retries."""
 
     block: int
@@ -138,24 +130,21 @@ class Fork:
     branch: str = ""              # TRUE / FALSE for conditional blocks
 
 
-@node
-class Join:
+class Join(Node):
     """Operand of ``join``: store the block's record from its members' results."""
 
     block: int
     kind: str                     # parallel | conditional
 
 
-@node
-class Sleep:
+class Sleep(Node):
     """Operand of ``sleep``: seconds (a template, resolved when reached)."""
 
     task: int
     seconds: object
 
 
-@node
-class Return:
+class Return(Node):
     """Operand of ``return``: the value as written (an integer, else exit 50)."""
 
     task: int
@@ -163,16 +152,14 @@ class Return:
     entry: bool = True
 
 
-@node
-class Stop:
+class Stop(Node):
     """Operand of ``stop``: why the run ends here."""
 
     reason: str                   # end | failure | never | condition | fatal
     message: str = ""
 
 
-@node
-class Program:
+class Program(Node):
     """A compiled workflow: instructions by address, and the entry address of every task."""
 
     instrs: dict                  # addr -> Instr, in listing order

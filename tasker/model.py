@@ -8,7 +8,7 @@ subtasks.  Lowering reads nothing else.
 
 from __future__ import annotations
 
-from tasker.nodes import field, node
+from tasker.nodes import Node, field
 from tasker.syntax.ast import EMPTY_TEMPLATE
 
 NORMAL = "normal"
@@ -27,8 +27,7 @@ def hostname_subtask_id(block: int, index: int) -> int:
     return HOSTNAMES_BASE + block * HOSTNAMES_STRIDE + index
 
 
-@node
-class GlobalVar:
+class GlobalVar(Node):
     """A global variable: its value after ``$ENV`` expansion, and where it came from."""
 
     name: str
@@ -38,16 +37,14 @@ class GlobalVar:
     span: object = field(default=None, eq=False)
 
 
-@node
-class Retry:
+class Retry(Node):
     """Retry settings of a block: attempts = 1 + count, ``delay`` seconds apart."""
 
     count: object                 # int, or Template resolved at run time
     delay: object                 # int/float, or Template
 
 
-@node
-class Task:
+class Task(Node):
     """One task, typed.  Fields a kind does not use stay at their defaults."""
 
     id: int
@@ -83,8 +80,7 @@ class Task:
         return self.kind in BLOCK_KINDS
 
 
-@node
-class Workflow:
+class Workflow(Node):
     """A compiled task file: tasks by id (ascending), globals by name."""
 
     path: str

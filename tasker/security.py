@@ -36,6 +36,19 @@ _PRIVILEGE = re.compile(
 _HOST_CHARS = re.compile(r"[^A-Za-z0-9.\-]")
 _PLACEHOLDER = re.compile(r"@[A-Za-z0-9_]+@")
 
+# Every pattern above needs one of these characters or words: a value without any of
+# them is clean, and finding that out is cheap.
+_TRIGGER_CHARS = re.compile(r"[;|$`&<>%\\\x00\n\r]")
+_TRIGGER_WORDS = ("..", "/etc/", "/proc/", "/bin/", "c:", "rm", "chmod", "chown", "eval(", "exec(", "sudo",
+                  "su ", "su\t", "mkfs.", "dd", "python", "perl")
+
+
+def _clean(value: str) -> bool:
+    if _TRIGGER_CHARS.search(value):
+        return False
+    low = value.lower()
+    return not any(word in low for word in _TRIGGER_WORDS)
+
 LIMITS = {"hostname": 253, "command": 4096, "arguments": 8192}
 ARGUMENTS_MAX = 2000
 GLOBAL_MAX = 1024
@@ -84,6 +97,24 @@ def _warnings(name: str, value: str) -> list[Finding]:
     return found
 
 
+def memoised(check):
+    """Cache a check by its arguments: the same host names and commands recur in every task."""
+    cache: dict = {}
+
+    def run(value: str, context: str) -> list[Finding]:
+        key = (value, context)
+        found = cache.get(key)
+        if found is None:
+            found = check(value, context)
+            if len(cache) < 50_000:
+                cache[key] = found
+        return found
+
+    run.__doc__ = check.__doc__
+    return run
+
+
+@memoised
 def check_hostname(value: str, context: str) -> list[Finding]:
     if not value:
         return [(ERROR, "hostname is empty", "write the target host, e.g. hostname=localhost")]
@@ -97,6 +128,7 @@ def check_hostname(value: str, context: str) -> list[Finding]:
     return found
 
 
+@memoised
 def check_command(value: str, context: str) -> list[Finding]:
     if not value:
         return [(ERROR, "command is empty", "write the program to run, e.g. command=echo")]
@@ -115,6 +147,8 @@ def check_command(value: str, context: str) -> list[Finding]:
 
 def check_arguments(value: str, context: str) -> list[Finding]:
     found: list[Finding] = []
+    if len(value) <= 100 and _clean(value):
+        return found
     if len(value) > ARGUMENTS_MAX and not _PLACEHOLDER.search(value):
         found.append((ERROR, f"arguments are {len(value)} characters long; the limit is {ARGUMENTS_MAX}", None))
     m = _TRAVERSAL.search(value)

@@ -54,7 +54,7 @@ def env_names(text: str) -> list[str]:
     return [m.group(1).strip("{}") for m in ENV_RE.finditer(text)]
 
 
-def expand_globals(text: str, values: dict[str, str]) -> str:
+def expand_globals(text: str, values: dict[str, str], passes: int = CHAIN_DEPTH + 1) -> str:
     """Replace defined ``@NAME@`` references, repeating up to ``CHAIN_DEPTH`` more times."""
     if "@" not in text:
         return text
@@ -62,7 +62,7 @@ def expand_globals(text: str, values: dict[str, str]) -> str:
     def repl(m: re.Match) -> str:
         return values.get(m.group(1), m.group(0))
 
-    for _ in range(CHAIN_DEPTH + 1):
+    for _ in range(passes):
         new = GLOBAL_RE.sub(repl, text)
         if new == text:
             break
@@ -80,8 +80,22 @@ def make_ref(m: re.Match, span=None) -> TaskRef:
     return TaskRef(int(m.group(1)), ALIASES.get(name, name), m.group(0), span)
 
 
+_templates: dict[str, Template] = {}
+
+
 def parse_template(text: str, span=None) -> Template:
-    """Split ``text`` into literal parts and ``TaskRef`` placeholders."""
+    """Split ``text`` into literal parts and ``TaskRef`` placeholders (memoised without a span)."""
+    if span is None:
+        found = _templates.get(text)
+        if found is None:
+            found = _parse_template(text, None)
+            if len(_templates) < 100_000:
+                _templates[text] = found
+        return found
+    return _parse_template(text, span)
+
+
+def _parse_template(text: str, span) -> Template:
     if not text:
         return EMPTY_TEMPLATE
     if "@" not in text:

@@ -183,3 +183,44 @@ def test_show_plan_prompts_and_cancels_on_eof(tasker):
 def test_show_plan_runs_after_yes(tasker):
     r = tasker.run(tasker.write(TASK), "--show-plan", "-r", input="maybe\ny\n")
     assert r.returncode == 0 and "Task 0: Executing" in r.stdout
+
+
+# ----------------------------------------------------------------- the option parser (argparse conventions)
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["f.txt", "-r"], {"run": True}),
+    (["-ry", "f.txt"], {"run": True, "yes": True}),
+    (["-l", "/x", "f.txt"], {"log_dir": "/x"}),
+    (["-l/x", "f.txt"], {"log_dir": "/x"}),
+    (["--log-dir=/x", "f.txt"], {"log_dir": "/x"}),
+    (["--log-dir", "/x", "f.txt"], {"log_dir": "/x"}),
+    (["--log-l=warn", "f.txt"], {"log_level": "WARN"}),
+    (["--start-from", "-1", "f.txt"], {"start_from": -1}),
+    (["f.txt", "--output-json"], {"output_json": "\0auto"}),
+    (["--output-json", "o.json", "f.txt"], {"output_json": "o.json"}),
+    (["--plan-format=DOT", "f.txt"], {"plan_format": "dot"}),
+    (["--", "-weird.txt"], {}),
+])
+def test_option_parser(argv, expected):
+    from tasker.options import parse
+
+    given, rest = parse(argv)
+    assert given == expected
+    assert len(rest) == 1
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["f.txt", "--skip"], "ambiguous option: --skip could match"),
+    (["f.txt", "-l"], "argument -l/--log-dir: expected one argument"),
+    (["f.txt", "--start-from=x"], "invalid int value: 'x'"),
+    (["f.txt", "--plan-format=png"], "invalid choice: 'png'"),
+    (["f.txt", "-r=1"], "ignored explicit argument"),
+    (["f.txt", "-Z"], "unrecognized arguments: -Z"),
+])
+def test_option_parser_errors(argv, message):
+    from tasker.options import UsageError, parse
+
+    with pytest.raises(UsageError) as info:
+        parse(argv)
+    assert message in str(info.value)

@@ -8,14 +8,23 @@ they carry (task id, exit code, decision) are what users grep for.
 from __future__ import annotations
 
 import sys
+import threading
 import time
 
 LEVELS = {"ERROR": 40, "WARN": 30, "INFO": 20, "DEBUG": 10}
 PREFIX = {"ERROR": "ERROR: ", "WARN": "WARN: ", "INFO": "", "DEBUG": "DEBUG: "}
 
 
+_last_stamp = [-1, ""]
+
+
 def stamp(t: float | None = None) -> str:
-    return time.strftime("%d%b%y %H:%M:%S", time.localtime(t))
+    """``DDMonYY HH:MM:SS`` (formatted once per second: a run writes many lines a second)."""
+    second = int(time.time() if t is None else t)
+    if second != _last_stamp[0]:
+        _last_stamp[0] = second
+        _last_stamp[1] = time.strftime("%d%b%y %H:%M:%S", time.localtime(second))
+    return _last_stamp[1]
 
 
 def show_output(text: str, limit: int = 200) -> str:
@@ -35,6 +44,7 @@ class Log:
         self.file = None
         self.path = ""
         self.masks: list[tuple[str, str]] = []
+        self.lock = threading.Lock()
 
     def open(self, path: str) -> None:
         self.file = open(path, "a", encoding="utf-8", errors="replace")  # noqa: SIM115 - closed in close()
@@ -52,17 +62,18 @@ class Log:
         if LEVELS[level] < self.threshold:
             return
         line = f"[{stamp()}] {PREFIX[level]}{message}\n"
-        try:
-            self.stream.write(line)
-            self.stream.flush()
-        except (OSError, ValueError):
-            pass  # a closed console must not stop the run
-        if self.file is not None:
+        with self.lock:   # lines of parallel members never interleave
             try:
-                self.file.write(line)
-                self.file.flush()
-            except OSError:
-                pass
+                self.stream.write(line)
+                self.stream.flush()
+            except (OSError, ValueError):
+                pass  # a closed console must not stop the run
+            if self.file is not None:
+                try:
+                    self.file.write(line)
+                    self.file.flush()
+                except OSError:
+                    pass
 
     def error(self, message: str) -> None:
         self.write("ERROR", message)
@@ -79,6 +90,8 @@ class Log:
 
     def mask(self, text: str) -> str:
         """Hide the values of secret globals in a command line (cli.md §5)."""
+        if not self.masks:
+            return text
         for value, shown in self.masks:
             if value and value in text:
                 text = text.replace(value, shown)

@@ -9,7 +9,7 @@ shorter than 5 s, so it is only asked for after that).
 from __future__ import annotations
 
 import os
-import shlex
+import re
 import sys
 
 from tasker.resources import shipped_config_path
@@ -126,12 +126,53 @@ def _warn(warn, message: str) -> None:
         print(message, file=sys.stderr)
 
 
+_BLANKS = re.compile(r"[ \t\r\n]+")
+_PIECE = re.compile(r"""
+      ([^ \t\r\n'"\\]+)          # plain text
+    | '([^']*)'                     # 'single quoted': literal
+    | "((?:[^"\\]|\\.)*)"          # "double quoted": \" and \\ are escapes
+    | \\(.)                         # \x outside quotes: x
+    | ([ \t\r\n]+)                  # blanks between words
+""", re.VERBOSE | re.DOTALL)
+_DQ_ESCAPE = re.compile(r'\\([\\"])')
+
+
 def split_arguments(text: str) -> list[str]:
-    """Shell-like word splitting (quotes, backslashes; no globbing, no variables)."""
-    try:
-        return shlex.split(text, posix=True)
-    except ValueError as exc:
-        raise ArgumentsError(f"cannot split arguments {text!r}: {exc}") from None
+    """Shell-like word splitting, exactly as ``shlex.split(text)`` (POSIX mode, no comments):
+    blanks separate words, quotes group and are removed, backslash escapes; no globbing,
+    no variables.  Written with one regular expression: shlex reads a character at a time,
+    which made long substituted arguments the slowest part of a run."""
+    if "'" not in text and '"' not in text and "\\" not in text:
+        return [w for w in _BLANKS.split(text) if w]
+    words: list[str] = []
+    current: list[str] = []
+    started = False
+    pos = 0
+    end = len(text)
+    while pos < end:
+        m = _PIECE.match(text, pos)
+        if m is None:
+            problem = "No escaped character" if text[pos] == "\\" else "No closing quotation"
+            raise ArgumentsError(f"cannot split arguments {text!r}: {problem}")
+        plain, single, double, escaped, blank = m.groups()
+        if blank is not None:
+            if started:
+                words.append("".join(current))
+                current, started = [], False
+        else:
+            started = True
+            if plain is not None:
+                current.append(plain)
+            elif single is not None:
+                current.append(single)
+            elif double is not None:
+                current.append(_DQ_ESCAPE.sub(r"\1", double) if "\\" in double else double)
+            else:
+                current.append(escaped)
+        pos = m.end()
+    if started:
+        words.append("".join(current))
+    return words
 
 
 class ExecTypes:
@@ -158,6 +199,8 @@ class ExecTypes:
 
     def requested(self, task_exec: str | None) -> str:
         """The exec type name as requested: task exec=, -t, $TASK_EXECUTOR_TYPE, config default, local."""
+        if task_exec == "local":
+            return task_exec
         for value in (task_exec, self.cli_type, self.environ.get("TASK_EXECUTOR_TYPE")):
             if value and value.strip():
                 return value.strip()

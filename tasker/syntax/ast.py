@@ -13,13 +13,12 @@ gives equal trees.
 from __future__ import annotations
 
 from tasker.diagnostics import Span
-from tasker.nodes import field, node
+from tasker.nodes import Node, field
 
 # ----------------------------------------------------------------- file nodes
 
 
-@node
-class Pair:
+class Pair(Node):
     """A ``key=value`` line (both sides trimmed) at ``line``; columns are 1-based.
 
     Positions are plain ints (a ``Span`` is made on demand): a 20,000-task file
@@ -42,35 +41,41 @@ class Pair:
         return Span(self.file, self.line, self.value_col, max(1, len(self.value)))
 
 
-@node
-class FileArg:
+class FileArg(Node):
     """A line of the file-defined-argument header, e.g. ``--log-level=DEBUG``."""
 
     text: str
     span: Span = field(eq=False)
 
 
-@node
-class StrayLine:
+class StrayLine(Node):
     """A line that is neither blank, a comment, a flag nor ``key=value``."""
 
     text: str
     span: Span = field(eq=False)
 
 
-@node
-class TaskBlock:
+class TaskBlock(Node):
     """A ``task=`` line and the lines that follow it up to the next ``task=``."""
 
-    id_text: str
+    head: Pair     # the task=ID line
     fields: tuple  # of Pair, in file order; repeated keys kept (last wins later)
     stray: tuple   # of StrayLine
-    span: Span = field(eq=False)
-    id_span: Span = field(default=None, eq=False)
+
+    @property
+    def id_text(self) -> str:
+        return self.head.value
+
+    @property
+    def span(self) -> Span:
+        return self.head.span
+
+    @property
+    def id_span(self) -> Span:
+        return self.head.value_span
 
 
-@node
-class TaskFile:
+class TaskFile(Node):
     """A whole task file: header arguments, global definitions, task blocks."""
 
     path: str
@@ -83,8 +88,7 @@ class TaskFile:
 # ----------------------------------------------------------------- condition nodes
 
 
-@node
-class TaskRef:
+class TaskRef(Node):
     """``@N_field@``: a result of task N, read when the condition or field is evaluated."""
 
     task: int
@@ -93,8 +97,7 @@ class TaskRef:
     span: Span | None = field(default=None, eq=False)
 
 
-@node
-class Template:
+class Template(Node):
     """Text with task-result placeholders: a tuple of ``str`` and ``TaskRef`` parts."""
 
     parts: tuple
@@ -114,47 +117,41 @@ class Template:
 EMPTY_TEMPLATE = Template(())
 
 
-@node
-class AnyOf:
+class AnyOf(Node):
     """``a | b | ...``: true when any item is true."""
 
     items: tuple
     span: Span | None = field(default=None, eq=False)
 
 
-@node
-class AllOf:
+class AllOf(Node):
     """``a & b & ...``: true when every item is true."""
 
     items: tuple
     span: Span | None = field(default=None, eq=False)
 
 
-@node
-class ExitCode:
+class ExitCode(Node):
     """``exit_N``: the exit code equals N."""
 
     code: int
     span: Span | None = field(default=None, eq=False)
 
 
-@node
-class ExitNotZero:
+class ExitNotZero(Node):
     """``exit_not_0``: the exit code is not 0."""
 
     span: Span | None = field(default=None, eq=False)
 
 
-@node
-class Keyword:
+class Keyword(Node):
     """``true``, ``false`` or ``success`` (the task's own success; exit 0 elsewhere)."""
 
     word: str
     span: Span | None = field(default=None, eq=False)
 
 
-@node
-class Multi:
+class Multi(Node):
     """A multi-task condition of a block: ``all_success``, ``min_success=N`` ..."""
 
     kind: str         # all_success any_success majority_success min_success max_success
@@ -162,8 +159,7 @@ class Multi:
     span: Span | None = field(default=None, eq=False)
 
 
-@node
-class StreamTest:
+class StreamTest(Node):
     """``stdout~text`` / ``stdout!~text``; ``pattern`` None means the bare ``stdout~`` (is empty)."""
 
     stream: str       # stdout | stderr
@@ -172,8 +168,7 @@ class StreamTest:
     span: Span | None = field(default=None, eq=False)
 
 
-@node
-class StreamCount:
+class StreamCount(Node):
     """``stdout_count<op>N``: the number of output lines compared with N."""
 
     stream: str
@@ -182,8 +177,7 @@ class StreamCount:
     span: Span | None = field(default=None, eq=False)
 
 
-@node
-class Compare:
+class Compare(Node):
     """``subject <op> operand``; subject is ``stdout``/``stderr``/``exit`` or a Template."""
 
     subject: object   # "stdout" | "stderr" | "exit" | Template
@@ -192,8 +186,7 @@ class Compare:
     span: Span | None = field(default=None, eq=False)
 
 
-@node
-class Contains:
+class Contains(Node):
     """Legacy ``contains:text`` / ``not_contains:text`` on the task's stdout."""
 
     negate: bool
@@ -201,16 +194,14 @@ class Contains:
     span: Span | None = field(default=None, eq=False)
 
 
-@node
-class RefTest:
+class RefTest(Node):
     """A bare ``@N_field@``: true when its value is ``true`` (any case)."""
 
     ref: TaskRef
     span: Span | None = field(default=None, eq=False)
 
 
-@node
-class Invalid:
+class Invalid(Node):
     """A condition that did not parse (only kept when validation is skipped): always false."""
 
     text: str
@@ -221,8 +212,7 @@ class Invalid:
 # ----------------------------------------------------------------- flow-control values
 
 
-@node
-class Next:
+class Next(Node):
     """A ``next=`` value: ``never``, ``always``, ``loop`` (optionally ``loop&COND``) or a condition."""
 
     kind: str                    # never | always | loop | condition
@@ -230,8 +220,7 @@ class Next:
     span: Span | None = field(default=None, eq=False)
 
 
-@node
-class Split:
+class Split(Node):
     """``stdout_split=DELIM,INDEX``: keep field INDEX of the output split by DELIM."""
 
     delimiter: str               # keyword (space, comma ...) or literal/regular expression text

@@ -27,6 +27,7 @@ from tasker.syntax.ast import (
     Template,
 )
 from tasker.syntax.condlex import ConditionError, tokenize
+from tasker.variables import TASKREF_RE, make_ref
 
 __all__ = ["ConditionError", "parse_condition", "show"]
 
@@ -78,13 +79,57 @@ _cache: dict[str, object] = {}
 
 
 def parse_condition(text: str) -> object:
-    """Parse one condition.  Results are memoised: files repeat the same conditions."""
+    """Parse one condition.
+
+    Files repeat conditions that differ only in task ids (``@41_exit@=0``,
+    ``@42_exit@=0`` ...), so a condition is parsed once per *shape*: the text
+    with every task reference numbered 0, cached, and the tree is then copied
+    with the real references put back.
+    """
+    if "@" not in text:
+        return _cached(text)
+    refs = []
+
+    def mark(m):
+        refs.append(make_ref(m))
+        return f"@0_{m.group(2)}@"
+
+    shape = TASKREF_RE.sub(mark, text)
+    try:
+        tree = _cached(shape)
+    except ConditionError:
+        tree = _parse(text)   # report the error at the true position
+    return _with_refs(tree, iter(refs)) if refs else tree
+
+
+def _cached(text: str) -> object:
     tree = _cache.get(text)
     if tree is None:
         tree = _parse(text)
         if len(_cache) < 50_000:
             _cache[text] = tree
     return tree
+
+
+def _with_refs(node: object, refs) -> object:
+    """A copy of ``node`` whose TaskRefs are taken, in order, from ``refs``."""
+    kind = type(node)
+    if kind is TaskRef:
+        return next(refs)
+    if kind is Template:
+        return Template(tuple(p if type(p) is str else next(refs) for p in node.parts))
+    if kind in (AnyOf, AllOf):
+        return kind(tuple(_with_refs(item, refs) for item in node.items))
+    if kind is Compare:
+        subject = node.subject if type(node.subject) is str else _with_refs(node.subject, refs)
+        return Compare(subject, node.op, _with_refs(node.operand, refs))
+    if kind is StreamTest:
+        return node if node.pattern is None else StreamTest(node.stream, node.negate, _with_refs(node.pattern, refs))
+    if kind is Contains:
+        return Contains(node.negate, _with_refs(node.pattern, refs))
+    if kind is RefTest:
+        return RefTest(next(refs))
+    return node
 
 
 def _parse(text: str) -> object:
@@ -139,9 +184,15 @@ def _previous(tokens: list, tok: tuple) -> tuple | None:
 # ----------------------------------------------------------------- printing
 
 
+_shown: dict[object, str] = {}
+
+
 def show(cond: object) -> str:
     """The canonical text of a condition tree (parses back to an equal tree)."""
-    return _show(cond, 0)
+    text = _shown.get(cond)
+    if text is None:
+        text = _shown[cond] = _show(cond, 0)
+    return text
 
 
 def _show(cond: object, outer: int) -> str:

@@ -15,18 +15,10 @@ from __future__ import annotations
 
 import re
 
+from tasker.syntax.errors import ConditionError
 from tasker.variables import TASKREF_RE, make_ref
 
-
-class ConditionError(Exception):
-    """A condition that does not parse: what is wrong, where, and what to write instead."""
-
-    def __init__(self, message: str, offset: int = 0, length: int = 1, help: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.offset = offset
-        self.length = max(1, length)
-        self.help = help
+__all__ = ["ConditionError", "tokenize"]
 
 
 MULTI_KINDS = ("all_success", "any_success", "majority_success")

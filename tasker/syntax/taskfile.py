@@ -19,8 +19,9 @@ if TYPE_CHECKING:
 
 
 def tokenize(text: str, path: str) -> Iterator[tuple]:
-    """One ``(kind, node)`` token per meaningful line."""
+    """``(kind, value)`` tokens: FLAG/TASK/TEXT one per line, PAIRS one per run of pairs."""
     number = 0
+    run: list[Pair] = []
     for raw in text.split("\n"):
         number += 1
         line = raw.strip()
@@ -30,40 +31,59 @@ def tokenize(text: str, path: str) -> Iterator[tuple]:
         if first == "#":
             continue
         col = raw.find(first) + 1
+        if first != "-":
+            key, eq, value = line.partition("=")
+            if eq:
+                if value:
+                    value = value.lstrip()
+                    value_col = raw.rfind(value) + 1 if value else col + len(line)
+                else:
+                    value_col = col + len(line)
+                key = key.rstrip()
+                pair = Pair(key, value, path, number, col, value_col)
+                if key != "task":
+                    run.append(pair)
+                    continue
+                if run:
+                    yield ("PAIRS", run)
+                    run = []
+                yield ("TASK", pair)
+                continue
+        if run:
+            yield ("PAIRS", run)
+            run = []
         if first == "-":
             yield ("FLAG", FileArg(line, Span(path, number, col, len(line))))
-            continue
-        key, eq, value = line.partition("=")
-        if eq:
-            if value:
-                value = value.lstrip()
-                value_col = raw.rfind(value) + 1 if value else col + len(line)
-            else:
-                value_col = col + len(line)
-            key = key.rstrip()
-            yield ("TASK" if key == "task" else "PAIR", Pair(key, value, path, number, col, value_col))
         else:
             yield ("TEXT", StrayLine(line, Span(path, number, col, len(line))))
+    if run:
+        yield ("PAIRS", run)
 
 
 def _sections(children: list) -> tuple:
     """(flags or pairs, stray lines) of a header or global section."""
-    main = tuple(v for k, v in children if k != "TEXT")
-    stray = tuple(v for k, v in children if k == "TEXT")
-    return main, stray
+    main: list = []
+    stray: list = []
+    for kind, value in children:
+        if kind == "PAIRS":
+            main.extend(value)
+        elif kind == "TEXT":
+            stray.append(value)
+        else:
+            main.append(value)
+    return tuple(main), tuple(stray)
 
 
 def _task(children: list) -> TaskBlock:
     head = children[0][1]
-    pairs = []
-    stray = []
+    pairs: list = []
+    stray: list = []
     for kind, value in children:
-        if kind == "PAIR":
-            pairs.append(value)
+        if kind == "PAIRS":
+            pairs.extend(value)
         elif kind == "TEXT":
             stray.append(value)
-    id_span = Span(head.file, head.line, head.value_col, max(1, len(head.value)))
-    return TaskBlock(head.value, tuple(pairs), tuple(stray), head.span, id_span)
+    return TaskBlock(head, tuple(pairs), tuple(stray))
 
 
 def _make_start(path: str):

@@ -13,7 +13,6 @@ from tasker import ir
 from tasker.exitcodes import Exit
 from tasker.report.log import show_output
 from tasker.runners.exectypes import ArgumentsError, ExecTypeError
-from tasker.syntax.condition import show
 from tasker.vm.evaluate import PRE, Context, evaluate
 from tasker.vm.store import Record, ResultStore
 
@@ -243,6 +242,8 @@ class Machine:
                     log.debug(f"Task {display}: {name} spilled to {out.path} ({out.size} bytes)")
 
     def apply_splits(self, command: ir.Command, record: Record, member: bool) -> None:
+        if command.stdout_split is None and command.stderr_split is None:
+            return
         from tasker.vm.split import apply_split
 
         for name in ("stdout", "stderr"):
@@ -252,6 +253,8 @@ class Machine:
 
     def judge(self, command: ir.Command, record: Record, display: str) -> bool:
         """Success of a task (semantics.md §5 step 10)."""
+        from tasker.syntax.condition import show
+
         ctx = Context(record.exit_code, record.stdout, record.stderr, None)
         if command.success is not None:
             value = evaluate(command.success, ctx, self.render)
@@ -298,6 +301,8 @@ class Machine:
         return target
 
     def _log_branch(self, instr: ir.Instr, op: ir.Branch, value: bool, target: str) -> None:
+        from tasker.syntax.condition import show
+
         task = self.display(instr.task)
         where = f"Task {target}" if target.isdigit() else target
         if op.label == "condition":
