@@ -20,7 +20,7 @@ import re
 from itertools import pairwise
 
 from tasker import model, security
-from tasker.diagnostics import ERROR, Diagnostics, Span
+from tasker.diagnostics import ERROR, Diagnostics, Span, listing
 from tasker.model import (
     BLOCK_KINDS,
     CONDITIONAL,
@@ -306,9 +306,12 @@ class _Compiler:
                 value = pair.value
                 if key not in ("task", "type") and "@" in value:
                     value = self.expand(tid, key, pair, defined)
-                if self.validate and "#" in value and key != "task" and _TRAILING_COMMENT.search(pair.value):
-                    self.error(f"task {tid}: `{key}` contains ` #`: there are no trailing comments",
-                               pair.value_span, help="put the comment on a line of its own starting with #")
+                comment = self.validate and "#" in value and key != "task" and _TRAILING_COMMENT.search(pair.value)
+                if comment:
+                    where = pair.value_span.at(comment.start() + 1, len(pair.value) - comment.start() - 1)
+                    self.error(f"task {tid}: `{key}` contains ` #`: there are no trailing comments", where,
+                               help="put the comment on a line of its own starting with #; a # without a "
+                                    "blank before it (a#b) is part of the value")
                 expanded[key] = _Field(pair, value)
             self.fields[tid] = expanded
 
@@ -860,7 +863,7 @@ class _Rules:
             return
         outside = [sid for sid in ids if not low <= sid <= high]
         if outside:
-            listed = ", ".join(map(str, outside))
+            listed = listing(outside)
             self.warn(f"task {block.id}: {fld.key} lists {listed}, outside the conventional range {low}-{high}",
                       fld.span, help="renumber the subtasks, or pass --skip-subtask-range-validation")
 

@@ -98,13 +98,32 @@ def render(diag: Diagnostic, lines: list[str] | None, display_file: str | None =
     return "\n".join(out)
 
 
+EXCERPT_WIDTH = 100
+
+
 def _excerpt(line: str, span: Span) -> list[str]:
+    """The source line and a caret under the span; long lines are cut around the span."""
     text = line.rstrip("\r\n").expandtabs(1)
     number = str(span.line)
     gutter = " " * len(number)
     col = max(1, min(span.col, len(text) + 1))
-    caret = "^" + "~" * (max(1, min(span.length, len(text) - col + 1)) - 1)
+    length = max(1, min(span.length, len(text) - col + 1))
+    if len(text) > EXCERPT_WIDTH:
+        start = max(0, min(col - 1 - 20, len(text) - EXCERPT_WIDTH))
+        shown = text[start:start + EXCERPT_WIDTH]
+        head = "..." if start else ""
+        tail = "..." if start + EXCERPT_WIDTH < len(text) else ""
+        col = col - start + len(head)
+        length = min(length, EXCERPT_WIDTH - (col - len(head) - 1))
+        text = head + shown + tail
+    caret = "^" + "~" * (max(1, length) - 1)
     return [f"{number} | {text}", f"{gutter} | {' ' * (col - 1)}{caret}"]
+
+
+def listing(items: list, limit: int = 8) -> str:
+    """``a, b, c`` for short lists, ``a, b, ... (N more)`` for long ones."""
+    shown = ", ".join(str(i) for i in items[:limit])
+    return shown if len(items) <= limit else f"{shown}, ... ({len(items) - limit} more)"
 
 
 def summary(diags: Diagnostics) -> str:

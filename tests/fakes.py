@@ -51,3 +51,11 @@ class FakeClock:
         self.sleeps.append(seconds)
         self.t += max(0.0, seconds)
         return True
+
+    def wait_on(self, condition, timeout: float | None) -> None:
+        """A timed wait passes in no real time; an open-ended one waits for real."""
+        if timeout is None:
+            condition.wait()
+        else:
+            self.sleeps.append(timeout)
+            self.t += timeout

@@ -52,6 +52,7 @@ def build(*, task_file: str, content: bytes, machine: Machine, ending: Ending, s
         "timeouts": slow,
         "execution_path": path,
         "final_task": path[-1] if path else None,
+        "subtasks": {str(block): ids for block, ids in state.subtasks.items()},
     }
     if status == "failed":
         summary["failure_info"] = {

@@ -96,6 +96,11 @@ class SystemClock:
         return False
 
 
+    def wait_on(self, condition, timeout: float | None) -> None:
+        """Wait for ``condition`` (a threading.Condition, held) to be notified, or ``timeout``."""
+        condition.wait(timeout)
+
+
 class Runner:
     """Interface: run ``argv`` and return a ``RunResult``; never raises for a failing command."""
 

@@ -13,8 +13,8 @@ finished.
 from __future__ import annotations
 
 import heapq
-import queue
 import threading
+from collections import deque
 
 from tasker.syntax.ast import Template
 from tasker.vm.evaluate import PRE, evaluate
@@ -137,7 +137,13 @@ def _sequential(machine: Machine, fork: ir.Fork, todo: list, policy: RetryPolicy
 
 
 class _Parallel:
-    """The dispatcher of a parallel fork."""
+    """Runs a parallel fork with ``width`` worker threads.
+
+    Each worker takes the next member as soon as its previous one ends, so
+    exactly ``width`` commands run while work remains.  A failed member that
+    gets a retry waits in ``delayed`` until its retry_delay has passed, without
+    holding a worker.
+    """
 
     def __init__(self, machine: Machine, fork: ir.Fork, todo: list, policy: RetryPolicy, width: int,
                  done: dict[int, Record]) -> None:
@@ -147,73 +153,75 @@ class _Parallel:
         self.policy = policy
         self.width = width
         self.done = done
-        self.pending = list(reversed([(m, 1) for m in todo]))   # pop() takes them in list order
+        self.pending = deque((m, 1) for m in todo)
         self.delayed: list = []      # heap of (ready time, seq, member, attempt)
-        self.finished: queue.Queue = queue.Queue()
         self.running = 0
         self.results: list[tuple[int, Record]] = []
         self.ready_at: list[float] = []
         self.seq = 0
+        self.cond = threading.Condition()
 
     def run(self) -> list[tuple[int, Record]]:
-        clock, cancel = self.env.clock, self.env.cancel
-        while self.pending or self.delayed or self.running:
-            if not cancel.is_set:
-                self._promote(clock.monotonic())
-                while self.running < self.width and self.pending:
-                    self._start(*self.pending.pop())
-            elif not self.running:
-                break
-            wait = None
-            if self.delayed and not cancel.is_set:
-                wait = max(0.0, self.delayed[0][0] - clock.monotonic())
-            if not self.running:
-                if wait:
-                    clock.sleep(wait, cancel)
-                continue
-            try:
-                member, attempt, record = self.finished.get(timeout=wait if wait is not None else 0.2)
-            except queue.Empty:
-                continue
-            self.running -= 1
-            self._finish(member, attempt, record)
+        workers = [threading.Thread(target=self._worker, daemon=True, name=f"block-{self.fork.block}-{i}")
+                   for i in range(self.width)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            while worker.is_alive():
+                worker.join(0.5)   # short joins keep the main thread responsive to signals
         self._wait_member_sleeps()
         return self.results
 
-    def _promote(self, now: float) -> None:
-        while self.delayed and self.delayed[0][0] <= now:
-            _t, _seq, member, attempt = heapq.heappop(self.delayed)
-            self.pending.append((member, attempt))
+    def _worker(self) -> None:
+        while True:
+            job = self._next_job()
+            if job is None:
+                return
+            member, attempt = job
+            try:
+                record = run_member(self.machine, self.fork, member, attempt, self.policy)
+            except Exception as exc:  # a member's crash is that member's failure, not the run's
+                from tasker.vm.machine import Fatal
 
-    def _start(self, member, attempt: int) -> None:
-        self.running += 1
-        thread = threading.Thread(target=self._work, args=(member, attempt), daemon=True,
-                                  name=f"task-{self.fork.block}-{member.task}")
-        thread.start()
+                text = exc.message if isinstance(exc, Fatal) else f"{type(exc).__name__}: {exc}"
+                record = Record(1, "", text, False)
+            self._finish(member, attempt, record)
 
-    def _work(self, member, attempt: int) -> None:
-        try:
-            record = run_member(self.machine, self.fork, member, attempt, self.policy)
-        except Exception as exc:
-            from tasker.vm.machine import Fatal
-
-            text = exc.message if isinstance(exc, Fatal) else f"{type(exc).__name__}: {exc}"
-            record = Record(1, "", text, False)
-        self.finished.put((member, attempt, record))
+    def _next_job(self):
+        clock, cancel = self.env.clock, self.env.cancel
+        with self.cond:
+            while True:
+                if cancel.is_set:
+                    return None
+                now = clock.monotonic()
+                while self.delayed and self.delayed[0][0] <= now:
+                    _t, _seq, member, attempt = heapq.heappop(self.delayed)
+                    self.pending.append((member, attempt))
+                if self.pending:
+                    self.running += 1
+                    return self.pending.popleft()
+                if not self.delayed and not self.running:
+                    self.cond.notify_all()
+                    return None          # nothing left, and nothing running could add more
+                wait = max(0.0, self.delayed[0][0] - now) if self.delayed else None
+                clock.wait_on(self.cond, wait)
 
     def _finish(self, member, attempt: int, record: Record) -> None:
-        if _needs_retry(record, attempt, self.policy) and not self.env.cancel.is_set:
-            delay = 0.0 if self.env.dry_run else self.policy.delay
-            self.seq += 1
-            heapq.heappush(self.delayed, (self.env.clock.monotonic() + delay, self.seq, member, attempt + 1))
-            return
-        self.done[member.task] = record
-        self.results.append((member.task, record))
-        seconds = _sleep_seconds(self.machine, member)
-        if seconds:
-            self.ready_at.append(self.env.clock.monotonic() + seconds)
-        if self.env.checkpoint is not None:
-            self.env.checkpoint(self.machine, None)
+        with self.cond:
+            self.running -= 1
+            if _needs_retry(record, attempt, self.policy) and not self.env.cancel.is_set:
+                delay = 0.0 if self.env.dry_run else self.policy.delay
+                self.seq += 1
+                heapq.heappush(self.delayed, (self.env.clock.monotonic() + delay, self.seq, member, attempt + 1))
+            else:
+                self.done[member.task] = record
+                self.results.append((member.task, record))
+                seconds = _sleep_seconds(self.machine, member)
+                if seconds:
+                    self.ready_at.append(self.env.clock.monotonic() + seconds)
+                if self.env.checkpoint is not None:
+                    self.env.checkpoint(self.machine, None)
+            self.cond.notify_all()
 
     def _wait_member_sleeps(self) -> None:
         """A member's sleep= keeps its result pending that long after it finished (§12.3)."""

@@ -85,6 +85,7 @@ class State:
         self.branch: dict[int, str] = {}   # conditional block -> TRUE/FALSE (for the join)
         self.members: dict[int, list] = {} # block -> [(sid, Record)] finished members
         self.fork_done: dict[int, dict] = {}  # block -> {sid: Record} (checkpointed progress)
+        self.subtasks: dict[int, list[int]] = {}  # block -> members that ran, in completion order
 
 
 class Machine:
@@ -366,6 +367,7 @@ class Machine:
         block = op.block
         results = self.state.members.pop(block, [])
         self.state.fork_done.pop(block, None)
+        self.state.subtasks[block] = [sid for sid, _record in results]
         if op.kind == "parallel":
             for sid, record in results:
                 self.store.put(sid, record)

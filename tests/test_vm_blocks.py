@@ -1,0 +1,242 @@
+"""Parallel and conditional blocks on the VM with a scripted runner (semantics.md §11-§13, D7, D11, D12)."""
+
+from __future__ import annotations
+
+import pytest
+from support import run_vm
+
+
+def T(tid: int, **fields: object) -> str:
+    lines = [f"task={tid}", "hostname=localhost", f"command=c{tid}", "exec=local"]
+    lines += [f"{k}={v}" for k, v in fields.items()]
+    return "\n".join(lines) + "\n\n"
+
+
+def P(tid: int, **fields: object) -> str:
+    lines = [f"task={tid}", "type=parallel"] + [f"{k}={v}" for k, v in fields.items()]
+    return "\n".join(lines) + "\n\n"
+
+
+def C(tid: int, **fields: object) -> str:
+    lines = [f"task={tid}", "type=conditional"] + [f"{k}={v}" for k, v in fields.items()]
+    return "\n".join(lines) + "\n\n"
+
+
+FAIL = [(1, "", "no\n")]
+FIREWALL = "task=9\nreturn=0\n\n"
+
+
+def members(*ids: int, **fields) -> str:
+    return "".join(T(i, **fields) for i in ids)
+
+
+# ----------------------------------------------------------------- parallel
+
+
+def test_parallel_block_runs_members_and_stores_the_aggregate():
+    r = run_vm(P(1, tasks="100,101,102") + T(2, next="never") + members(100, 101, 102))
+    assert r.path == [1, 2]
+    assert sorted(c[0] for c in r.runner.calls[:3]) == ["c100", "c101", "c102"]
+    block = r.record(1)
+    assert (block.exit_code, block.success, block.stdout.text()) == (0, True, "Parallel execution: 3/3 successful")
+    assert block.counts == (3, 0, 3)
+    assert r.machine.state.subtasks[1] and sorted(r.machine.state.subtasks[1]) == [100, 101, 102]
+
+
+def test_parallel_failure_without_routing_exits_10():
+    r = run_vm(P(1, tasks="100,101") + T(2) + members(100, 101), {"c101": FAIL})
+    assert r.path == [1]
+    assert r.code == 10
+    block = r.record(1)
+    assert block.stdout.text() == "Parallel execution: 1/2 successful, 1 failed"
+    assert block.stderr.text() == "Failed tasks: [101]."
+
+
+@pytest.mark.parametrize("policy,failing,continues", [
+    ("next=all_success", 0, True), ("next=all_success", 1, False),
+    ("next=any_success", 3, True), ("next=any_success", 4, False),
+    ("next=majority_success", 1, True), ("next=majority_success", 2, False),
+    ("next=min_success=3", 1, True), ("next=min_success=3", 2, False),
+    ("next=max_failed=1", 1, True), ("next=max_failed=1", 2, False),
+    ("next=always", 4, True), ("next=exit_0", 1, False), ("next=exit_0", 0, True),
+])
+def test_multi_task_conditions_route_the_block(policy, failing, continues):
+    key, value = policy.split("=", 1)
+    script = {f"c{100 + i}": FAIL for i in range(failing)}
+    r = run_vm(P(1, tasks="100,101,102,103", **{key: value}) + T(2, next="never") + members(100, 101, 102, 103),
+               script)
+    assert (r.path == [1, 2]) is continues
+    assert r.code == (0 if continues else 10)
+
+
+def test_success_field_with_jumps():
+    text = P(1, tasks="100,101,102,103", success="majority_success", on_success=2, on_failure=8) \
+        + T(2, next="never") + T(8, next="never") + members(100, 101, 102, 103)
+    assert run_vm(text, {"c100": FAIL, "c101": FAIL}).path == [1, 8]
+    assert run_vm(text, {"c100": FAIL}).path == [1, 2]
+
+
+def test_block_success_variable_is_all_success_whatever_routed():
+    text = P(1, tasks="100,101", next="min_success=1") + T(2, arguments="@1_success@") + members(100, 101)
+    r = run_vm(text, {"c100": FAIL})
+    assert r.runner.calls[-1] == ["c2", "False"]
+
+
+def test_aggregate_variables_d7():
+    counts = "@1_success_count@/@1_failed_count@/@1_total_count@"
+    text = P(1, tasks="100,101,102", next="always") + T(2, arguments=counts) + members(100, 101, 102)
+    r = run_vm(text, {"c102": FAIL})
+    assert r.runner.calls[-1] == ["c2", "2/1/3"]
+
+
+def test_parallel_next_never_stops_successfully():
+    r = run_vm(P(1, tasks="100", next="never") + T(2) + members(100), {"c100": FAIL})
+    assert r.path == [1] and r.code == 0
+
+
+def test_members_do_not_see_each_others_results_but_later_tasks_do():
+    text = P(1, tasks="100,101") + T(2, arguments="@100_stdout@") + T(3, next="never") + \
+        T(100) + T(101, arguments="@100_stdout@")
+    r = run_vm(text, {"c100": [(0, "first\n", "")]})
+    call_101 = next(c for c in r.runner.calls if c[0] == "c101")
+    assert call_101 == ["c101", "@100_stdout@"]
+    assert r.runner.calls[2] == ["c2", "first"]
+
+
+def test_member_condition_false_is_a_skipped_failure():
+    r = run_vm(P(1, tasks="100,101", next="always") + T(2, next="never") + T(100) + T(101, condition="false"))
+    assert r.record(101).exit_code == -1
+    assert r.record(1).counts == (1, 1, 2)
+
+
+def test_member_return_gives_a_result_and_does_not_exit():
+    r = run_vm(P(1, tasks="100,101", next="always") + T(2, next="never") + T(100) + "task=101\nreturn=3\n\n")
+    assert r.path == [1, 2]
+    rec = r.record(101)
+    assert (rec.exit_code, rec.success, rec.stderr.text()) == (3, False, "Return task: 3")
+
+
+def test_member_failure_field_is_ignored():
+    r = run_vm(P(1, tasks="100") + T(2, next="never") + T(100, failure="exit_0"))
+    assert r.record(100).success is True
+
+
+def test_dry_run_members_succeed_without_running():
+    r = run_vm(P(1, tasks="100") + T(2, next="never") + T(100, success="stdout~never"), dry_run=True)
+    assert r.runner.calls == []
+    assert r.record(100).stdout.text() == "DRY RUN - Command not executed" and r.record(100).success
+
+
+def test_member_sleep_holds_the_block_result():
+    r = run_vm(P(1, tasks="100") + T(2, next="never") + T(100, sleep=3))
+    assert r.clock.sleeps == [3]
+
+
+# ----------------------------------------------------------------- retries (§12.4)
+
+
+def test_retry_count_gives_exactly_one_plus_count_attempts_with_the_delay_between():
+    text = P(1, tasks="100", retry_count=2, retry_delay=7) + T(2) + members(100)
+    r = run_vm(text, {"c100": FAIL})
+    assert [c[0] for c in r.runner.calls] == ["c100"] * 3
+    assert r.clock.sleeps == [7, 7]
+    assert "Task 1-100.3" in r.log
+
+
+def test_retry_stops_at_the_first_success():
+    r = run_vm(P(1, tasks="100", retry_count=5, retry_delay=1) + T(2, next="never") + members(100),
+               {"c100": [(1, "", ""), (0, "", "")]})
+    assert [c[0] for c in r.runner.calls] == ["c100", "c100", "c2"]
+    assert r.path == [1, 2]
+
+
+def test_retry_failed_alone_retries_once_with_one_second_delay():
+    r = run_vm(P(1, tasks="100", retry_failed="true") + T(2) + members(100), {"c100": FAIL})
+    assert len(r.runner.calls) == 2 and r.clock.sleeps == [1]
+
+
+def test_timeouts_are_not_retried():
+    r = run_vm(P(1, tasks="100", retry_count=3) + T(2) + members(100), {"c100": [(124, "", "")]})
+    assert len(r.runner.calls) == 1
+    assert r.record(1).stdout.text() == "Parallel execution: 0/1 successful, 1 timeout"
+
+
+def test_retry_values_from_globals_d9():
+    r = run_vm("N=2\nD=4\n\n" + P(1, tasks="100", retry_count="@N@", retry_delay="@D@") + T(2) + members(100),
+               {"c100": FAIL})
+    assert len(r.runner.calls) == 3 and r.clock.sleeps == [4, 4]
+
+
+# ----------------------------------------------------------------- hostnames= (§12.2, D11)
+
+
+def test_hostnames_block_runs_one_subtask_per_host_with_its_id():
+    r = run_vm("task=2\ntype=parallel\nhostnames=a,b,c\ncommand=echo\narguments=id=@task@\nexec=local\n"
+               "next=never\n")
+    assert sorted(" ".join(c) for c in r.runner.calls) == ["echo id=120000", "echo id=120001", "echo id=120002"]
+    assert r.record(120001).success
+
+
+def test_hostnames_success_with_a_count_decides_the_block_d11():
+    text = "task=0\ntype=parallel\nhostnames=a,b,c\ncommand=chk\nexec=local\nsuccess=min_success=2\n" \
+           "on_success=1\non_failure=2\n\n" + T(1, next="never") + T(2, next="never")
+    script = {"chk": [(0, "", ""), (1, "", ""), (0, "", "")]}
+    assert run_vm(text, script).path == [0, 1]
+
+
+def test_hostnames_success_with_a_plain_condition_applies_to_each_host_d11():
+    text = "task=0\ntype=parallel\nhostnames=a,b\ncommand=chk\nexec=local\nsuccess=stdout~ok\nnext=never\n"
+    r = run_vm(text, {"chk": [(0, "ok", ""), (0, "bad", "")]})
+    assert sorted(r.record(i).success for i in (100000, 100001)) == [False, True]
+
+
+# ----------------------------------------------------------------- conditional (§11, D12)
+
+
+def test_conditional_runs_the_chosen_branch_in_listed_order_with_results_visible_at_once():
+    text = T(0) + C(1, condition="@0_stdout@=OPEN", if_true_tasks="102,100", if_false_tasks="101") \
+        + T(2, next="never") + FIREWALL + T(100, arguments="@102_stdout@") + T(101) + T(102)
+    r = run_vm(text, {"c0": [(0, "OPEN\n", "")], "c102": [(0, "from 102\n", "")]})
+    assert [c[0] for c in r.runner.calls] == ["c0", "c102", "c100", "c2"]
+    assert r.runner.calls[2] == ["c100", "from", "102"]
+    assert r.path == [0, 1, 2]
+    assert r.record(1).stdout.text() == "Conditional TRUE branch: 2/2 successful"
+
+
+def test_conditional_false_branch():
+    text = C(1, condition="false", if_true_tasks="100", if_false_tasks="101") + T(2, next="never") + \
+        FIREWALL + members(100, 101)
+    r = run_vm(text)
+    assert [c[0] for c in r.runner.calls] == ["c101", "c2"]
+    assert r.record(1).stdout.text() == "Conditional FALSE branch: 1/1 successful"
+
+
+def test_conditional_without_routing_continues_even_when_a_branch_task_failed():
+    text = C(1, condition="true", if_true_tasks="100", if_false_tasks="101") + T(2, next="never") + \
+        FIREWALL + members(100, 101)
+    assert run_vm(text, {"c100": FAIL}).path == [1, 2]
+
+
+def test_conditional_with_on_failure_uses_all_success_d12():
+    text = C(1, condition="true", if_true_tasks="100", if_false_tasks="101", on_failure=8) + T(2, next="never") + \
+        T(8, next="never") + FIREWALL + members(100, 101)
+    assert run_vm(text, {"c100": FAIL}).path == [1, 8]
+    assert run_vm(text).path == [1, 2]
+
+
+def test_conditional_next_condition_failing_exits_10():
+    text = C(1, condition="true", if_true_tasks="100,101", if_false_tasks="102", next="min_success=2") + \
+        T(2, next="never") + FIREWALL + members(100, 101, 102)
+    assert run_vm(text, {"c101": FAIL}).code == 10
+
+
+def test_conditional_retries_branch_tasks():
+    text = C(1, condition="true", if_true_tasks="100", if_false_tasks="101", retry_count=1, retry_delay=2) + \
+        T(2, next="never") + FIREWALL + members(100, 101)
+    r = run_vm(text, {"c100": FAIL})
+    assert [c[0] for c in r.runner.calls] == ["c100", "c100", "c2"] and r.clock.sleeps == [2]
+
+
+def test_firewall_pattern_members_also_run_sequentially_without_it():
+    r = run_vm(P(0, tasks="1,2") + members(1, 2), validate=False)
+    assert [c[0] for c in r.runner.calls].count("c1") == 2
