@@ -254,11 +254,13 @@ class Run:
 
     def run_vm(self) -> int:
         from tasker.runners.base import SystemClock
-        from tasker.runners.process import ProcessRunner, Session
+        from tasker.runners.process import ProcessRunner, Session, sweep_stale_sessions
         from tasker.vm.machine import Env, Machine
 
         s = self.settings
         self.session = Session()
+        if s.run:
+            sweep_stale_sessions()
         runner = ProcessRunner(self.session)
         env = Env(runner=runner, clock=SystemClock(), exec_types=self.exec_types, log=self.log,
                   cancel=self.cancel, dry_run=not s.run)

@@ -26,6 +26,24 @@ DRY_STDOUT = "DRY RUN STDOUT"
 DRY_MEMBER_STDOUT = "DRY RUN - Command not executed"
 
 
+_STOPS = {
+    ir.END: "the end of the workflow (no next task)",
+    ir.STOP_FAILURE: "stop, the workflow failed",
+    ir.STOP_NEVER: "stop, the workflow succeeded",
+    ir.STOP_CONDITION: "stop, the condition to continue was not met",
+    ir.STOP_FATAL: "stop, an unsupported construct was reached",
+}
+COMMAND_LOG_LIMIT = 1000
+
+
+def _shown_command(argv: list[str]) -> str:
+    """The command line for the log: long ones (a substituted output ...) are cut."""
+    text = " ".join(argv)
+    if len(text) > COMMAND_LOG_LIMIT:
+        return f"{text[:COMMAND_LOG_LIMIT]}... ({len(text)} chars)"
+    return text
+
+
 class Env:
     """The VM's connections to the world."""
 
@@ -193,7 +211,7 @@ class Machine:
             if not main:
                 return Record(1, "", str(exc), False, hostname=host), program
             raise Fatal("error", Exit.FAILURE, f"Task {display}: {exc}") from None
-        shown = self.log.mask(" ".join(argv))
+        shown = self.log.mask(_shown_command(argv))
         self._progress("start", task=command.task)
         if env.dry_run:
             self.log.info(f"Task {display}: [DRY RUN] Would execute [{name}]: {shown}")
@@ -305,7 +323,7 @@ class Machine:
         from tasker.syntax.condition import show
 
         task = self.display(instr.task)
-        where = f"Task {target}" if target.isdigit() else target
+        where = f"Task {target}" if target.isdigit() else _STOPS.get(target, target)
         if op.label == "condition":
             self.log.info(f"Task {task}: Condition '{show(op.test)}' evaluated to: {value}")
         elif op.label == "decision":
@@ -314,9 +332,9 @@ class Machine:
             self.log.info(f"Task {task}: Conditional block condition evaluated to: {value}")
         elif op.label in ("route", "block result"):
             what = "success" if op.test == "success" else f"'{show(op.test)}'"
-            self.log.info(f"Task {task}: {what} is {value}, continuing with {where}")
+            self.log.info(f"Task {task}: {what} is {value}: continuing with {where}")
         elif len(instr.succ) == 1:
-            self.log.info(f"Task {task}: {op.label}, continuing with {where}")
+            self.log.info(f"Task {task}: {op.label}: {where}")
 
     def _loop(self, instr: ir.Instr) -> str:
         op: ir.Loop = instr.op
