@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -25,8 +26,13 @@ def sshd(tmp_path_factory):
         pytest.skip(f"no OpenSSH server for the ssh tests: {exc}")
     try:
         login = server.ssh("127.0.0.1", "echo ready")
-        assert login.stdout.strip() == "ready", (
-            f"sshd started but the test key cannot log in: {login.stderr.strip()} / sshd: {server.log_tail()}")
+        if login.stdout.strip() != "ready":
+            problem = (f"sshd started but refuses the test key for {server.user}: {login.stderr.strip()} "
+                       f"/ sshd: {server.log_tail()}")
+            if os.geteuid() == 0:
+                pytest.fail(problem)     # CI runs as root: there this must work
+            # Not root: e.g. an account whose password is locked ('!'), which sshd without PAM refuses.
+            pytest.skip(f"no OpenSSH login for the ssh tests: {problem}")
         yield server
     finally:
         server.stop()

@@ -18,8 +18,8 @@ ssh configuration out of the tests.
 
 from __future__ import annotations
 
-import getpass
 import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -52,7 +52,7 @@ def addresses(count: int = ADDRESSES) -> list[str]:
 class SSHServer:
     def __init__(self, directory: Path) -> None:
         self.dir = directory
-        self.user = getpass.getuser()
+        self.user = pwd.getpwuid(os.getuid()).pw_name
         self.port = 0
         self.proc: subprocess.Popen | None = None
         self.host_key = directory / "ssh_host_ed25519_key"
@@ -169,7 +169,7 @@ class SSHServer:
         return subprocess.run(["ssh", *self.client_options(), "-o", "BatchMode=yes", "-T", "-n", host, command],
                               capture_output=True, text=True, timeout=30)
 
-    def exec_config(self, path: Path, connect_timeout: int = 5, port: int | None = None) -> Path:
+    def exec_config(self, path: Path, connect_timeout: int = 15, port: int | None = None) -> Path:
         """An exec-type YAML: the shipped ``ssh`` type with this server's options inserted.
 
         ``port`` replaces the server's port (a port nothing listens on makes every host unreachable).

@@ -328,3 +328,12 @@ def test_ctrl_c_during_host_validation_stops_the_running_tests(remote, tasker):
     proc.communicate(timeout=30)
     assert proc.returncode == 130
     assert wait_gone([int(p) for p in remote.pids.read_text().split()]) == []
+
+
+@pytest.mark.parametrize("how", ["-t", "env"])
+def test_tasks_without_exec_are_validated_with_the_default_exec_type(remote, how):
+    flow = "task=0\nhostname=127.0.0.1\ncommand=echo\narguments=hi\n"
+    args, env = (["-t", "failing"], None) if how == "-t" else ([], {"TASK_EXECUTOR_TYPE": "failing"})
+    r = remote.run(flow, "--validate-only", *args, env=env)
+    assert r.returncode == 61, r.stdout + r.stderr
+    assert remote.calls() == ["127.0.0.1 false"]
