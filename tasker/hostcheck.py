@@ -144,7 +144,10 @@ class HostValidation:
                 if item is None:
                     return
                 host, types = item
-                found = self.check_host(host, sorted(types))
+                try:
+                    found = self.check_host(host, sorted(types))
+                except Exception as exc:    # a check that breaks must not let the host pass
+                    found = [(CONNECTION, host, f"the check itself failed: {exc!r}")]
                 with lock:
                     failures.extend(found)
 

@@ -337,3 +337,17 @@ def test_tasks_without_exec_are_validated_with_the_default_exec_type(remote, how
     r = remote.run(flow, "--validate-only", *args, env=env)
     assert r.returncode == 61, r.stdout + r.stderr
     assert remote.calls() == ["127.0.0.1 false"]
+
+
+def test_a_check_that_breaks_fails_its_host_instead_of_passing_it():
+    from tasker.hostcheck import HostValidation
+
+    class Broken(HostValidation):
+        def check_host(self, host, types):
+            if host == "b":
+                raise RuntimeError("boom")
+            return []
+
+    failures = Broken(None, None, None, None).check_hosts({"a": {"x"}, "b": {"x"}})
+    assert [(kind, host) for kind, host, _ in failures] == [("connection", "b")]
+    assert "boom" in failures[0][2]
