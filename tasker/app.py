@@ -231,11 +231,16 @@ class Run:
 
     def validate_hosts(self) -> None:
         """P9: host validation (cli.md §13)."""
-        if not self.settings.validate_hosts or not self._remote_tasks():
+        s = self.settings
+        if not s.validate_hosts:
+            if s.skip_unresolved_host_validation:
+                self.log.info("--skip-unresolved-host-validation has no effect: host validation is skipped")
+            return
+        if not self._remote_tasks():
             return
         from tasker.hostcheck import HostValidation
 
-        HostValidation(self.workflow, self.settings, self.exec_types, self.log).run()
+        HostValidation(self.workflow, s, self.exec_types, self.log, self.cancel).run()
 
     def _remote_tasks(self) -> bool:
         """Some task may run through a non-local exec type (then host validation has work)."""

@@ -4,12 +4,26 @@ For every task that runs through a non-local exec type: the exec type must be
 configured (else exit 20) and its program installed (else exit 61); every host
 name must resolve through the system resolver (else exit 21), pass the
 optional reachability hook (else exit 60), and pass the exec type's
-``validation_test`` once per (host, exec type) (else exit 61).  Checks run
-concurrently with a bounded pool, each bounded by its timeout.
+``validation_test`` once per (host, exec type) (else exit 61).  When several
+checks fail the code is 61 before 60 before 21.
+
+Hosts are checked concurrently by a bounded pool of threads; every program a
+check starts runs in its own process group and is killed with it when its
+time limit passes, so one hanging host costs its timeout and no more.  Ctrl-C
+stops the running checks (their groups get SIGTERM, then SIGKILL).
+
+Site-specific checks are optional hooks under ``host_validation:`` in the
+exec-type configuration, off by default (D20):
+
+* ``resolve``: asked for names the system resolver does not know; its first
+  line of output is the name to use instead (2.2's FQDN look-up tool);
+* ``reachability``: run once per resolved host; failing means unreachable
+  (2.2's ``ping -c 1 -W 1``).
 """
 
 from __future__ import annotations
 
+import re
 import threading
 
 from tasker.exitcodes import Exit, TaskerExit
@@ -20,21 +34,35 @@ if TYPE_CHECKING:
     from tasker.cli import Settings
     from tasker.model import Workflow
     from tasker.report.log import Log
+    from tasker.runners.base import Cancel
     from tasker.runners.exectypes import ExecTypes
 
-RESOLVE_TIMEOUT = 5.0
-DEFAULT_TEST_TIMEOUT = 10
-POOL = 16
+RESOLVE_TIMEOUT = 5.0        # system resolver
+DEFAULT_TEST_TIMEOUT = 10    # validation_test without any configured timeout
+DEFAULT_HOOK_TIMEOUT = 5
+POOL = 16                    # hosts checked at the same time
+STOP_GRACE = 3.0             # after Ctrl-C: how long to wait for the running checks to end
+LISTED = 10                  # hosts named in the final message
+
+_UNRESOLVED = re.compile(r"@[A-Za-z0-9_]+@")
+_HOST_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]*\Z")    # what a resolve hook may answer
+
+DNS, UNREACHABLE, CONNECTION = "dns", "unreachable", "connection"
+_CODE = {CONNECTION: Exit.HOST_CONNECTION, UNREACHABLE: Exit.HOST_UNREACHABLE, DNS: Exit.HOST_DNS}
+_WHAT = {CONNECTION: "connection test failed", UNREACHABLE: "unreachable", DNS: "name does not resolve"}
 
 
 class HostValidation:
     """Runs the checks and raises ``TaskerExit`` with the spec's code on failure."""
 
-    def __init__(self, workflow: Workflow, settings: Settings, exec_types: ExecTypes, log: Log) -> None:
+    def __init__(self, workflow: Workflow, settings: Settings, exec_types: ExecTypes, log: Log,
+                 cancel: Cancel | None = None) -> None:
         self.workflow = workflow
         self.settings = settings
         self.exec_types = exec_types
         self.log = log
+        self.cancel = cancel
+        self.resolved: dict[str, str] = {}     # host as written -> name the resolve hook gave
 
     def targets(self) -> dict[str, set[str]]:
         """Host -> exec types to test, for tasks that run remotely."""
@@ -51,7 +79,9 @@ class HostValidation:
             if canonical == "local":
                 continue
             host = show_template(task.hostname).strip()
-            if "@" in host:
+            if not host:
+                continue
+            if _UNRESOLVED.search(host):
                 if self.settings.skip_unresolved_host_validation:
                     self.log.info(f"Task {task.id}: host '{host}' is resolved at run time; not validated")
                     continue
@@ -66,24 +96,23 @@ class HostValidation:
         return pairs
 
     def run(self) -> None:
-        if self.settings.skip_unresolved_host_validation and not self.settings.validate_hosts:
-            self.log.info("--skip-unresolved-host-validation has no effect with --skip-host-validation")
         pairs = self.targets()
         if not pairs:
             return
-        self.log.info(f"Validating {len(pairs)} host(s) for remote exec types")
         types = sorted({t for ts in pairs.values() for t in ts})
+        self.log.info(f"Validating {len(pairs)} host(s) for exec type(s) {', '.join(types)}")
         self.check_exec_types(types)
         failures = self.check_hosts(pairs)
         if not failures:
             self.log.info("Host validation passed")
+            if self.resolved:
+                self.exec_types.resolved_hosts.update(self.resolved)
             return
-        for _kind, host, detail in failures:
-            self.log.error(f"Host validation: {host}: {detail}")
-        kinds = {k for k, _, _ in failures}
-        code = Exit.HOST_CONNECTION if "connection" in kinds else (
-            Exit.HOST_UNREACHABLE if "unreachable" in kinds else Exit.HOST_DNS)
-        raise TaskerExit(code, f"tasker: host validation failed for {len(failures)} check(s)")
+        for kind, host, detail in failures:
+            self.log.error(f"Host validation: {host}: {_WHAT[kind]}: {detail}")
+        kinds = {kind for kind, _, _ in failures}
+        worst = CONNECTION if CONNECTION in kinds else (UNREACHABLE if UNREACHABLE in kinds else DNS)
+        raise TaskerExit(_CODE[worst], "tasker: host validation failed: " + _summary(failures))
 
     def check_exec_types(self, types: list[str]) -> None:
         config = self.exec_types.config
@@ -95,57 +124,109 @@ class HostValidation:
                 raise TaskerExit(Exit.HOST_CONNECTION, f"tasker: host validation: exec type '{name}' needs "
                                                        f"'{spec.binary}', which is not installed (not on PATH)")
 
+    # ------------------------------------------------------------ the pool
+
     def check_hosts(self, pairs: dict[str, set[str]]) -> list[tuple[str, str, str]]:
+        """Check every host with at most POOL at a time; the failures, sorted."""
+        from tasker.runners.base import Cancel
+
+        own_cancel = self.cancel is None
+        if own_cancel:
+            self.cancel = Cancel()
         failures: list[tuple[str, str, str]] = []
         lock = threading.Lock()
-        work = list(pairs.items())
-        index = [0]
+        work = iter(sorted(pairs.items()))
 
         def worker() -> None:
-            while True:
+            while not self.cancel.is_set:
                 with lock:
-                    if index[0] >= len(work):
-                        return
-                    host, types = work[index[0]]
-                    index[0] += 1
-                found = self.check_host(host, sorted(types))
+                    item = next(work, None)
+                if item is None:
+                    return
+                host, types = item
+                try:
+                    found = self.check_host(host, sorted(types))
+                except Exception as exc:    # a check that breaks must not let the host pass
+                    found = [(CONNECTION, host, f"the check itself failed: {exc!r}")]
                 with lock:
                     failures.extend(found)
 
-        threads = [threading.Thread(target=worker, daemon=True) for _ in range(min(POOL, len(work)))]
+        threads = [threading.Thread(target=worker, daemon=True, name="hostcheck")
+                   for _ in range(min(POOL, len(pairs)))]
         for t in threads:
             t.start()
-        for t in threads:
-            t.join()
+        try:
+            for t in threads:
+                t.join()
+        except BaseException:
+            # Ctrl-C/SIGTERM: the handler has set the cancel, which stops the running checks.
+            self.cancel.set(2)
+            for t in threads:
+                t.join(STOP_GRACE)
+            raise
+        finally:
+            if own_cancel:
+                self.cancel.close()
+                self.cancel = None
         return sorted(failures)
 
     def check_host(self, host: str, types: list[str]) -> list[tuple[str, str, str]]:
+        """The failures of one host: name resolution, reachability, then each exec type's test."""
+        target = host
         if not resolves(host):
-            return [("dns", host, "the name does not resolve")]
-        hook = self.exec_types.config.hooks.get("reachability")
-        if hook and not self.run_hook(hook, host):
-            return [("unreachable", host, "the reachability check failed")]
+            hook = self.hook("resolve")
+            name = self.resolve_hook(hook, host) if hook else None
+            if not name:
+                how = "system resolver" + (" and the resolve hook" if hook else "")
+                return [(DNS, host, f"unknown to the {how}")]
+            if name != host:
+                self.log.info(f"Host validation: {host} resolved to {name} by the resolve hook")
+                self.resolved[host] = name
+                target = name
+        hook = self.hook("reachability")
+        if hook:
+            ok, detail = self.reachable(hook, target)
+            if not ok:
+                return [(UNREACHABLE, host, f"the reachability hook failed ({detail})")]
         out = []
         for name in types:
-            ok, detail = self.connection_test(name, host)
+            ok, detail = self.connection_test(name, target)
             if not ok:
-                out.append(("connection", host, f"{name} connection test failed: {detail}"))
+                out.append((CONNECTION, host, f"{name}: {detail}"))
         return out
 
-    def run_hook(self, hook: dict, host: str) -> bool:
-        from tasker.runners.base import Cancel
-        from tasker.runners.process import ProcessRunner
+    # ------------------------------------------------------------ hooks and tests
 
-        argv = [str(part).replace("{hostname}", host) for part in hook.get("command", [])]
-        if not argv:
-            return True
-        result = ProcessRunner().run(argv, float(hook.get("timeout", 5)), Cancel())
-        return result.exit_code == 0 and not result.timed_out
+    def hook(self, name: str) -> dict | None:
+        hooks = self.exec_types.config.hooks
+        hook = hooks.get(name) if isinstance(hooks, dict) else None
+        return hook if isinstance(hook, dict) and hook.get("command") else None
+
+    def run_hook(self, hook: dict, host: str):
+        """Run a hook's command with ``{hostname}`` filled in: (result, time limit)."""
+        command = hook["command"]
+        parts = command if isinstance(command, list) else [command]
+        argv = [str(part).replace("{hostname}", host) for part in parts]
+        limit = _positive_int(hook.get("timeout")) or DEFAULT_HOOK_TIMEOUT
+        return self.start(argv, limit), limit
+
+    def reachable(self, hook: dict, host: str) -> tuple[bool, str]:
+        """The reachability hook passes for ``host`` (exit 0 within its time limit)."""
+        result, limit = self.run_hook(hook, host)
+        return _verdict(result, limit, 0)
+
+    def resolve_hook(self, hook: dict, host: str) -> str | None:
+        """The name the resolve hook gives for ``host`` (first line of its output), or None."""
+        result, _limit = self.run_hook(hook, host)
+        if result.error or result.timed_out or result.exit_code != 0:
+            return None
+        lines = result.stdout.text().strip().splitlines()
+        name = lines[0].strip() if lines else ""
+        return name if _HOST_NAME.match(name) else None
 
     def connection_test(self, name: str, host: str) -> tuple[bool, str]:
-        from tasker.runners.base import Cancel
+        """The exec type's validation_test for ``host`` (execution_types.md §7)."""
         from tasker.runners.exectypes import ArgumentsError, ExecTypeError, render_template
-        from tasker.runners.process import ProcessRunner
 
         spec = self.exec_types.config.types[name]
         test = spec.validation_test
@@ -157,34 +238,68 @@ class HostValidation:
             return False, "validation_test needs expected_exit or expected_output"
         try:
             argv = render_template(spec, host, str(test["command"]), str(test.get("arguments", "") or ""))
-        except (ExecTypeError, ArgumentsError) as exc:
+            expected = int(test.get("expected_exit", 0))
+        except (ExecTypeError, ArgumentsError, ValueError, TypeError) as exc:
             return False, str(exc)
         limit = self.test_timeout(test)
-        cancel = Cancel()
-        try:
-            result = ProcessRunner().run(argv, float(limit), cancel)
-        finally:
-            cancel.close()
-        if result.error:
-            return False, result.error
-        if result.timed_out:
-            return False, f"no answer within {limit} s"
-        expected = int(test.get("expected_exit", 0))
-        if result.exit_code != expected:
-            return False, f"exit code {result.exit_code}, expected {expected}"
+        result = self.start(argv, limit)
+        ok, detail = _verdict(result, limit, expected)
         want = test.get("expected_output")
-        if want is not None and str(want) not in result.stdout.text():
-            return False, f"output does not contain {want!r}"
-        return True, ""
+        if ok and want is not None and str(want) not in result.stdout.text():
+            return False, f"the output does not contain {str(want)!r}" + _stderr_tail(result)
+        return ok, detail
+
+    def start(self, argv: list[str], limit: int):
+        """Run one check's program, killed with its process group after ``limit`` seconds."""
+        from tasker.runners.process import ProcessRunner
+
+        return ProcessRunner().run(argv, float(limit), self.cancel)
 
     def test_timeout(self, test: dict) -> int:
-        env = self.settings.environ.get("VALIDATION_TEST_TIMEOUT", "")
-        if env.strip().isdigit() and int(env) > 0:
-            return int(env)
+        """VALIDATION_TEST_TIMEOUT > the test's timeout > default_validation_timeout > 10 s."""
+        env = _positive_int(self.settings.environ.get("VALIDATION_TEST_TIMEOUT"))
+        if env:
+            return env
         for value in (test.get("timeout"), self.exec_types.config.default_validation_timeout):
-            if isinstance(value, int) and value > 0:
-                return value
+            if _positive_int(value):
+                return _positive_int(value)
         return DEFAULT_TEST_TIMEOUT
+
+
+def _verdict(result, limit: int, expected: int) -> tuple[bool, str]:
+    if result.error:
+        return False, f"could not start: {result.error}"
+    if result.timed_out:
+        return False, f"no answer within {limit} s (killed)"
+    if result.exit_code != expected:
+        return False, f"exit code {result.exit_code}, expected {expected}" + _stderr_tail(result)
+    return True, ""
+
+
+def _stderr_tail(result) -> str:
+    lines = [line.strip() for line in result.stderr.text().strip().splitlines() if line.strip()]
+    return f" ({lines[-1][:300]})" if lines else ""
+
+
+def _summary(failures: list[tuple[str, str, str]]) -> str:
+    """``connection test failed for a, b; name does not resolve for c`` (at most LISTED hosts each)."""
+    parts = []
+    for kind in (CONNECTION, UNREACHABLE, DNS):
+        hosts = sorted({host for k, host, _ in failures if k == kind})
+        if not hosts:
+            continue
+        shown = ", ".join(hosts[:LISTED]) + (f" and {len(hosts) - LISTED} more" if len(hosts) > LISTED else "")
+        parts.append(f"{_WHAT[kind]} for {shown}")
+    return "; ".join(parts)
+
+
+def _positive_int(value) -> int | None:
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value > 0 else None
+    text = str(value).strip()
+    return int(text) if text.isdigit() and int(text) > 0 else None
 
 
 def _which(program: str) -> str | None:
@@ -194,10 +309,10 @@ def _which(program: str) -> str | None:
 
 
 def resolves(host: str, timeout: float = RESOLVE_TIMEOUT) -> bool:
-    """The system resolver knows ``host`` (answered within ``timeout`` seconds)."""
-    answer: list[bool] = []
-
+    """The system resolver (``/etc/hosts``, DNS ... as nsswitch says) knows ``host`` within ``timeout`` s."""
     import socket
+
+    answer: list[bool] = []
 
     def lookup() -> None:
         try:
@@ -206,7 +321,8 @@ def resolves(host: str, timeout: float = RESOLVE_TIMEOUT) -> bool:
         except (OSError, UnicodeError):
             answer.append(False)
 
-    thread = threading.Thread(target=lookup, daemon=True)
+    # getaddrinfo cannot be interrupted: a lookup that outlives its limit is left to finish on its own.
+    thread = threading.Thread(target=lookup, daemon=True, name="resolve")
     thread.start()
     thread.join(timeout)
     return bool(answer and answer[0])

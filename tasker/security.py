@@ -75,10 +75,14 @@ def _common(name: str, value: str, context: str) -> list[Finding]:
         m = _INJECTION.search(value)
         if m:
             found.append((ERROR, f"{name} contains shell command syntax `{m.group(0).strip()}`",
-                          "exec=local starts the program directly, without a shell: this text would be "
-                          "passed literally. Use exec=shell if the shell should interpret it"))
+                          _literal_help(context)))
     found.extend(_warnings(name, value))
     return found
+
+
+def _literal_help(context: str) -> str:
+    how = "starts the program directly, without a shell" if context == "local" else "passes it on as literal words"
+    return f"exec={context} {how}: no shell would interpret this text. Use exec=shell if one should"
 
 
 def _warnings(name: str, value: str) -> list[Finding]:

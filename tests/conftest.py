@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -11,3 +12,27 @@ from support import Tasker
 @pytest.fixture
 def tasker(tmp_path: Path) -> Tasker:
     return Tasker(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory):
+    """A real OpenSSH server on 127.0.0.1 ... 127.0.0.21 (see sshd.py); skipped where sshd cannot start."""
+    from sshd import CannotStart, SSHServer
+
+    server = SSHServer(tmp_path_factory.mktemp("sshd"))
+    try:
+        server.start()
+    except CannotStart as exc:
+        pytest.skip(f"no OpenSSH server for the ssh tests: {exc}")
+    try:
+        login = server.ssh("127.0.0.1", "echo ready")
+        if login.stdout.strip() != "ready":
+            problem = (f"sshd started but refuses the test key for {server.user}: {login.stderr.strip()} "
+                       f"/ sshd: {server.log_tail()}")
+            if os.geteuid() == 0:
+                pytest.fail(problem)     # CI runs as root: there this must work
+            # Not root: e.g. an account whose password is locked ('!'), which sshd without PAM refuses.
+            pytest.skip(f"no OpenSSH login for the ssh tests: {problem}")
+        yield server
+    finally:
+        server.stop()

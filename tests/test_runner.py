@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import stat
+import subprocess
 import sys
 import threading
 import time
@@ -197,3 +198,51 @@ def test_timeout_chain_and_clamp():
     assert t.timeout("5000", "local") == 1000
     assert exec_types(CONFIG, cli_timeout=45).timeout(None, "pbrun") == 45
     assert exec_types(environ={"TASK_EXECUTOR_TIMEOUT": "77"}).timeout(None, "local") == 77
+
+
+# ----------------------------------------------------------------- {command_line}: one string for a remote shell
+
+SSH_LIKE = {"platforms": {"linux": {
+    "remote": {"binary": "ssh", "command_template": ["{binary}", "--", "{hostname}", "{command_line}"]},
+    "pbrun": {"binary": "pbrun", "command_template": ["{binary}", "-h", "{hostname}", "{command} {arguments}"]},
+}}}
+
+TRICKY = """"a  b" "it's" 'say "hi"' $UNSET_FOR_TEST cost:$5 "x; y" a;b '*' ~ "a|b" 'a>b' "" {{x}} $HOME"""
+
+
+def test_command_line_is_one_argv_element_that_a_posix_shell_parses_back_into_the_words():
+    t = exec_types(SSH_LIKE)
+    argv = t.argv("remote", "web1", "printf", '"<%s>\\n" ' + TRICKY)
+    assert argv[:3] == ["ssh", "--", "web1"] and len(argv) == 4
+    # /bin/sh stands in for the remote login shell: it must run what exec=local would run.
+    out = subprocess.run(["/bin/sh", "-c", argv[3]], capture_output=True, text=True, check=True).stdout
+    words = t.argv("local", "web1", "printf", TRICKY)[1:]
+    assert words == ["a  b", "it's", 'say "hi"', "$UNSET_FOR_TEST", "cost:$5", "x; y", "a;b", "*", "~", "a|b",
+                     "a>b", "", "{{x}}", "/home/u"]
+    assert out.splitlines() == [f"<{w}>" for w in words]
+
+
+def test_command_line_quotes_the_command_as_one_word():
+    t = exec_types(SSH_LIKE)
+    assert t.argv("remote", "h", "ls -d", "")[3] == "'ls -d'"
+    assert t.argv("remote", "h", "uname", "")[3] == "uname"
+
+
+def test_command_line_is_built_only_when_a_template_uses_it():
+    t = exec_types(SSH_LIKE)
+    assert t.argv("pbrun", "h", "echo", "it's") == ["pbrun", "-h", "h", "echo it's"]
+    with pytest.raises(ArgumentsError):
+        t.argv("remote", "h", "echo", "it's")
+
+
+def test_shipped_ssh_type_is_non_interactive_and_passes_one_quoted_string():
+    from tasker.resources import shipped_config_path
+    from tasker.runners.exectypes import load_config
+
+    t = exec_types()
+    t.use_config(load_config(shipped_config_path()))
+    argv = t.argv("ssh", "web1", "echo", "'a  b' $UNSET_FOR_TEST")
+    assert argv[0] == "ssh" and "-T" in argv and "-n" in argv
+    assert "BatchMode=yes" in argv and any(a.startswith("ConnectTimeout=") for a in argv)
+    assert argv[-3:] == ["--", "web1", "echo 'a  b' '$UNSET_FOR_TEST'"]
+    assert t.config.types["ssh"].validation_test["expected_output"] == "OK"

@@ -186,6 +186,8 @@ class ExecTypes:
         self.environ = environ if environ is not None else dict(os.environ)
         self.warn = warn
         self._config: ExecConfig | None = None
+        # Host names that host validation's resolve hook replaced (cli.md §13 step 6).
+        self.resolved_hosts: dict[str, str] = {}
 
     @property
     def config(self) -> ExecConfig:
@@ -276,13 +278,35 @@ def expand_env_value(text: str, environ: dict) -> str:
 
 
 class _Fields(dict):
+    """The values of a template's placeholders; ``{command_line}`` is built on first use."""
+
+    def __init__(self, command: str, arguments: str, **values: str) -> None:
+        super().__init__(command=command, arguments=arguments, **values)
+        self._words = (command, arguments)
+
     def __missing__(self, key: str) -> str:
+        if key == "command_line":
+            command, arguments = self._words
+            value = command_line(command, arguments)
+            self[key] = value
+            return value
         raise ExecTypeError(f"unknown placeholder {{{key}}} in command_template")
 
 
+def command_line(command: str, arguments: str) -> str:
+    """The command and its split arguments as one POSIX-shell-quoted string.
+
+    For programs that hand one string to a remote shell (``ssh host STRING``):
+    the remote shell parses it back into exactly ``[command, *words]``, the
+    argv that ``exec=local`` would start, with no expansion, globbing,
+    redirection or ``;`` on the remote side.
+    """
+    return shlex.join([command, *split_arguments(arguments)])
+
+
 def render_template(spec: ExecType, hostname: str, command: str, arguments: str) -> list[str]:
-    """Fill a command_template (execution_types.md §5.2)."""
-    fields = _Fields(binary=spec.binary, hostname=hostname, command=command, arguments=arguments)
+    """Fill a command_template (execution_types.md §5.2, plus ``{command_line}``)."""
+    fields = _Fields(command, arguments, binary=spec.binary, hostname=hostname)
     argv: list[str] = []
     for part in spec.template:
         if part == "{arguments_split}":

@@ -198,6 +198,7 @@ class Machine:
         """Run one command (or simulate it in a dry run); return its record and the shown command."""
         env = self.env
         host = self.render(command.hostname)
+        host = env.exec_types.resolved_hosts.get(host, host)
         program = self.render(command.command)
         arguments = self.render(command.arguments)
         requested = self.render(command.exec) if command.exec is not None else None
