@@ -301,6 +301,8 @@ def command_line(command: str, arguments: str) -> str:
     argv that ``exec=local`` would start, with no expansion, globbing,
     redirection or ``;`` on the remote side.
     """
+    import shlex
+
     return shlex.join([command, *split_arguments(arguments)])
 
 
