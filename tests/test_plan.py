@@ -319,3 +319,12 @@ def test_unwritable_plan_output_exits_1(tasker):
 def test_plan_format_without_show_plan_warns(tasker):
     r = tasker.run(EVERY_KIND, "--plan-format=dot", "--validate-only")
     assert r.returncode == 0 and "--show-plan" in r.stdout and "digraph" not in r.stdout
+
+
+def test_readme_shows_the_current_plan_of_hello():
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("## Seeing the plan", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```(\w*)\n(.*?)```", section, re.S)
+    prog = example_program(EXAMPLES / "hello.txt")
+    assert ("", plan.listing(prog) + "\n") in blocks
+    assert ("mermaid", plan.to_mermaid(prog) + "\n") in blocks
