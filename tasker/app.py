@@ -61,6 +61,8 @@ def warn_flags(settings: Settings) -> None:
             print(f"WARNING: {text}")
     if settings.force_instance and not settings.instance_check:
         print("WARNING: --force-instance has no effect without --instance-check")
+    if (settings.plan_format or settings.plan_output) and not settings.show_plan:
+        print("WARNING: --plan-format and --plan-output have no effect without --show-plan")
 
 
 class Run:
