@@ -85,6 +85,10 @@ class Run:
         self.json_path: str | None = None
         self.in_vm = False
         self._old_handlers: dict = {}
+        self.alert_script: str | None = None
+        self.recovery = None        # tasker.recovery.Recovery
+        self.checkpoints = None     # tasker.vm.checkpoint.CheckpointStore
+        self.instance_lock = None
 
     # ------------------------------------------------------------ signals
 
@@ -109,18 +113,33 @@ class Run:
     def execute(self) -> int:
         s = self.settings
         warn_flags(s)
-        self.prepare_files()
-        self.compile()
+        self.prepare_files()                                     # P1-P2
+        self.prepare_alert()
+        if s.recovery or s.show_recovery_info:
+            from tasker.recovery import Recovery
+
+            self.recovery = Recovery(s, self.log_base, self.log)
+        if s.show_recovery_info:                                 # P3
+            print(self.recovery.describe())
+            return Exit.OK
+        self.compile()                                           # P4-P5
         if s.show_plan or not s.validate_only or s.output_json:
             self.lower()
-        if s.show_plan and not self.confirm_plan():
+        if s.show_plan and not self.confirm_plan():              # P6
             return Exit.OK
-        self.check_start_from()
-        self.validate_hosts()
-        if s.validate_only:
+        self.check_start_from()                                  # P7
+        self.validate_hosts()                                    # P9
+        if s.validate_only:                                      # P10
             self.log.info("Validation complete: the task file is valid")
             return Exit.OK
-        return self.run_vm()
+        self.take_instance_lock()                                # P11
+        return self.run_vm()                                     # P12-P14
+
+    def prepare_alert(self) -> None:
+        if self.settings.alert_on_failure:
+            from tasker.report.alert import prepare
+
+            self.alert_script = prepare(self.settings.alert_on_failure, self.log.warn)
 
     def prepare_files(self) -> None:
         """P1-P2: log directory, log file and task-file backup (real runs), exec types, JSON path."""
@@ -148,12 +167,13 @@ class Run:
             files.make_dir(os.path.join(self.log_base, "log"))
         except OSError as exc:
             raise TaskerExit(Exit.FAILURE, f"tasker: cannot create log directory {self.log_base}/log: "
-                                           f"{exc.strerror}") from None
+                                           f"{exc.strerror}", reason="usage") from None
         log_path = os.path.join(self.log_base, "log", f"{files.prefix_of(s.task_file)}_{stamp}.log")
         try:
             self.log.open(log_path)
         except OSError as exc:
-            raise TaskerExit(Exit.FAILURE, f"tasker: cannot open log file {log_path}: {exc.strerror}") from None
+            raise TaskerExit(Exit.FAILURE, f"tasker: cannot open log file {log_path}: {exc.strerror}",
+                             reason="usage") from None
         self.log.info(f"=== Task Execution Start: {time.strftime('%d%b%y_%H%M%S')} ===")
         self.log.info(f"# Task file: {s.task_file}")
         if not s.no_task_backup:
@@ -168,7 +188,8 @@ class Run:
                 self.exec_types.canonical(self.settings.type) not in names:
             choices = ", ".join(repr(n) for n in names)
             raise TaskerExit(Exit.USAGE, "usage: tasker [options] TASK_FILE\ntasker: error: argument -t/--type: "
-                                         f"invalid choice: {self.settings.type!r} (choose from {choices})")
+                                         f"invalid choice: {self.settings.type!r} (choose from {choices})",
+                             reason="usage")
 
     def compile(self) -> None:
         """P4-P5: parse and check the task file; exit 20/24 on failure."""
@@ -177,19 +198,21 @@ class Run:
 
         s = self.settings
         tree = parse_taskfile(s.text, s.task_file)
+        saved = self.recovery.saved_env_globals() if self.recovery is not None and s.recovery else {}
         options = CheckOptions(validate=s.validate_tasks, security=s.validate_security,
                                strict_env=s.strict_env_validation,
-                               subtask_range=not s.skip_subtask_range_validation, environ=s.environ)
+                               subtask_range=not s.skip_subtask_range_validation, environ=s.environ,
+                               saved_globals=saved)
         workflow, diags = compile_workflow(tree, options)
         print_diagnostics(diags, s)
         if diags.has_errors():
             count = len(diags.errors)
             self.log.error(f"Task file validation failed: {count} error{'s' if count != 1 else ''} "
                            f"in {s.task_file}")
-            raise TaskerExit(Exit.VALIDATION)
+            raise TaskerExit(Exit.VALIDATION, reason="validation")
         if not workflow.tasks:
             self.log.error(f"No tasks defined in {s.task_file}")
-            raise TaskerExit(Exit.NO_TASKS)
+            raise TaskerExit(Exit.NO_TASKS, reason="no_tasks")
         self.workflow = workflow
         self.log.masks = _secret_masks(workflow)
         if s.validate_tasks:
@@ -229,7 +252,7 @@ class Run:
         if s.start_from is not None and s.start_from not in main:
             raise TaskerExit(Exit.START_OR_RESUME,
                              f"tasker: --start-from={s.start_from}: the task file defines no task {s.start_from} "
-                             f"(tasks: {_id_summary(main)})")
+                             f"(tasks: {_id_summary(main)})", reason="start_from")
 
     def validate_hosts(self) -> None:
         """P9: host validation (cli.md §13)."""
@@ -259,7 +282,39 @@ class Run:
                 return True
         return False
 
+    def take_instance_lock(self) -> None:
+        """P11: --instance-check (cli.md §12)."""
+        s = self.settings
+        if not s.instance_check:
+            return
+        if s.force_instance:
+            self.log.warn("--force-instance: the instance check is skipped")
+            return
+        from tasker.report.instance import InstanceBusy, InstanceLock, instance_hash, lock_info
+
+        values = {name: var.value for name, var in self.workflow.globals.items()}
+        digest = instance_hash(s.text.encode(), values)
+        home = s.environ.get("HOME") or os.path.expanduser("~")
+        lock = InstanceLock(home, digest)
+        snapshot = {name: self.log.mask(value) for name, value in values.items()}
+        try:
+            lock.acquire(lock_info(s.task_file, digest, s.project, snapshot))
+        except InstanceBusy as busy:
+            h = busy.holder
+            raise TaskerExit(Exit.INSTANCE_RUNNING,
+                             f"tasker: this workflow instance is already running: {h.get('task_file')} "
+                             f"(started {h.get('started_at')}, pid {h.get('pid')}, host {h.get('hostname')}, "
+                             f"project {h.get('project')}); lock file {busy.path}\n"
+                             " = help: wait for it to finish, or pass --force-instance to run anyway",
+                             reason="instance") from None
+        except OSError as exc:
+            raise TaskerExit(Exit.VALIDATION, f"tasker: cannot take the instance lock in {lock.directory}: "
+                                              f"{exc.strerror}", reason="instance") from None
+        self.instance_lock = lock
+        self.log.info(f"Instance lock acquired: {lock.path}")
+
     def run_vm(self) -> int:
+        """P12-P14: restore a recovery state, run the machine, conclude."""
         from tasker.runners.base import SystemClock
         from tasker.runners.process import ProcessRunner, Session, sweep_stale_sessions
         from tasker.vm.machine import Env, Machine
@@ -268,57 +323,133 @@ class Run:
         self.session = Session()
         if s.run:
             sweep_stale_sessions()
-        runner = ProcessRunner(self.session)
-        env = Env(runner=runner, clock=SystemClock(), exec_types=self.exec_types, log=self.log,
-                  cancel=self.cancel, dry_run=not s.run)
+        env = Env(runner=ProcessRunner(self.session), clock=SystemClock(), exec_types=self.exec_types,
+                  log=self.log, cancel=self.cancel, dry_run=not s.run)
         self.machine = Machine(self.program, env)
-        start = self.program.start
-        if s.start_from is not None:
-            start = self.program.entries[s.start_from]
-            self.log.warn(f"Starting from task {s.start_from}: tasks before it do not run")
-        elif self.program.start != "end" and self.workflow.first_id() != 0:
-            self.log.warn(f"No task 0: starting at task {self.workflow.first_id()}")
+        start = self.start_address()
+        if s.run and s.recovery:
+            env.checkpoint = self.open_checkpoints().save
         self.vm_started = time.time()
         self.in_vm = True
-        if self.cancel.is_set:
-            ending = self.machine._signal_ending()
-        else:
-            ending = self.machine.run(start)
+        ending = self.machine._signal_ending() if self.cancel.is_set else self.machine.run(start)
         self.in_vm = False
-        return self.finish(ending)
+        return self.conclude(ending)
+
+    def start_address(self) -> str:
+        """The resume point of a recovery state, else --start-from, else the lowest task."""
+        s = self.settings
+        rec = self.recovery
+        if s.recovery and rec is not None and rec.present:
+            rec.check(self.workflow, self.workflow.unset_env or {})
+            if s.start_from is not None:
+                self.log.warn(f"--start-from={s.start_from} is ignored: resuming from the recovery state")
+            return rec.restore(self.machine)
+        if s.start_from is not None:
+            self.log.warn(f"Starting from task {s.start_from}: tasks before it do not run")
+            return self.program.entries[s.start_from]
+        if self.program.start != "end" and self.workflow.first_id() != 0:
+            self.log.warn(f"No task 0: starting at task {self.workflow.first_id()}")
+        return self.program.start
+
+    def open_checkpoints(self):
+        from tasker.vm.checkpoint import CheckpointStore, state_path
+
+        s = self.settings
+        path = self.recovery.path if self.recovery else state_path(self.log_base, s.task_file)
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            probe = f"{path}.{os.getpid()}.probe"
+            with open(probe, "w"):
+                pass
+            os.unlink(probe)
+        except OSError as exc:
+            raise TaskerExit(Exit.START_OR_RESUME,
+                             f"tasker: cannot write the recovery state in {os.path.dirname(path)}: {exc.strerror}\n"
+                             " = help: fix the directory's permissions (or pass -l DIR), or run without "
+                             "--auto-recovery/--output-json", reason="recovery") from None
+        self.checkpoints = CheckpointStore(path, s.task_file, s.text.encode(), self.workflow, self.log.path,
+                                           s.environ)
+        return self.checkpoints
 
     # ------------------------------------------------------------ endings
 
-    def finish(self, ending: Ending) -> int:
-        """P14: JSON, log lines; return the exit code."""
-        if self.json_path:
+    def conclude(self, ending: Ending) -> int:
+        """P14: every ending passes here: JSON, recovery file, project row, alert, last log lines."""
+        s = self.settings
+        code = ending.exit_code
+        if self.json_path and ending.reason != "instance":
             self.write_json(ending)
-        if ending.exit_code == 0:
+        self.settle_recovery_file(ending)
+        if s.project and ending.reason not in ("recovery", "instance", "usage", "error"):
+            self.write_summary(ending)
+        if code != 0 and self.alert_script and ending.reason not in ("missing_command", "instance", "usage"):
+            self.alert(ending)
+        if code == 0:
             self.log.info("SUCCESS: workflow completed")
         else:
-            self.log.error(f"FAILURE: exit code {ending.exit_code}" + (f" ({ending.message})" if ending.message
-                                                                        else ""))
+            self.log.error(f"FAILURE: exit code {code}" + (f" ({ending.message})" if ending.message else ""))
         if self.log.path:
             self.log.info(f"# Log file: {self.log.path}")
+            if s.project:
+                from tasker.report.summary import summary_path
+
+                self.log.info(f"# Project file: {summary_path(self.log_base, s.project)}")
             self.log.info(f"=== Task Execution End: {time.strftime('%d%b%y_%H%M%S')} ===")
-        return ending.exit_code
-
-    def finish_early(self, code: int, reason: str, message: str = "") -> int:
-        """An ending before the VM ran (validation, host validation, signals in a phase)."""
-        from tasker.vm.machine import Ending, Machine
-
-        if self.json_path and self.program is not None and self.machine is None:
-            from tasker.runners.base import SystemClock
-            from tasker.vm.machine import Env
-
-            env = Env(runner=None, clock=SystemClock(), exec_types=self.exec_types, log=self.log,
-                      cancel=self.cancel)
-            self.machine = Machine(self.program, env)
-        if self.json_path and self.machine is not None:
-            self.write_json(Ending(reason, code, message))
-        elif self.json_path:
-            self.write_json_minimal(code, reason, message)
         return code
+
+    def settle_recovery_file(self, ending: Ending) -> None:
+        """D17: delete at a defined end, keep (pointing at the task to retry) otherwise."""
+        store = self.checkpoints
+        if store is None or self.machine is None:
+            return
+        if ending.reason in ("end", "never", "return"):
+            store.delete()
+            return
+        from tasker.vm.checkpoint import final_checkpoint
+
+        try:
+            final_checkpoint(store, self.machine, ending)
+            self.log.info(f"Recovery state kept in {store.path}: the next run with --auto-recovery resumes there")
+        except OSError as exc:
+            self.log.error(f"could not write the recovery state {store.path}: {exc.strerror}")
+
+    def write_summary(self, ending: Ending) -> None:
+        from tasker.report.summary import append_row, summary_path
+
+        s = self.settings
+        state = self.machine.state if self.machine is not None else None
+        early = {"validation": "task_validation", "no_tasks": "task_validation",
+                 "host_validation": "host_validation", "start_from": "start_from_validation"}
+        if ending.reason in early or state is None:
+            task, host, command = -1, "localhost", early.get(ending.reason, ending.reason)
+            exit_code: object = ending.exit_code
+        else:
+            task, host, command = state.final_task, state.final_host, state.final_command
+            exit_code = "N/A" if ending.reason == "missing_command" else ending.exit_code
+        ok = append_row(summary_path(self.log_base, s.project), success=ending.success, exit_code=exit_code,
+                        task_file=s.task_file, task_id=task, hostname=host, command=command,
+                        log_file=self.log.path, environ=s.environ)
+        if not ok:
+            self.log.error("could not lock the project summary in time: no row written")
+
+    def alert(self, ending: Ending) -> None:
+        from tasker.report.alert import run_alert
+
+        if not self.settings.run:
+            self.log.info(f"[DRY RUN] Would run alert script {self.alert_script} (exit code {ending.exit_code})")
+            return
+        state = self.machine.state if self.machine is not None else None
+        run_alert(self.alert_script, exit_code=ending.exit_code, error=_ALERT_ERRORS.get(ending.reason, ending.message
+                                                                                          or "Workflow failed"),
+                  task=state.final_task if state else None, task_file=self.settings.task_file,
+                  log_file=self.log.path, state_file=self.checkpoints.path if self.checkpoints else "",
+                  log=self.log, environ=self.settings.environ)
+
+    def conclude_early(self, code: int, reason: str, message: str = "") -> int:
+        """An ending before the VM ran (validation, host validation, instance, signals in a phase)."""
+        from tasker.vm.machine import Ending
+
+        return self.conclude(Ending(reason, code, message))
 
     def write_json(self, ending: Ending) -> None:
         from tasker.report.json_out import build
@@ -328,33 +459,9 @@ class Run:
         data = build(task_file=s.task_file, content=s.text.encode(), machine=self.machine, ending=ending,
                      started=self.vm_started or self.started, finished=time.time(), log_file=self.log.path,
                      total_tasks=len(self.workflow.tasks) if self.workflow else 0, variables=variables)
-        self._write(data)
-
-    def write_json_minimal(self, code: int, reason: str, message: str) -> None:
-        import hashlib
-
-        from tasker.report.json_out import iso
-
-        s = self.settings
-        data = {
-            "workflow_metadata": {"task_file": os.path.abspath(s.task_file),
-                                  "execution_id": hashlib.sha256(s.text.encode()).hexdigest()[:8],
-                                  "status": "failed", "exit_code": code, "start_time": iso(self.started),
-                                  "end_time": iso(time.time()), "duration_seconds": 0.0,
-                                  "log_file": self.log.path},
-            "execution_summary": {"total_tasks": 0, "executed": 0, "succeeded": 0, "failed": 0, "timeouts": 0,
-                                  "execution_path": [], "final_task": None,
-                                  "failure_info": {"task_id": None, "exit_code": code,
-                                                   "error": message or reason, "reason": reason}},
-            "task_results": {},
-            "variables": {},
-        }
-        self._write(data)
-
-    def _write(self, data: dict) -> None:
-        from tasker.report.json_out import write_atomic
-
         try:
+            from tasker.report.json_out import write_atomic
+
             write_atomic(self.json_path, data)
         except OSError as exc:
             self.log.error(f"could not write the JSON summary {self.json_path}: {exc.strerror}")
@@ -362,9 +469,27 @@ class Run:
     def cleanup(self) -> None:
         if self.session is not None:
             self.session.cleanup()
+        if self.instance_lock is not None:
+            self.instance_lock.release()
         self.restore_signals()
         self.log.close()
         self.cancel.close()
+
+
+_ALERT_ERRORS = {
+    "failure": "Last task failed",
+    "condition": "Next condition not met",
+    "validation": "Task file validation failed",
+    "no_tasks": "Task file validation failed",
+    "host_validation": "Host validation failed",
+    "start_from": "Start task not found",
+    "recovery": "Recovery state refused",
+    "signal": "Task execution interrupted by signal",
+    "return": "Workflow returned a non-zero value",
+    "invalid_return": "Invalid return value",
+    "error": "Execution error",
+    "fatal": "Unsupported construct reached",
+}
 
 
 def _secret_masks(workflow: Workflow) -> list[tuple[str, str]]:
@@ -396,11 +521,10 @@ def run(settings: Settings) -> int:
         except TaskerExit as exc:
             if exc.message:
                 print(exc.message, file=sys.stderr)
-            reason = {Exit.VALIDATION: "validation", Exit.START_OR_RESUME: "start_from"}.get(exc.code, "error")
-            return app.finish_early(exc.code, reason, exc.message)
+            return app.conclude_early(exc.code, exc.reason, exc.message)
         except Interrupted as exc:
             name = "SIGINT" if exc.signum == signal.SIGINT else "SIGTERM"
             app.log.warn(f"Received {name} before the workflow started")
-            return app.finish_early(128 + exc.signum, "signal", f"interrupted by {name}")
+            return app.conclude_early(128 + exc.signum, "signal", f"interrupted by {name}")
     finally:
         app.cleanup()

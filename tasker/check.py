@@ -85,13 +85,15 @@ class CheckOptions:
 
     def __init__(self, *, validate: bool = True, security: bool = True, strict_env: bool = False,
                  subtask_range: bool = True, environ: dict | None = None,
-                 recovered_globals: frozenset = frozenset()) -> None:
+                 saved_globals: dict | None = None) -> None:
         self.validate = validate
         self.security = security
         self.strict_env = strict_env
         self.subtask_range = subtask_range
         self.environ = environ if environ is not None else {}
-        self.recovered_globals = recovered_globals
+        # Values a recovery file saved for globals read from the environment: used when
+        # their variables are unset now (cli.md §11 step 6).
+        self.saved_globals = saved_globals or {}
 
 
 def as_int(text: str) -> int | None:
@@ -140,6 +142,7 @@ class _Compiler:
         self.globals: dict[str, GlobalVar] = {}
         self.values: dict[str, str] = {}
         self.unset_env: dict[str, list[str]] = {}
+        self.recovered_unset: dict[str, list[str]] = {}   # unset now, saved value used
         self.used_globals: set[str] = set()
         self.global_uses: dict[str, Span] = {}
         self.blocks: dict[int, object] = {}       # id -> TaskBlock
@@ -174,7 +177,7 @@ class _Compiler:
         if self.validate:
             _Rules(self, tasks).run()
             self.check_globals_use()
-        return Workflow(self.tf.path, tasks, self.globals, self.tf.file_args)
+        return Workflow(self.tf.path, tasks, self.globals, self.tf.file_args, unset_env=self.recovered_unset)
 
     # ------------------------------------------------------------ globals
 
@@ -200,6 +203,9 @@ class _Compiler:
                                    "--strict-env-validation only TASKER_* variables may be used",
                                    pair.value_span, help=f"rename the variable to TASKER_{var}")
             value, missing = expand_env(pair.value, env)
+            if missing and name in self.opts.saved_globals:
+                value, missing = self.opts.saved_globals[name], []
+                self.recovered_unset[name] = [m for m in env_names(pair.value) if m not in env]
             for severity, message, help in security.check_global_value(name, value):
                 if severity == ERROR:
                     self.error(message, pair.value_span, help)
@@ -215,7 +221,7 @@ class _Compiler:
     def check_globals_use(self) -> None:
         used = self._used_transitively()
         for name, missing in self.unset_env.items():
-            if name in used and name not in self.opts.recovered_globals:
+            if name in used:
                 var = self.globals[name]
                 listed = ", ".join(f"${m}" for m in missing)
                 self.verror(f"global {name} uses unset environment variable {listed}", var.span,

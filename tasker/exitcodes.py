@@ -24,9 +24,14 @@ class Exit:
 
 
 class TaskerExit(Exception):
-    """Stop the program with ``code``; ``message`` (if any) is printed to stderr."""
+    """Stop the program with ``code``; ``message`` (if any) is printed to stderr.
 
-    def __init__(self, code: int, message: str = "") -> None:
+    ``reason`` names the ending for the reports (validation, host_validation,
+    start_from, recovery, instance, no_tasks, error).
+    """
+
+    def __init__(self, code: int, message: str = "", reason: str = "error") -> None:
         super().__init__(message or f"exit {code}")
         self.code = code
         self.message = message
+        self.reason = reason

@@ -92,7 +92,7 @@ class HostValidation:
             listed = ", ".join(f"task {tid}: {host}" for tid, host in unresolved)
             raise TaskerExit(Exit.VALIDATION, f"tasker: host validation: host names with unresolved variables "
                                               f"({listed})\n = help: pass --skip-unresolved-host-validation "
-                                              "if they are only known at run time")
+                                              "if they are only known at run time", reason="host_validation")
         return pairs
 
     def run(self) -> None:
@@ -112,17 +112,20 @@ class HostValidation:
             self.log.error(f"Host validation: {host}: {_WHAT[kind]}: {detail}")
         kinds = {kind for kind, _, _ in failures}
         worst = CONNECTION if CONNECTION in kinds else (UNREACHABLE if UNREACHABLE in kinds else DNS)
-        raise TaskerExit(_CODE[worst], "tasker: host validation failed: " + _summary(failures))
+        raise TaskerExit(_CODE[worst], "tasker: host validation failed: " + _summary(failures),
+                         reason="host_validation")
 
     def check_exec_types(self, types: list[str]) -> None:
         config = self.exec_types.config
         for name in types:
             spec = config.types.get(name)
             if spec is None:
-                raise TaskerExit(Exit.VALIDATION, f"tasker: host validation: {self.exec_types.unknown_message(name)}")
+                raise TaskerExit(Exit.VALIDATION, f"tasker: host validation: {self.exec_types.unknown_message(name)}",
+                                 reason="host_validation")
             if self.settings.validate_commands and spec.binary and _which(spec.binary) is None:
                 raise TaskerExit(Exit.HOST_CONNECTION, f"tasker: host validation: exec type '{name}' needs "
-                                                       f"'{spec.binary}', which is not installed (not on PATH)")
+                                                       f"'{spec.binary}', which is not installed (not on PATH)",
+                                 reason="host_validation")
 
     # ------------------------------------------------------------ the pool
 

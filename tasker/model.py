@@ -88,6 +88,7 @@ class Workflow(Node):
     globals: dict                 # name -> GlobalVar
     file_args: tuple = ()         # ast.FileArg
     text: str = field(default="", eq=False)
+    unset_env: dict = field(default=None, eq=False)   # globals that took a recovery file's saved value
 
     def first_id(self) -> int | None:
         """The lowest id of the main flow (generated subtasks excluded)."""

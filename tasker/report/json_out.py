@@ -39,8 +39,11 @@ def build(*, task_file: str, content: bytes, machine: Machine, ending: Ending, s
     """The JSON document for one run."""
     import hashlib
 
-    state = machine.state
-    records = machine.store.records
+    from tasker.vm.machine import State
+    from tasker.vm.store import ResultStore
+
+    state = machine.state if machine is not None else State()
+    records = machine.store.records if machine is not None else ResultStore().records
     ok, bad, slow = counts(records)
     status = "success" if ending.success else "failed"
     path = list(state.path)

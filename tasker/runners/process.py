@@ -100,14 +100,15 @@ def _alive(pid: int) -> bool:
 class ProcessRunner:
     """Runs commands as real processes (see module docstring)."""
 
-    def __init__(self, session: Session | None = None) -> None:
+    def __init__(self, session: Session | None = None, env: dict | None = None) -> None:
         self.session = session
+        self.env = env   # None: the children inherit tasker's environment
 
     def run(self, argv: list[str], timeout, cancel: Cancel) -> RunResult:
         """Run ``argv``; ``timeout`` is seconds or a function giving them (asked only after 5 s)."""
         start = time.time()
         try:
-            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env,
                                     start_new_session=True, close_fds=True, bufsize=0)
         except FileNotFoundError as exc:
             return _spawn_failure(start, exc, not_found=True)

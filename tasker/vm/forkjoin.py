@@ -125,6 +125,8 @@ def _sequential(machine: Machine, fork: ir.Fork, todo: list, policy: RetryPolicy
             attempt += 1
             if not env.dry_run:
                 env.clock.sleep(policy.delay, env.cancel)
+        if env.cancel.is_set:
+            break                                # cut short: it runs again on a resume
         machine.store.put(member.task, record)   # visible to the next branch task at once
         done[member.task] = record
         results.append((member.task, record))
@@ -209,7 +211,9 @@ class _Parallel:
     def _finish(self, member, attempt: int, record: Record) -> None:
         with self.cond:
             self.running -= 1
-            if _needs_retry(record, attempt, self.policy) and not self.env.cancel.is_set:
+            if self.env.cancel.is_set:
+                pass                      # cut short by a signal: it runs again on a resume
+            elif _needs_retry(record, attempt, self.policy):
                 delay = 0.0 if self.env.dry_run else self.policy.delay
                 self.seq += 1
                 heapq.heappush(self.delayed, (self.env.clock.monotonic() + delay, self.seq, member, attempt + 1))

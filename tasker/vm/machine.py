@@ -104,6 +104,10 @@ class State:
         self.members: dict[int, list] = {} # block -> [(sid, Record)] finished members
         self.fork_done: dict[int, dict] = {}  # block -> {sid: Record} (checkpointed progress)
         self.subtasks: dict[int, list[int]] = {}  # block -> members that ran, in completion order
+        self.interrupted: int | None = None  # the task whose command a signal cut short
+        self.resumed_from: str | None = None  # the recovery file this run resumed from
+        self.in_flight: int | None = None     # the task whose command is running (for a crash resume)
+        self.rerun: int | None = None         # after a crash resume: the task that runs again
 
 
 class Machine:
@@ -188,7 +192,13 @@ class Machine:
         task = command.task
         self.enter(task)
         self.state.steps += 1
+        if self.env.checkpoint is not None:
+            self.state.in_flight = task      # a crash from here on means: it may have run partly
+            self.env.checkpoint(self, instr)
         record, shown = self.execute(command, self.display(task), main=True)
+        self.state.in_flight = None
+        if self.env.cancel.is_set and not self.env.dry_run:
+            self.state.interrupted = task   # cut short: a resume runs it again
         self.store.put(task, record)
         self.track(task, record.hostname, shown, record.exit_code)
         self.state.final_success = record.success
@@ -366,7 +376,7 @@ class Machine:
 
     # ------------------------------------------------------------ blocks
 
-    def _fork(self, instr: ir.Instr) -> str:
+    def _fork(self, instr: ir.Instr) -> str | Ending:
         from tasker.vm.forkjoin import run_fork
 
         fork: ir.Fork = instr.op
@@ -376,7 +386,10 @@ class Machine:
             self.state.steps += 1
         else:
             self.state.branch[block] = fork.branch
-        self.state.members[block] = run_fork(self, fork)
+        results = run_fork(self, fork)
+        if self.env.cancel.is_set:
+            return self._signal_ending()   # pc stays at the fork: a resume runs what did not finish
+        self.state.members[block] = results
         return instr.to("join")
 
     def _join(self, instr: ir.Instr) -> str | Ending:

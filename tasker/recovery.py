@@ -1,0 +1,141 @@
+"""Resuming a run from its recovery file (cli.md §11, decisions D17): the app side.
+
+``Recovery`` finds the state file of a task file, reads it before compiling
+(so globals whose environment variables are gone can keep their saved values),
+checks it belongs to this file and environment, restores it into the VM, and
+describes it for ``--show-recovery-info``.  Every refusal is a clear message
+and exit 12, never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+
+from tasker.exitcodes import Exit, TaskerExit
+from tasker.vm import checkpoint
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from tasker.cli import Settings
+    from tasker.model import Workflow
+    from tasker.report.log import Log
+    from tasker.vm.machine import Machine
+
+
+class Recovery:
+    """The recovery state of one task file."""
+
+    def __init__(self, settings: Settings, log_base: str, log: Log) -> None:
+        self.settings = settings
+        self.path = checkpoint.state_path(log_base, settings.task_file)
+        self.log = log
+        self.data: dict | None = None
+        self.problem: str | None = None
+        if os.path.exists(self.path):
+            try:
+                self.data = checkpoint.load(self.path)
+            except checkpoint.RecoveryError as exc:
+                self.problem = str(exc)
+
+    @property
+    def present(self) -> bool:
+        return self.data is not None or self.problem is not None
+
+    def saved_env_globals(self) -> dict[str, str]:
+        """Saved values of globals that came from the environment (for names now unset)."""
+        if not self.data:
+            return {}
+        meta = self.data.get("global_vars_metadata") or {}
+        values = self.data.get("global_vars") or {}
+        return {n: str(values[n]) for n, m in meta.items()
+                if isinstance(m, dict) and m.get("source") == "env" and n in values}
+
+    # ------------------------------------------------------------ checks before resuming
+
+    def check(self, workflow: Workflow, unset_env: dict[str, list[str]]) -> None:
+        """Refuse (exit 12) a state that does not parse, or that belongs to another version of the file."""
+        if self.problem:
+            raise TaskerExit(Exit.START_OR_RESUME, f"tasker: cannot resume: {self.problem}", reason="recovery")
+        try:
+            checkpoint.check_task_file(self.data, self.path, self.settings.task_file, self.settings.text.encode())
+        except checkpoint.RecoveryError as exc:
+            raise TaskerExit(Exit.START_OR_RESUME, f"tasker: cannot resume: {exc}", reason="recovery") from None
+        self.confirm_environment(workflow, unset_env)
+
+    def confirm_environment(self, workflow: Workflow, unset_env: dict[str, list[str]]) -> None:
+        """Globals read from the environment that changed or vanished: ask (``-y`` answers yes)."""
+        saved = self.data.get("global_vars") or {}
+        changes = []
+        for name, var in workflow.globals.items():
+            if not var.from_env or name not in saved:
+                continue
+            if name in unset_env:
+                changes.append(f"{name}: {', '.join('$' + v for v in unset_env[name])} is not set now; "
+                               f"the saved value is used")
+            elif str(saved[name]) != var.value:
+                changes.append(f"{name}: was {saved[name]!r}, now {var.value!r}; the new value is used")
+        if not changes:
+            return
+        for line in changes:
+            self.log.warn(f"Recovery: {line}")
+        if self.settings.yes:
+            self.log.info("Continue recovery? [y/N]: y (--yes)")
+            return
+        try:
+            answer = input("The environment changed since the failed run. Continue recovery? [y/N]: ")
+        except EOFError:
+            answer = ""
+        if answer.strip().lower() not in ("y", "yes"):
+            raise TaskerExit(Exit.START_OR_RESUME, "tasker: recovery declined: the environment changed",
+                             reason="recovery")
+
+    # ------------------------------------------------------------ resuming
+
+    def restore(self, machine: Machine) -> str:
+        """Load the state into the machine; the address to resume at."""
+        try:
+            pc = checkpoint.restore(self.data, machine)
+        except (checkpoint.RecoveryError, ValueError, TypeError, KeyError) as exc:
+            raise TaskerExit(Exit.START_OR_RESUME, f"tasker: cannot resume from {self.path}: {exc}",
+                             reason="recovery") from None
+        state = machine.state
+        state.resumed_from = self.path
+        instr = machine.program.instrs[pc]
+        where = f"task {instr.task}" if instr.task is not None else pc
+        if state.rerun is not None:
+            why = f"task {state.rerun} was running when the previous run stopped: it runs again"
+        elif self.data.get("ending") in ("failure", "condition", "signal", "fatal", "missing_command", "error",
+                                         "invalid_return", "nothing"):
+            why = f"the previous run ended at {where} ({self.data.get('ending')}): it runs again"
+        elif instr.kind == "fork":
+            done = len(state.fork_done.get(instr.task, {}))
+            why = f"block {instr.task} had {done} member(s) done: the others run now"
+        else:
+            why = f"continuing at {where}"
+        self.log.info(f"Resuming from {self.path} ({len(state.path)} task(s) ran before): {why}")
+        return pc
+
+    def describe(self) -> str:
+        """--show-recovery-info: what the state file holds and what a resume would do."""
+        if not self.present:
+            return f"No recovery state for {self.settings.task_file} (looked for {self.path})"
+        if self.problem:
+            return f"Recovery file {self.path} cannot be used: {self.problem}"
+        d = self.data
+        lines = [f"Recovery file: {self.path}",
+                 f"  task file:       {d.get('task_file_path')}",
+                 f"  written:         {d.get('created')} (updated {d.get('updated')})",
+                 f"  execution path:  {d.get('execution_path')}",
+                 f"  last successful: {d.get('last_successful_task')}"]
+        failure = d.get("failure_info")
+        if failure:
+            lines.append(f"  failure:         task {failure.get('task_id')}, exit {failure.get('exit_code')}: "
+                         f"{failure.get('error')}")
+        try:
+            checkpoint.check_task_file(d, self.path, self.settings.task_file, self.settings.text.encode())
+            nxt = d.get("intended_next_task")
+            lines.append(f"A run with --auto-recovery would resume at task {nxt}." if nxt is not None
+                         else "A run with --auto-recovery would resume where the state left off.")
+        except checkpoint.RecoveryError as exc:
+            lines.append(f"A resume would be refused: {exc}")
+        return "\n".join(lines)
