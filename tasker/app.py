@@ -316,13 +316,11 @@ class Run:
     def run_vm(self) -> int:
         """P12-P14: restore a recovery state, run the machine, conclude."""
         from tasker.runners.base import SystemClock
-        from tasker.runners.process import ProcessRunner, Session, sweep_stale_sessions
+        from tasker.runners.process import ProcessRunner, Session
         from tasker.vm.machine import Env, Machine
 
         s = self.settings
         self.session = Session()
-        if s.run:
-            sweep_stale_sessions()
         env = Env(runner=ProcessRunner(self.session), clock=SystemClock(), exec_types=self.exec_types,
                   log=self.log, cancel=self.cancel, dry_run=not s.run)
         self.machine = Machine(self.program, env)

@@ -112,11 +112,14 @@ def test_session_directory_is_private(tasker, private_tmp):
 
 
 def test_stale_session_of_a_killed_run_is_swept_but_live_ones_are_not(tasker, private_tmp):
+    """The first spill of a run removes the session directories of runs that were killed."""
     dead = private_tmp / "tasker_session_999999999_abcd"
     dead.mkdir()
     (dead / "tasker_stdout_x").write_text("old")
     live = private_tmp / f"tasker_session_{os.getpid()}_efgh"
     live.mkdir()
-    flow = tasker.write(task(0, "true", ""))
+    producer = tasker.tmp / "produce.py"
+    producer.write_text(PRODUCER)
+    flow = tasker.write(task(0, sys.executable, str(producer)))
     assert tasker.run(flow, "-r", env={"TMPDIR": str(private_tmp)}).returncode == 0
     assert not dead.exists() and live.exists()

@@ -283,6 +283,8 @@ class Machine:
 
     def judge(self, command: ir.Command, record: Record, display: str) -> bool:
         """Success of a task (semantics.md §5 step 10)."""
+        if command.success is None and command.failure is None:
+            return record.exit_code == 0
         from tasker.syntax.condition import show
 
         ctx = Context(record.exit_code, record.stdout, record.stderr, None)
@@ -331,7 +333,8 @@ class Machine:
         return target
 
     def _log_branch(self, instr: ir.Instr, op: ir.Branch, value: bool, target: str) -> None:
-        from tasker.syntax.condition import show
+        if op.test != "success":
+            from tasker.syntax.condition import show
 
         task = self.display(instr.task)
         where = f"Task {target}" if target.isdigit() else _STOPS.get(target, target)
