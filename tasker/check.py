@@ -69,6 +69,9 @@ FIELD_SET = frozenset(TASK_FIELDS)
 RESERVED_GLOBALS = frozenset(TASK_FIELDS) - {"hostnames"}
 KNOWN_EXEC = ("local", "shell", "pbrun", "p7s", "wwrs", "ssh", "sh", "bash", "/bin/sh", "/bin/bash")
 CONDITION_FIELDS = ("condition", "success", "failure", "loop_break")
+# Fields whose task-result placeholders are read when the task runs (for the data-flow analysis).
+_READ_FIELDS = ("hostname", "command", "arguments", "exec", "timeout", "sleep", "condition", "success", "failure",
+                "loop_break", "next")
 ROUTING_FIELDS = ("next", "on_success", "on_failure")
 MAX_TASK_ID = 99_999           # 100000 and above are generated hostnames subtasks
 MAX_HOSTS = 1000
@@ -386,6 +389,10 @@ class _Compiler:
         if "max_parallel" in f:
             t["max_parallel"] = self.max_parallel(tid, f["max_parallel"])
         t["retry"] = self.retry(tid, f, kind)
+        reads = [(key, int(m.group(1)), m.group(0)) for key in _READ_FIELDS if key in f and "@" in f[key].value
+                 for m in TASKREF_RE.finditer(f[key].value)]
+        if reads:
+            t["reads"] = tuple(reads)
         for key in ("stdout_split", "stderr_split"):
             if key in f:
                 t[key] = self.split(tid, f[key], kind)
@@ -814,18 +821,24 @@ class _Rules:
 
     def reference_rules(self, task: Task, f: dict) -> None:
         tid = task.id
+        tasks = self.tasks
+        for key, n, text in task.reads:
+            if n not in tasks:
+                fld = f[key]
+                at = fld.value.find(text)
+                span = fld.span.at(at, len(text)) if fld.value == fld.raw and at >= 0 else fld.span
+                self.error(f"task {tid}: {text} refers to task {n}, which does not exist", span,
+                           help=self.c.closest_ids(n))
         for key, fld in f.items():
-            if key in ("task",) or "@" not in fld.value:
+            if "@" not in fld.value or key in _READ_FIELDS or key == "task":
                 continue
             for m in TASKREF_RE.finditer(fld.value):
-                ref = int(m.group(1))
-                span = fld.span.at(m.start(), len(m.group(0))) if fld.value == fld.raw else fld.span
-                if ref not in self.tasks:
-                    self.error(f"task {tid}: {m.group(0)} refers to task {ref}, which does not exist", span,
-                               help=self.c.closest_ids(ref))
-                elif ref >= tid and key in ("condition", "arguments") and ref != tid:
-                    self.warn(f"task {tid}: {m.group(0)} refers to task {ref}, which normally runs later",
-                              span)
+                if int(m.group(1)) not in tasks:
+                    self.error(f"task {tid}: {m.group(0)} refers to task {m.group(1)}, which does not exist",
+                               fld.span, help=self.c.closest_ids(int(m.group(1))))
+        for key, fld in f.items():
+            if "@" not in fld.value:
+                continue
             for m in TASKISH_RE.finditer(fld.value):
                 if not TASKREF_RE.fullmatch(m.group(0)) and key not in CONDITION_FIELDS and key != "next":
                     self.warn(f"task {tid}: {m.group(0)} is not a task result and stays as text",

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from tasker import ir
 from tasker.ir import Branch, Command, Exec, Fork, Instr, Join, Loop, Member, Return, Skip, Sleep, Stop
-from tasker.model import CONDITIONAL, DECISION, PARALLEL, RETURN, Task, Workflow
+from tasker.model import CONDITIONAL, DECISION, NORMAL, PARALLEL, RETURN, Task, Workflow
 from tasker.syntax.ast import Keyword, Multi, Next
 
 DEFAULT_MAX_PARALLEL = 8
+_SUCCESS_ROUTE = Branch("success", "task", label="route")
 ALL_SUCCESS = Multi("all_success")
 FALSE = Keyword("false")
 TRUE = Keyword("true")
@@ -39,13 +40,25 @@ def lower(workflow: Workflow, options: LowerOptions | None = None) -> ir.Program
     return _Lowerer(workflow, options or LowerOptions()).run()
 
 
+def task_graph(workflow: Workflow, options: LowerOptions | None = None) -> dict[int, list[int]]:
+    """Main-flow task id -> the task ids the flow can continue at (ends dropped).
+
+    Built by the same routing rules as the program's instructions, without
+    building the instructions: what the data-flow analysis reads.
+    """
+    lowerer = _Lowerer(workflow, options or LowerOptions())
+    ids = {addr: tid for tid, addr in lowerer.addr.items()}
+    tasks = workflow.tasks
+    return {tid: [ids[t] for t in lowerer.flow(tasks[tid]) if t in ids] for tid in lowerer.main}
+
+
 class _Lowerer:
     def __init__(self, workflow: Workflow, options: LowerOptions) -> None:
         self.wf = workflow
         self.tasks = workflow.tasks
         self.opts = options
         self.main = [tid for tid, t in self.tasks.items() if t.parent is None]
-        self.main_set = set(self.main)
+        self.addr = {tid: str(tid) for tid in self.main}   # entry address of every main-flow task
         self.instrs: dict[str, Instr] = {}
         self.entries: dict[int, str] = {}
         self.used_terminals: set[str] = set()
@@ -75,8 +88,9 @@ class _Lowerer:
 
     def target(self, tid: int | None) -> str:
         """The entry address of task ``tid``, or ``end`` when it does not exist."""
-        if tid is not None and tid in self.main_set:
-            return str(tid)
+        found = self.addr.get(tid)
+        if found is not None:
+            return found
         self.used_terminals.add(ir.END)
         return ir.END
 
@@ -94,80 +108,68 @@ class _Lowerer:
 
     @staticmethod
     def command(task: Task, *, member: bool = False) -> Command:
-        return Command(
-            task=task.id,
-            hostname=task.hostname,
-            command=task.command,
-            arguments=task.arguments,
-            exec=task.exec,
-            timeout=task.timeout,
-            stdout_split=task.stdout_split,
-            stderr_split=task.stderr_split,
-            success=task.success,
-            failure=None if member else task.failure,
-        )
+        return Command(task.id, task.hostname, task.command, task.arguments, task.exec, task.timeout,
+                       task.stdout_split, task.stderr_split, task.success, None if member else task.failure)
 
     # ------------------------------------------------------------ normal tasks
 
     def normal(self, task: Task) -> None:
+        """[loop.enter] [gate] exec [sleep] (return | loop.next | route) [skip], each created once."""
         k = task.id
-        looping = isinstance(task.next, Next) and task.next.kind == "loop" and task.loop is not None
-        names = _Addresses(k)
-        out: list[Instr] = []
-        if looping:
-            out.append(Instr(names.take("loop.enter"), ir.LOOP, k, Loop("enter", task.loop), ()))
-        body_start = len(out)
-        if task.condition is not None:
-            out.append(Instr(names.take("gate"), ir.BRANCH, k, Branch(task.condition, "pre", label="condition"), ()))
-        out.append(Instr(names.take("exec"), ir.EXEC, k, Exec(self.command(task)), ()))
+        if task.condition is None and task.sleep is None and task.return_value is None and task.loop is None:
+            base = self.addr[k]   # the common case: exec and route
+            route = f"{base}.route"
+            self.entries[k] = base
+            self.instrs[base] = Instr(base, ir.EXEC, k, Exec(self.command(task)), (("next", route),))
+            self.instrs[route] = self.route(task, route)
+            return
+        looping = task.loop is not None and isinstance(task.next, Next) and task.next.kind == "loop"
+        gated = task.condition is not None
+        parts = ["loop.enter"] if looping else []
+        if gated:
+            parts.append("gate")
+        parts.append("exec")
         if task.sleep is not None:
-            out.append(Instr(names.take("sleep"), ir.SLEEP, k, Sleep(k, task.sleep), ()))
-        if task.return_value is not None:
-            out.append(Instr(names.take("return"), ir.RETURN, k, Return(k, task.return_value, entry=False), ()))
-        elif looping:
-            nxt = task.next
-            out.append(Instr(names.take("loop.next"), ir.LOOP, k,
-                             Loop("next", task.loop, task.loop_break, nxt.condition), ()))
-        else:
-            out.extend(self.route(task, names))
-        skip_addr = None
-        if task.condition is not None:
-            skip_addr = names.take("skip")
-        self.link_normal(task, out, body_start, skip_addr)
-        if skip_addr is not None:
-            out.append(Instr(skip_addr, ir.SKIP, k, Skip(k), (("next", self.next_of(task)),)))
-        self.emit(out)
-
-    def link_normal(self, task: Task, out: list[Instr], body_start: int, skip_addr: str | None) -> None:
-        """Fill in the successor edges of a normal task's straight-line instructions."""
-        body_addr = out[body_start].addr
-        for i, instr in enumerate(out):
-            nxt = out[i + 1].addr if i + 1 < len(out) else None
-            if instr.succ:
-                continue
-            if instr.kind == ir.LOOP and instr.op.phase == "enter":
-                edges = (("body", nxt),)
-            elif instr.kind == ir.BRANCH and instr.op.label == "condition":
-                edges = (("true", nxt), ("false", skip_addr))
-            elif instr.kind == ir.LOOP:
-                edges = (("again", body_addr), ("done", self.continue_target(task)))
-            elif instr.kind in (ir.RETURN, ir.STOP):
-                edges = ()
+            parts.append("sleep")
+        parts.append("return" if task.return_value is not None else ("loop.next" if looping else "route"))
+        base = str(k)
+        addr = [base] + [f"{base}.{p}" for p in parts[1:]]
+        skip = f"{base}.skip" if gated else None
+        body = addr[1] if looping else addr[0]
+        out: list[Instr] = []
+        last = len(parts) - 1
+        for i, part in enumerate(parts):
+            here = addr[i]
+            nxt = addr[i + 1] if i < last else None
+            if part == "exec":
+                out.append(Instr(here, ir.EXEC, k, Exec(self.command(task)), (("next", nxt),)))
+            elif part == "gate":
+                out.append(Instr(here, ir.BRANCH, k, Branch(task.condition, "pre", label="condition"),
+                                 (("true", nxt), ("false", skip))))
+            elif part == "loop.enter":
+                out.append(Instr(here, ir.LOOP, k, Loop("enter", task.loop), (("body", nxt),)))
+            elif part == "sleep":
+                out.append(Instr(here, ir.SLEEP, k, Sleep(k, task.sleep), (("next", nxt),)))
+            elif part == "return":
+                out.append(Instr(here, ir.RETURN, k, Return(k, task.return_value, entry=False), ()))
+            elif part == "loop.next":
+                op = Loop("next", task.loop, task.loop_break, task.next.condition)
+                out.append(Instr(here, ir.LOOP, k, op, (("again", body), ("done", self.continue_target(task)))))
             else:
-                edges = (("next", nxt),)
-            out[i] = Instr(instr.addr, instr.kind, instr.task, instr.op, edges)
+                out.append(self.route(task, here))
+        if skip is not None:
+            out.append(Instr(skip, ir.SKIP, k, Skip(k), (("next", self.next_of(task)),)))
+        self.emit(out)
 
     def continue_target(self, task: Task) -> str:
         return self.target(task.on_success) if task.on_success is not None else self.next_of(task)
 
-    def route(self, task: Task, names: _Addresses) -> list[Instr]:
-        """The routing of semantics.md §6, as a branch (or nothing, when unconditional)."""
-        k = task.id
+    def route_rule(self, task: Task) -> tuple:
+        """The routing of semantics.md §6: ``(test, label, ((outcome, target), ...))``."""
         nxt = task.next
         on_s = self.target(task.on_success) if task.on_success is not None else None
         on_f = self.target(task.on_failure) if task.on_failure is not None else None
         if nxt is None:
-            test: object = "success"
             if on_s is None and on_f is None:
                 fail = self.next_of(task) if self.opts.fire_and_forget else self.terminal(ir.STOP_FAILURE)
                 true, false = self.next_of(task), fail
@@ -177,21 +179,22 @@ class _Lowerer:
                 true, false = self.next_of(task), on_f
             else:
                 true, false = on_s, on_f
-        elif nxt.kind == "never":
-            return self.goto(k, names, self.terminal(ir.STOP_NEVER), "next=never")
-        elif nxt.kind == "always":
-            return self.goto(k, names, on_s or self.next_of(task), "next=always")
-        else:
-            # a condition; `loop` without loop= and numeric next= evaluate as false conditions
-            test = nxt.condition if nxt.kind == "condition" else FALSE
-            true = on_s or self.next_of(task)
-            false = on_f or self.terminal(ir.STOP_FAILURE)
-        branch = Branch(test, "task", label="route")
-        return [Instr(names.take("route"), ir.BRANCH, k, branch, (("true", true), ("false", false)))]
+            return "success", "route", (("true", true), ("false", false))
+        if nxt.kind == "never":
+            return TRUE, "next=never", (("true", self.terminal(ir.STOP_NEVER)),)
+        if nxt.kind == "always":
+            return TRUE, "next=always", (("true", on_s or self.next_of(task)),)
+        # a condition; `loop` without loop= and numeric next= evaluate as false conditions
+        test = nxt.condition if nxt.kind == "condition" else FALSE
+        return test, "route", (("true", on_s or self.next_of(task)), ("false", on_f or self.terminal(ir.STOP_FAILURE)))
 
-    def goto(self, k: int, names: _Addresses, addr: str, why: str) -> list[Instr]:
-        """An unconditional edge, kept visible as a branch on `true`."""
-        return [Instr(names.take("route"), ir.BRANCH, k, Branch(TRUE, "task", label=why), (("true", addr),))]
+    def route(self, task: Task, addr: str) -> Instr:
+        test, label, edges = self.route_rule(task)
+        if test == "success":
+            branch = _SUCCESS_ROUTE
+        else:
+            branch = Branch(test, "task", label=label)
+        return Instr(addr, ir.BRANCH, task.id, branch, edges)
 
     # ------------------------------------------------------------ return-only, decision
 
@@ -213,6 +216,12 @@ class _Lowerer:
 
     def decision(self, task: Task) -> None:
         k = task.id
+        test, negate, edges = self.decision_rule(task)
+        branch = Branch(test, "pre", negate=negate, entry=True, label="decision")
+        self.emit([Instr(str(k), ir.BRANCH, k, branch, edges)])
+
+    def decision_rule(self, task: Task) -> tuple:
+        """semantics.md §10 (and D13): ``(test, negate, edges)``."""
         if task.success is not None:
             test, negate = task.success, False
         elif task.failure is not None:
@@ -228,8 +237,7 @@ class _Lowerer:
             fallback = self.next_of(task)
         true = self.target(task.on_success) if task.on_success is not None else fallback
         false = self.target(task.on_failure) if task.on_failure is not None else fallback
-        branch = Branch(test, "pre", negate=negate, entry=True, label="decision")
-        self.emit([Instr(str(k), ir.BRANCH, k, branch, (("true", true), ("false", false)))])
+        return test, negate, (("true", true), ("false", false))
 
     # ------------------------------------------------------------ blocks
 
@@ -275,40 +283,58 @@ class _Lowerer:
         self.emit(out)
 
     def block_route(self, task: Task, names: _Addresses, out: list[Instr], kind: str) -> list[Instr]:
-        """After the join: semantics.md §11 step 5-6, §12.6 (and decisions D12)."""
-        k = task.id
+        """The join's edge and the block's route (if the continuation depends on the result)."""
+        test, edges = self.block_rule(task, kind)
+        if test is None:
+            self.link_join(out, edges[0][1])
+            return []
+        route = names.take("route")
+        self.link_join(out, route)
+        return [Instr(route, ir.BRANCH, task.id, Branch(test, "block", label="block result"), edges)]
+
+    def block_rule(self, task: Task, kind: str) -> tuple:
+        """After the join (semantics.md §11 steps 5-6, §12.6, D12): ``(test or None, edges)``."""
         on_s = self.target(task.on_success) if task.on_success is not None else None
         on_f = self.target(task.on_failure) if task.on_failure is not None else None
         go_on = on_s or self.next_of(task)
         stop = on_f or self.terminal(ir.STOP_CONDITION)
         nxt = task.next
-        test: object
         if task.success is not None:
-            test = task.success
+            test: object = task.success
         elif nxt is None:
-            if kind == CONDITIONAL and on_s is None and on_f is None:
-                test = TRUE   # 2.2: a conditional block without next/success always continues
-            else:
-                test = ALL_SUCCESS
+            # 2.2: a conditional block without next/success always continues
+            test = TRUE if kind == CONDITIONAL and on_s is None and on_f is None else ALL_SUCCESS
         elif nxt.kind == "never":
-            test = None
-            self.link_join(out, self.terminal(ir.STOP_NEVER))
-            return []
+            return None, (("next", self.terminal(ir.STOP_NEVER)),)
         elif nxt.kind == "always":
-            self.link_join(out, go_on)
-            return []
+            return None, (("next", go_on),)
         elif nxt.kind == "loop":
-            target = self.terminal(ir.STOP_FATAL) if kind == PARALLEL else self.terminal(ir.STOP_CONDITION)
-            self.link_join(out, target)
-            return []
+            return None, (("next", self.terminal(ir.STOP_FATAL if kind == PARALLEL else ir.STOP_CONDITION)),)
         elif nxt.kind == "condition":
             test = nxt.condition
         else:
             test = FALSE
-        route = names.take("route")
-        self.link_join(out, route)
-        return [Instr(route, ir.BRANCH, k, Branch(test, "block", label="block result"),
-                      (("true", go_on), ("false", stop)))]
+        return test, (("true", go_on), ("false", stop))
+
+    def flow(self, task: Task) -> list[str]:
+        """Every address the flow can continue at after ``task`` (the same rules as its instructions)."""
+        kind = task.kind
+        if kind == NORMAL and task.condition is None and task.loop is None and task.return_value is None:
+            return [target for _outcome, target in self.route_rule(task)[2]]
+        out: list[str] = []
+        if task.condition is not None and kind not in (PARALLEL, CONDITIONAL, DECISION):
+            out.append(self.next_of(task))   # skipped by condition=
+        if kind in (PARALLEL, CONDITIONAL):
+            out.extend(t for _o, t in self.block_rule(task, kind)[1])
+        elif kind == DECISION:
+            out.extend(t for _o, t in self.decision_rule(task)[2])
+        elif kind == RETURN or task.return_value is not None:
+            pass
+        elif task.loop is not None and isinstance(task.next, Next) and task.next.kind == "loop":
+            out.append(self.continue_target(task))
+        else:
+            out.extend(t for _o, t in self.route_rule(task)[2])
+        return out
 
     @staticmethod
     def link_join(out: list[Instr], addr: str) -> None:

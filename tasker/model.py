@@ -74,6 +74,7 @@ class Task(Node):
     stdout_split: object = None   # ast.Split
     stderr_split: object = None
     parent: int | None = None     # the hostnames block that generated this subtask
+    reads: tuple = field(default=(), eq=False)   # ((field, task id, "@N_x@"), ...) results it reads
 
     @property
     def is_block(self) -> bool:

@@ -13,15 +13,13 @@ from tasker.diagnostics import Span
 from tasker.syntax import lalr
 from tasker.syntax.ast import FileArg, Pair, StrayLine, TaskBlock, TaskFile
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from collections.abc import Iterator
 
-
-def tokenize(text: str, path: str) -> Iterator[tuple]:
+def tokenize(text: str, path: str) -> list[tuple]:
     """``(kind, value)`` tokens: FLAG/TASK/TEXT one per line, PAIRS one per run of pairs."""
-    number = 0
+    tokens: list[tuple] = []
+    emit = tokens.append
     run: list[Pair] = []
+    number = 0
     for raw in text.split("\n"):
         number += 1
         line = raw.strip()
@@ -30,34 +28,30 @@ def tokenize(text: str, path: str) -> Iterator[tuple]:
         first = line[0]
         if first == "#":
             continue
-        col = raw.find(first) + 1
         if first != "-":
             key, eq, value = line.partition("=")
             if eq:
-                if value:
-                    value = value.lstrip()
-                    value_col = raw.rfind(value) + 1 if value else col + len(line)
-                else:
-                    value_col = col + len(line)
                 key = key.rstrip()
-                pair = Pair(key, value, path, number, col, value_col)
+                pair = Pair(key, value.lstrip(), path, number, raw)
                 if key != "task":
                     run.append(pair)
                     continue
                 if run:
-                    yield ("PAIRS", run)
+                    emit(("PAIRS", run))
                     run = []
-                yield ("TASK", pair)
+                emit(("TASK", pair))
                 continue
         if run:
-            yield ("PAIRS", run)
+            emit(("PAIRS", run))
             run = []
+        col = raw.find(first) + 1
         if first == "-":
-            yield ("FLAG", FileArg(line, Span(path, number, col, len(line))))
+            emit(("FLAG", FileArg(line, Span(path, number, col, len(line)))))
         else:
-            yield ("TEXT", StrayLine(line, Span(path, number, col, len(line))))
+            emit(("TEXT", StrayLine(line, Span(path, number, col, len(line)))))
     if run:
-        yield ("PAIRS", run)
+        emit(("PAIRS", run))
+    return tokens
 
 
 def _sections(children: list) -> tuple:
