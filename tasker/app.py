@@ -87,6 +87,7 @@ class Run:
         self._old_handlers: dict = {}
         self.alert_script: str | None = None
         self.recovery = None        # tasker.recovery.Recovery
+        self.progress = None        # tasker.report.progress.Progress (on a terminal)
         self.checkpoints = None     # tasker.vm.checkpoint.CheckpointStore
         self.instance_lock = None
 
@@ -346,6 +347,11 @@ class Run:
         self.session = Session()
         env = Env(runner=ProcessRunner(self.session), clock=SystemClock(), exec_types=self.exec_types,
                   log=self.log, cancel=self.cancel, dry_run=not s.run)
+        from tasker.report.progress import Progress, wanted
+
+        if wanted(self.log.stream, s.environ):
+            self.progress = Progress(self.log.stream, len(self.workflow.tasks))
+            self.log.progress = env.progress = self.progress
         self.machine = Machine(self.program, env)
         start = self.start_address()
         if s.run and s.recovery:
@@ -397,6 +403,9 @@ class Run:
     def conclude(self, ending: Ending) -> int:
         """P14: every ending passes here: JSON, recovery file, project row, alert, last log lines."""
         s = self.settings
+        if self.progress is not None:
+            self.log.progress = None
+            self.progress.close()
         code = ending.exit_code
         if self.json_path and ending.reason != "instance":
             self.write_json(ending)

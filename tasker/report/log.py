@@ -45,6 +45,7 @@ class Log:
         self.path = ""
         self.masks: list[tuple[str, str]] = []
         self.lock = threading.Lock()
+        self.progress = None   # report.progress.Progress on a terminal: lines go above it
 
     def open(self, path: str) -> None:
         self.file = open(path, "a", encoding="utf-8", errors="replace")  # noqa: SIM115 - closed in close()
@@ -63,17 +64,23 @@ class Log:
             return
         line = f"[{stamp()}] {PREFIX[level]}{message}\n"
         with self.lock:   # lines of parallel members never interleave
-            try:
-                self.stream.write(line)
-                self.stream.flush()
-            except (OSError, ValueError):
-                pass  # a closed console must not stop the run
+            if self.progress is not None:
+                self.progress.above(lambda: self._console(line))
+            else:
+                self._console(line)
             if self.file is not None:
                 try:
                     self.file.write(line)
                     self.file.flush()
                 except OSError:
                     pass
+
+    def _console(self, line: str) -> None:
+        try:
+            self.stream.write(line)
+            self.stream.flush()
+        except (OSError, ValueError):
+            pass  # a closed console must not stop the run
 
     def error(self, message: str) -> None:
         self.write("ERROR", message)

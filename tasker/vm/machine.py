@@ -389,7 +389,9 @@ class Machine:
             self.state.steps += 1
         else:
             self.state.branch[block] = fork.branch
+        self._progress("block", block=block, members=len(fork.members))
         results = run_fork(self, fork)
+        self._progress("block_end", block=block)
         if self.env.cancel.is_set:
             return self._signal_ending()   # pc stays at the fork: a resume runs what did not finish
         self.state.members[block] = results
