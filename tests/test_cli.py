@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 
@@ -224,3 +226,19 @@ def test_option_parser_errors(argv, message):
     with pytest.raises(UsageError) as info:
         parse(argv)
     assert message in str(info.value)
+
+
+def test_backups_keep_each_distinct_version_once(tmp_path):
+    from tasker.report.files import backup_task_file
+
+    flow = tmp_path / "flow.txt"
+    flow.write_bytes(b"task=0\n")
+    os.utime(flow, (1_000_000_000, 1_000_000_000))
+    first = backup_task_file(str(tmp_path), str(flow), b"task=0\n", "20260101_000000")
+    assert first is not None and Path(first).read_bytes() == b"task=0\n"
+    assert int(os.stat(first).st_mtime) == 1_000_000_000        # like cp -p
+    assert backup_task_file(str(tmp_path), str(flow), b"task=0\n", "20260101_000001") is None
+    second = backup_task_file(str(tmp_path), str(flow), b"task=1\n", "20260101_000000")
+    assert second is not None and second != first                # same stamp: a suffix, not an overwrite
+    assert Path(first).read_bytes() == b"task=0\n" and Path(second).read_bytes() == b"task=1\n"
+    assert len(os.listdir(tmp_path / "backup")) == 2
