@@ -74,7 +74,8 @@ def run_fork(machine: Machine, fork: ir.Fork) -> list[tuple[int, Record]]:
         machine.log.info(f"Task {fork.block}: Starting parallel execution of {len(fork.members)} tasks "
                          f"(max_parallel={fork.max_parallel})")
         results = _Parallel(machine, fork, todo, policy, width, done).run()
-    finished = [(sid, rec) for sid, rec in done.items() if sid not in dict(results)]
+    ran_now = {sid for sid, _rec in results}
+    finished = [(sid, rec) for sid, rec in done.items() if sid not in ran_now]   # by an earlier run
     return finished + results
 
 
