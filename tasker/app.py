@@ -2,8 +2,9 @@
 
 This is glue: it calls the stages in order (parse, check, lower, validate
 hosts, run, report) and maps each ending to the exit code the spec gives.
-Every ending passes through ``Run.finish``, which writes the JSON summary,
-the project row and the alert, then cleans up (spill files, lock, signals).
+Every ending passes through ``Run.conclude``, which writes the JSON summary,
+the recovery state, the project row and the alert; ``Run.cleanup`` then
+removes spill files and releases the lock and the signal handlers.
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ class Run:
         self.progress = None        # tasker.report.progress.Progress (on a terminal)
         self.checkpoints = None     # tasker.vm.checkpoint.CheckpointStore
         self.instance_lock = None
+        self.hosts: dict[str, str] = {}   # host validation's resolved names, for the VM
 
     # ------------------------------------------------------------ signals
 
@@ -179,7 +181,7 @@ class Run:
         self.log.info(f"# Task file: {s.task_file}")
         if not s.no_task_backup:
             try:
-                files.backup_task_file(self.log_base, s.task_file, s.text.encode(), stamp)
+                files.backup_task_file(self.log_base, s.task_file, s.content, stamp)
             except OSError as exc:
                 self.log.warn(f"could not back up the task file: {exc}")
 
@@ -194,15 +196,8 @@ class Run:
 
     def compile(self) -> None:
         """P4-P5: parse and check the task file; exit 20/24 on failure."""
-        import gc
-
-        # Compiling allocates ~10 objects per line and frees almost none, so the cyclic
-        # collector only costs time here (a third of a 20,000-task validation).
-        gc.disable()
-        try:
+        with _no_gc():
             self._compile()
-        finally:
-            gc.enable()
 
     def _compile(self) -> None:
         from tasker.check import CheckOptions, compile_workflow
@@ -216,7 +211,7 @@ class Run:
                                subtask_range=not s.skip_subtask_range_validation, environ=s.environ,
                                saved_globals=saved)
         workflow, diags = compile_workflow(tree, options)
-        if s.validate_tasks and workflow.tasks and not diags.has_errors() and _reads_results(s.text):
+        if s.validate_tasks and not diags.has_errors() and workflow.reads_results():
             from tasker.dataflow import analyze
             from tasker.lower import LowerOptions
 
@@ -237,15 +232,10 @@ class Run:
             self.log.info(f"Task validation passed: {len(workflow.tasks)} tasks")
 
     def lower(self) -> None:
-        import gc
-
         from tasker.lower import LowerOptions, lower
 
-        gc.disable()
-        try:
+        with _no_gc():
             self.program = lower(self.workflow, LowerOptions(fire_and_forget=self.settings.fire_and_forget))
-        finally:
-            gc.enable()
 
     def confirm_plan(self) -> bool:
         """P6: print the plan; only y/yes proceeds (-y answers yes)."""
@@ -289,7 +279,7 @@ class Run:
             return
         from tasker.hostcheck import HostValidation
 
-        HostValidation(self.workflow, s, self.exec_types, self.log, self.cancel).run()
+        self.hosts = HostValidation(self.workflow, s, self.exec_types, self.log, self.cancel).run()
 
     def _remote_tasks(self) -> bool:
         """Some task may run through a non-local exec type (then host validation has work)."""
@@ -317,7 +307,7 @@ class Run:
         from tasker.report.instance import InstanceBusy, InstanceLock, instance_hash, lock_info
 
         values = {name: var.value for name, var in self.workflow.globals.items()}
-        digest = instance_hash(s.text.encode(), values)
+        digest = instance_hash(s.content, values)
         home = s.environ.get("HOME") or os.path.expanduser("~")
         lock = InstanceLock(home, digest)
         snapshot = {name: self.log.mask(value) for name, value in values.items()}
@@ -346,11 +336,11 @@ class Run:
         s = self.settings
         self.session = Session()
         env = Env(runner=ProcessRunner(self.session), clock=SystemClock(), exec_types=self.exec_types,
-                  log=self.log, cancel=self.cancel, dry_run=not s.run)
+                  log=self.log, cancel=self.cancel, dry_run=not s.run, hosts=self.hosts)
         from tasker.report.progress import Progress, wanted
 
         if wanted(self.log.stream, s.environ):
-            self.progress = Progress(self.log.stream, len(self.workflow.tasks))
+            self.progress = Progress(self.log.stream)
             self.log.progress = env.progress = self.progress
         self.machine = Machine(self.program, env)
         start = self.start_address()
@@ -358,7 +348,7 @@ class Run:
             env.checkpoint = self.open_checkpoints().save
         self.vm_started = time.time()
         self.in_vm = True
-        ending = self.machine._signal_ending() if self.cancel.is_set else self.machine.run(start)
+        ending = self.machine.run(start)   # a signal that came before: it ends at once
         self.in_vm = False
         return self.conclude(ending)
 
@@ -384,8 +374,8 @@ class Run:
         s = self.settings
         path = self.recovery.path if self.recovery else state_path(self.log_base, s.task_file)
         try:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            probe = f"{path}.{os.getpid()}.probe"
+            store = CheckpointStore(path, s.task_file, s.content, self.workflow, self.log.path, s.environ)
+            probe = f"{path}.{os.getpid()}.probe"   # refuse now, not at the first checkpoint
             with open(probe, "w"):
                 pass
             os.unlink(probe)
@@ -394,9 +384,8 @@ class Run:
                              f"tasker: cannot write the recovery state in {os.path.dirname(path)}: {exc.strerror}\n"
                              " = help: fix the directory's permissions (or pass -l DIR), or run without "
                              "--auto-recovery/--output-json", reason="recovery") from None
-        self.checkpoints = CheckpointStore(path, s.task_file, s.text.encode(), self.workflow, self.log.path,
-                                           s.environ)
-        return self.checkpoints
+        self.checkpoints = store
+        return store
 
     # ------------------------------------------------------------ endings
 
@@ -486,7 +475,7 @@ class Run:
 
         s = self.settings
         variables = {name: var.value for name, var in (self.workflow.globals if self.workflow else {}).items()}
-        data = build(task_file=s.task_file, content=s.text.encode(), machine=self.machine, ending=ending,
+        data = build(task_file=s.task_file, content=s.content, machine=self.machine, ending=ending,
                      started=self.vm_started or self.started, finished=time.time(), log_file=self.log.path,
                      total_tasks=len(self.workflow.tasks) if self.workflow else 0, variables=variables)
         try:
@@ -522,14 +511,19 @@ _ALERT_ERRORS = {
 }
 
 
-def _reads_results(text: str) -> bool:
-    """The file may read task results (``@<digits>_``): only then is data flow worth analysing."""
-    at = text.find("@")
-    while at >= 0:
-        if text[at + 1:at + 2].isdigit():
-            return True
-        at = text.find("@", at + 1)
-    return False
+class _no_gc:
+    """Compiling and lowering allocate ~10 objects per line and free almost none, so the
+    cyclic collector only costs time there (a third of a 20,000-task validation)."""
+
+    def __enter__(self) -> None:
+        import gc
+
+        gc.disable()
+
+    def __exit__(self, *_exc) -> None:
+        import gc
+
+        gc.enable()
 
 
 def _secret_masks(workflow: Workflow) -> list[tuple[str, str]]:

@@ -830,15 +830,13 @@ class _Rules:
                 self.error(f"task {tid}: {text} refers to task {n}, which does not exist", span,
                            help=self.c.closest_ids(n))
         for key, fld in f.items():
-            if "@" not in fld.value or key in _READ_FIELDS or key == "task":
-                continue
-            for m in TASKREF_RE.finditer(fld.value):
-                if int(m.group(1)) not in tasks:
-                    self.error(f"task {tid}: {m.group(0)} refers to task {m.group(1)}, which does not exist",
-                               fld.span, help=self.c.closest_ids(int(m.group(1))))
-        for key, fld in f.items():
             if "@" not in fld.value:
                 continue
+            if key not in _READ_FIELDS and key != "task":   # read fields: task.reads, above
+                for m in TASKREF_RE.finditer(fld.value):
+                    if int(m.group(1)) not in tasks:
+                        self.error(f"task {tid}: {m.group(0)} refers to task {m.group(1)}, which does not exist",
+                                   fld.span, help=self.c.closest_ids(int(m.group(1))))
             for m in TASKISH_RE.finditer(fld.value):
                 if not TASKREF_RE.fullmatch(m.group(0)) and key not in CONDITION_FIELDS and key != "next":
                     self.warn(f"task {tid}: {m.group(0)} is not a task result and stays as text",

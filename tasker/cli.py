@@ -45,6 +45,8 @@ class Settings:
         self.file_warnings: list[str] = []
         self.cli_args: list[str] = []
         self.environ: dict[str, str] = {}
+        self.text = ""                     # the task file, decoded
+        self.content = b""                 # the task file's bytes
 
     def effective(self) -> dict[str, object]:
         """The settings that are on or set (for --show-effective-args)."""
@@ -77,8 +79,8 @@ class Settings:
         return bool(self.auto_recovery or self.output_json)
 
 
-def read_task_file(path: str) -> str:
-    """The task file's text; exit 1 with a clear message when it cannot be read."""
+def read_task_file(path: str) -> tuple[bytes, str]:
+    """The task file's bytes and text; exit 1 with a clear message when it cannot be read."""
     try:
         with open(path, "rb") as fh:
             data = fh.read()
@@ -89,7 +91,7 @@ def read_task_file(path: str) -> str:
     except OSError as exc:
         raise TaskerExit(Exit.FAILURE, f"tasker: cannot read task file {path}: {exc.strerror}") from None
     try:
-        return data.decode("utf-8")
+        return data, data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data[:exc.start].count(b"\n") + 1
         raise TaskerExit(Exit.FAILURE, f"tasker: {path}:{line}: the task file is not UTF-8 text "
@@ -136,7 +138,7 @@ def parse_settings(argv: list[str], environ: dict[str, str]) -> Settings:
     settings.environ = environ
     settings.task_file = rest[0]
     settings.cli_args = list(argv)
-    text = read_task_file(settings.task_file)
+    content, text = read_task_file(settings.task_file)
     tokens, settings.file_warnings = check_header(settings.task_file, header_tokens(text))
     settings.file_args = tokens
     header = parse(tokens, positional=False, ignore_unknown=True)[0] if tokens else {}
@@ -151,6 +153,7 @@ def parse_settings(argv: list[str], environ: dict[str, str]) -> Settings:
         settings.log_level = "INFO"
     if settings.debug and settings.log_level == "INFO":
         settings.log_level = "DEBUG"
+    settings.content = content   # hashed, backed up and compared as read
     settings.text = text
     return settings
 

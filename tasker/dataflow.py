@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from tasker.diagnostics import Diagnostics, Span
 from tasker.model import CONDITIONAL, DECISION, PARALLEL
-from tasker.syntax.ast import TaskRef
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -141,25 +140,24 @@ class _Analysis:
             if n == tid or n not in self.tasks or (key, n) in seen or (n in earlier and not siblings):
                 continue
             seen.add((key, n))
-            ref = TaskRef(n, "", text)
             if siblings and n in siblings and n not in earlier:
-                self.warn(tid, key, ref, n, f"task {tid} reads {text} {where}, but task {n} runs in the same "
-                                            "block: results are stored when the block ends")
+                self.warn(tid, key, text, n, f"task {tid} reads {text} {where}, but task {n} runs in the same "
+                                             "block: results are stored when the block ends")
             elif self.tasks[n].kind == DECISION:
-                self.warn(tid, key, ref, n, f"task {tid} reads {text}, but task {n} is a decision block and "
-                                            "stores no result")
+                self.warn(tid, key, text, n, f"task {tid} reads {text}, but task {n} is a decision block and "
+                                             "stores no result")
             elif n not in earlier:
                 path = self.unsafe_path(point, n, earlier)
                 if path is not None:
-                    self.warn(tid, key, ref, n, self.message(tid, ref, n, path, where))
+                    self.warn(tid, key, text, n, self.message(tid, text, n, path, where))
 
-    def message(self, tid: int, ref: TaskRef, n: int, path: list[int], where: str) -> str:
+    def message(self, tid: int, text: str, n: int, path: list[int], where: str) -> str:
         route = " -> ".join(f"task {p}" for p in path[:6]) + (" -> ..." if len(path) > 6 else "")
         runs = f" {where}" if where else ""
         if len(path) == 1:
-            return (f"task {tid} reads {_text(ref)}{runs}, but task {n} cannot have run yet: "
+            return (f"task {tid} reads {text}{runs}, but task {n} cannot have run yet: "
                     f"task {path[0]} is where the workflow starts")
-        return (f"task {tid} reads {_text(ref)}{runs}, but task {n} may not have run: the flow can go "
+        return (f"task {tid} reads {text}{runs}, but task {n} may not have run: the flow can go "
                 f"{route} without it; the reference then stays as written")
 
     @property
@@ -173,8 +171,8 @@ class _Analysis:
                     self._blocks[int(text)] = block
         return self._blocks
 
-    def warn(self, tid: int, key: str, ref: TaskRef, n: int, message: str) -> None:
-        span = self.span_of(tid, key, ref)
+    def warn(self, tid: int, key: str, text: str, n: int, message: str) -> None:
+        span = self.span_of(tid, key, text)
         related = []
         target = self.blocks.get(n)
         if target is not None:
@@ -182,12 +180,11 @@ class _Analysis:
         self.diags.warning(message, span, help="route the flow through that task first, or read the value "
                                                "only on the paths where it ran", related=tuple(related))
 
-    def span_of(self, tid: int, key: str, ref: TaskRef) -> Span | None:
+    def span_of(self, tid: int, key: str, text: str) -> Span | None:
         block = self.blocks.get(tid)
         if block is None:
             parent = self.tasks[tid].parent
             block = self.blocks.get(parent) if parent is not None else None
-            key = "arguments" if key == "arguments" else key
         if block is None:
             return None
         pair = None
@@ -196,23 +193,13 @@ class _Analysis:
                 pair = p
         if pair is None:
             return block.id_span
-        text = ref.text or _text(ref)
         at = pair.value.find(text)
         return pair.value_span.at(at, len(text)) if at >= 0 else pair.value_span
 
 
-def _text(ref: TaskRef) -> str:
-    return ref.text or f"@{ref.task}_{ref.name}@"
-
-
-def has_reads(workflow: Workflow) -> bool:
-    """Some task reads another task's result (else there is nothing to analyse)."""
-    return any(task.reads for task in workflow.tasks.values())
-
-
 def analyze(workflow: Workflow, tree, options=None, start: int | None = None) -> Diagnostics:
     """Warnings for reads of results that may not exist when read (see module docstring)."""
-    if not has_reads(workflow):
+    if not workflow.reads_results():
         return Diagnostics()
     first = start if start is not None else workflow.first_id()
     return _Analysis(workflow, tree, first, options).run()

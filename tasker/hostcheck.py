@@ -27,7 +27,6 @@ import re
 import threading
 
 from tasker.exitcodes import Exit, TaskerExit
-from tasker.syntax.condition import show_template
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -71,14 +70,14 @@ class HostValidation:
         for task in self.workflow.tasks.values():
             if task.hostname is None or task.command is None:
                 continue
-            requested = show_template(task.exec) if task.exec is not None else None
+            requested = task.exec.literal() if task.exec is not None else None
             if requested is not None and "@" in requested:
                 continue      # known only at run time
             name = self.exec_types.requested(requested)
             canonical = self.exec_types.canonical(name)
             if canonical == "local":
                 continue
-            host = show_template(task.hostname).strip()
+            host = task.hostname.literal().strip()
             if not host:
                 continue
             if _UNRESOLVED.search(host):
@@ -95,19 +94,18 @@ class HostValidation:
                                               "if they are only known at run time", reason="host_validation")
         return pairs
 
-    def run(self) -> None:
+    def run(self) -> dict[str, str]:
+        """Check every remote host; the names the resolve hook replaced (host as written -> name)."""
         pairs = self.targets()
         if not pairs:
-            return
+            return {}
         types = sorted({t for ts in pairs.values() for t in ts})
         self.log.info(f"Validating {len(pairs)} host(s) for exec type(s) {', '.join(types)}")
         self.check_exec_types(types)
         failures = self.check_hosts(pairs)
         if not failures:
             self.log.info("Host validation passed")
-            if self.resolved:
-                self.exec_types.resolved_hosts.update(self.resolved)
-            return
+            return self.resolved
         for kind, host, detail in failures:
             self.log.error(f"Host validation: {host}: {_WHAT[kind]}: {detail}")
         kinds = {kind for kind, _, _ in failures}

@@ -52,6 +52,11 @@ def task_graph(workflow: Workflow, options: LowerOptions | None = None) -> dict[
     return {tid: [ids[t] for t in lowerer.flow(tasks[tid]) if t in ids] for tid in lowerer.main}
 
 
+def _loops(task: Task) -> bool:
+    """``next=loop`` with ``loop=N``: the task repeats (without loop= it is a false condition)."""
+    return task.loop is not None and isinstance(task.next, Next) and task.next.kind == "loop"
+
+
 class _Lowerer:
     def __init__(self, workflow: Workflow, options: LowerOptions) -> None:
         self.wf = workflow
@@ -123,7 +128,7 @@ class _Lowerer:
             self.instrs[base] = Instr(base, ir.EXEC, k, Exec(self.command(task)), (("next", route),))
             self.instrs[route] = self.route(task, route)
             return
-        looping = task.loop is not None and isinstance(task.next, Next) and task.next.kind == "loop"
+        looping = _loops(task)
         gated = task.condition is not None
         parts = ["loop.enter"] if looping else []
         if gated:
@@ -330,7 +335,7 @@ class _Lowerer:
             out.extend(t for _o, t in self.decision_rule(task)[2])
         elif kind == RETURN or task.return_value is not None:
             pass
-        elif task.loop is not None and isinstance(task.next, Next) and task.next.kind == "loop":
+        elif _loops(task):
             out.append(self.continue_target(task))
         else:
             out.extend(t for _o, t in self.route_rule(task)[2])

@@ -98,6 +98,10 @@ class Workflow(Node):
                 return tid
         return None
 
+    def reads_results(self) -> bool:
+        """Some task reads another task's result (``@N_…@``): data flow is worth analysing."""
+        return any(task.reads for task in self.tasks.values())
+
     def subtask_ids(self) -> set[int]:
         """Every id that some block runs as a member."""
         ids: set[int] = set()

@@ -320,8 +320,6 @@ def to_mermaid(program: ir.Program) -> str:
 
 # ---------------------------------------------------------------- --show-plan
 
-FORMATS = ("text", "dot", "mermaid", "svg")
-
 SVG_HELP = ("--plan-format=svg needs Graphviz's `dot` program, and none was found on PATH. "
             "Install Graphviz (Debian/Ubuntu: apt-get install graphviz; macOS: brew install graphviz), "
             "or write the graph with --plan-format=dot --plan-output plan.dot and render it elsewhere "
@@ -359,18 +357,19 @@ def svg(program: ir.Program, environ: dict | None = None) -> bytes:
 
 
 def render_plan(program: ir.Program, settings) -> str | None:
-    """The plan in the requested format; writes it to --plan-output when given (then says so)."""
+    """The plan in the requested format; writes it to --plan-output when given (then says so).
+
+    ``settings.plan_format`` is one of options.PLAN_FORMATS already (or None: text).
+    """
     from tasker.exitcodes import Exit, TaskerExit
 
-    fmt = (getattr(settings, "plan_format", None) or "text").lower()
-    out = getattr(settings, "plan_output", None)
-    if fmt not in FORMATS:
-        raise TaskerExit(Exit.USAGE, f"tasker: --plan-format={fmt}: choose one of {', '.join(FORMATS)}")
+    fmt = settings.plan_format or "text"
+    out = settings.plan_output
     if fmt == "svg":
         if not out:
             raise TaskerExit(Exit.USAGE, "tasker: --plan-format=svg writes a picture: give it a file with "
                                          "--plan-output FILE")
-        data = svg(program, getattr(settings, "environ", None))
+        data = svg(program, settings.environ)
     else:
         text = render(program, fmt)
         if not out:

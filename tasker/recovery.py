@@ -57,7 +57,7 @@ class Recovery:
         if self.problem:
             raise TaskerExit(Exit.START_OR_RESUME, f"tasker: cannot resume: {self.problem}", reason="recovery")
         try:
-            checkpoint.check_task_file(self.data, self.path, self.settings.task_file, self.settings.text.encode())
+            checkpoint.check_task_file(self.data, self.path, self.settings.task_file, self.settings.content)
         except checkpoint.RecoveryError as exc:
             raise TaskerExit(Exit.START_OR_RESUME, f"tasker: cannot resume: {exc}", reason="recovery") from None
         self.confirm_environment(workflow, unset_env)
@@ -132,7 +132,7 @@ class Recovery:
             lines.append(f"  failure:         task {failure.get('task_id')}, exit {failure.get('exit_code')}: "
                          f"{failure.get('error')}")
         try:
-            checkpoint.check_task_file(d, self.path, self.settings.task_file, self.settings.text.encode())
+            checkpoint.check_task_file(d, self.path, self.settings.task_file, self.settings.content)
             nxt = d.get("intended_next_task")
             lines.append(f"A run with --auto-recovery would resume at task {nxt}." if nxt is not None
                          else "A run with --auto-recovery would resume where the state left off.")

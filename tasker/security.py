@@ -10,6 +10,7 @@ runs.  ``exec=shell`` relaxes the rules, as the user asked for a shell.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from tasker.diagnostics import ERROR, WARNING
 
@@ -101,21 +102,8 @@ def _warnings(name: str, value: str) -> list[Finding]:
     return found
 
 
-def memoised(check):
-    """Cache a check by its arguments: the same host names and commands recur in every task."""
-    cache: dict = {}
-
-    def run(value: str, context: str) -> list[Finding]:
-        key = (value, context)
-        found = cache.get(key)
-        if found is None:
-            found = check(value, context)
-            if len(cache) < 50_000:
-                cache[key] = found
-        return found
-
-    run.__doc__ = check.__doc__
-    return run
+# The same host names and commands recur in every task: check each once.
+memoised = lru_cache(maxsize=50_000)
 
 
 @memoised

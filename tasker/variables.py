@@ -11,6 +11,7 @@ VM fills in when the field is used.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from tasker.syntax.ast import EMPTY_TEMPLATE, TaskRef, Template
 
@@ -80,19 +81,14 @@ def make_ref(m: re.Match, span=None) -> TaskRef:
     return TaskRef(int(m.group(1)), ALIASES.get(name, name), m.group(0), span)
 
 
-_templates: dict[str, Template] = {}
-
-
 def parse_template(text: str, span=None) -> Template:
     """Split ``text`` into literal parts and ``TaskRef`` placeholders (memoised without a span)."""
-    if span is None:
-        found = _templates.get(text)
-        if found is None:
-            found = _parse_template(text, None)
-            if len(_templates) < 100_000:
-                _templates[text] = found
-        return found
-    return _parse_template(text, span)
+    return _template_of(text) if span is None else _parse_template(text, span)
+
+
+@lru_cache(maxsize=100_000)   # files repeat the same hosts, commands and arguments
+def _template_of(text: str) -> Template:
+    return _parse_template(text, None)
 
 
 def _parse_template(text: str, span) -> Template:

@@ -30,9 +30,8 @@ def wanted(stream=None, environ: dict | None = None) -> bool:
 class Progress:
     """Counts what the VM reports and keeps one status line at the bottom of the terminal."""
 
-    def __init__(self, stream=None, total_tasks: int = 0) -> None:
+    def __init__(self, stream=None) -> None:
         self.stream = stream or sys.stdout
-        self.total = total_tasks
         self.started = time.monotonic()
         self.running = 0
         self.done = 0

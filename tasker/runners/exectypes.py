@@ -186,8 +186,6 @@ class ExecTypes:
         self.environ = environ if environ is not None else dict(os.environ)
         self.warn = warn
         self._config: ExecConfig | None = None
-        # Host names that host validation's resolve hook replaced (cli.md §13 step 6).
-        self.resolved_hosts: dict[str, str] = {}
 
     @property
     def config(self) -> ExecConfig:

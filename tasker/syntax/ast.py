@@ -107,6 +107,11 @@ class TaskRef(Node):
     text: str = field(default="", eq=False)   # as written, e.g. "@3_STDOUT@"
     span: Span | None = field(default=None, eq=False)
 
+    @property
+    def written(self) -> str:
+        """The placeholder as the file wrote it (left in place when there is no value)."""
+        return self.text or f"@{self.task}_{self.name}@"
+
 
 class Template(Node):
     """Text with task-result placeholders: a tuple of ``str`` and ``TaskRef`` parts."""
@@ -119,7 +124,7 @@ class Template(Node):
 
     def literal(self) -> str:
         """The text, with placeholders written as in the source."""
-        return "".join(p if type(p) is str else (p.text or f"@{p.task}_{p.name}@") for p in self.parts)
+        return "".join(p if type(p) is str else p.written for p in self.parts)
 
     def refs(self) -> list[TaskRef]:
         return [p for p in self.parts if type(p) is not str]

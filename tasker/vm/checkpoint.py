@@ -20,7 +20,8 @@ import os
 import time
 
 from tasker import ir
-from tasker.output import SUBSTITUTION_LIMIT, Output
+from tasker.output import Output
+from tasker.report.json_out import iso
 from tasker.vm.store import Record, ResultStore
 
 TYPE_CHECKING = False
@@ -45,23 +46,14 @@ def state_path(log_base: str, task_file: str) -> str:
     return os.path.join(log_base, "recovery", f"{stem}_{digest}.recovery.json")
 
 
-def iso(t: float | None = None) -> str:
-    t = time.time() if t is None else t
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(t)) + f".{int((t % 1) * 1e6):06d}"
-
-
 # ----------------------------------------------------------------- records
 
 
 def record_to_json(record: Record) -> dict:
-    data = {"exit_code": record.exit_code, "success": record.success}
-    for name in ("stdout", "stderr"):
-        out = getattr(record, name)
-        if out.spilled:   # the spill file goes with the run: keep what @N_stdout@ can give
-            data[name] = out.head(SUBSTITUTION_LIMIT)
-            data[f"{name}_size"] = out.size
-        else:
-            data[name] = out.text()
+    """The record as --output-json writes it, plus what a resume needs to rebuild it."""
+    data = record.to_json()
+    data.pop("stdout_file", None)   # a spill file goes with its run: what @N_stdout@ gave stays
+    data.pop("stderr_file", None)
     if record.hostname:
         data["hostname"] = record.hostname
     if record.start:
@@ -96,18 +88,17 @@ class CheckpointStore:
         self.task_hash = hashlib.sha256(content).hexdigest()
         self.workflow = workflow
         self.log_file = log_file
-        self.created = iso()
+        self.created = iso(time.time())
         self.count = 0
         self._record_cache: dict[int, tuple[Record, dict]] = {}
         environ = environ if environ is not None else {}
         kill = environ.get(KILL_HOOK, "")
         self.kill_after = int(kill) if kill.isdigit() else None
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
 
     def save(self, machine: Machine, _instr: ir.Instr | None = None, *, final: dict | None = None) -> None:
         """Write the machine's state atomically (called after every instruction)."""
         data = self.document(machine, final)
-        directory = os.path.dirname(self.path)
-        os.makedirs(directory, exist_ok=True)
         tmp = f"{self.path}.{os.getpid()}.tmp"
         with open(tmp, "w", encoding="utf-8") as fh:
             json.dump(data, fh, separators=(",", ":"))
@@ -124,15 +115,15 @@ class CheckpointStore:
         except FileNotFoundError:
             pass
 
+    def record_json(self, tid: int, record: Record) -> dict:
+        """``record_to_json``, converted once per record: every checkpoint writes them all."""
+        hit = self._record_cache.get(tid)
+        if hit is None or hit[0] is not record:
+            hit = self._record_cache[tid] = (record, record_to_json(record))
+        return hit[1]
+
     def records_json(self, store: ResultStore) -> dict:
-        out = {}
-        cache = self._record_cache
-        for tid, record in list(store.records.items()):
-            hit = cache.get(tid)
-            if hit is None or hit[0] is not record:
-                hit = cache[tid] = (record, record_to_json(record))
-            out[str(tid)] = hit[1]
-        return out
+        return {str(tid): self.record_json(tid, record) for tid, record in list(store.records.items())}
 
     def document(self, machine: Machine, final: dict | None = None) -> dict:
         state = machine.state
@@ -145,7 +136,7 @@ class CheckpointStore:
             "task_file_hash": self.task_hash,
             "recovery_file": os.path.basename(self.path),
             "created": self.created,
-            "updated": iso(),
+            "updated": iso(time.time()),
             "log_file": self.log_file,
             "execution_path": list(state.path),
             "last_successful_task": successful[-1] if successful else None,
@@ -166,7 +157,7 @@ class CheckpointStore:
 
 def vm_state(state: State, store: CheckpointStore) -> dict:
     def recs(pairs) -> list:
-        return [[sid, record_to_json(r)] for sid, r in pairs]
+        return [[sid, store.record_json(sid, r)] for sid, r in pairs]
 
     return {
         "pc": state.pc,

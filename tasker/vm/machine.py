@@ -48,7 +48,8 @@ class Env:
     """The VM's connections to the world."""
 
     def __init__(self, *, runner: Runner, clock: SystemClock, exec_types: ExecTypes, log: Log,
-                 cancel: Cancel, dry_run: bool = False, checkpoint=None, progress=None) -> None:
+                 cancel: Cancel, dry_run: bool = False, checkpoint=None, progress=None,
+                 hosts: dict[str, str] | None = None) -> None:
         self.runner = runner
         self.clock = clock
         self.exec_types = exec_types
@@ -57,6 +58,7 @@ class Env:
         self.dry_run = dry_run
         self.checkpoint = checkpoint      # callable(machine, instr) after each instruction, or None
         self.progress = progress          # callable(event, **info) for the live progress line, or None
+        self.hosts = hosts or {}          # host as written -> name host validation resolved it to (§13)
 
 
 class Ending:
@@ -208,7 +210,7 @@ class Machine:
         """Run one command (or simulate it in a dry run); return its record and the shown command."""
         env = self.env
         host = self.render(command.hostname)
-        host = env.exec_types.resolved_hosts.get(host, host)
+        host = env.hosts.get(host, host)
         program = self.render(command.command)
         arguments = self.render(command.arguments)
         requested = self.render(command.exec) if command.exec is not None else None

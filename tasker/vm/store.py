@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 
-from tasker.output import Output
+from tasker.output import SUBSTITUTION_LIMIT, Output
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -73,8 +73,8 @@ class Record:
         """The record as --output-json writes it (cli.md §9)."""
         out = {
             "exit_code": self.exit_code,
-            "stdout": self.stdout.head(_JSON_LIMIT) if self.stdout.spilled else self.stdout.text(),
-            "stderr": self.stderr.head(_JSON_LIMIT) if self.stderr.spilled else self.stderr.text(),
+            "stdout": self.stdout.head(SUBSTITUTION_LIMIT) if self.stdout.spilled else self.stdout.text(),
+            "stderr": self.stderr.head(SUBSTITUTION_LIMIT) if self.stderr.spilled else self.stderr.text(),
             "success": self.success,
         }
         if self.stdout.spilled:
@@ -84,9 +84,6 @@ class Record:
             out["stderr_file"] = self.stderr.path
             out["stderr_size"] = self.stderr.size
         return out
-
-
-_JSON_LIMIT = 102_400
 
 
 class ResultStore:
@@ -117,7 +114,7 @@ class ResultStore:
                 continue
             record = self.records.get(part.task)
             value = record.field(part.name) if record is not None else None
-            out.append(value if value is not None else (part.text or f"@{part.task}_{part.name}@"))
+            out.append(value if value is not None else part.written)
         return "".join(out)
 
     def unresolved(self, template: Template | None) -> list[str]:
@@ -129,5 +126,5 @@ class ResultStore:
             if type(part) is not str:
                 record = self.records.get(part.task)
                 if record is None or record.field(part.name) is None:
-                    missing.append(part.text or f"@{part.task}_{part.name}@")
+                    missing.append(part.written)
         return missing
