@@ -10,7 +10,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tasker.output import Output
+from tasker.runners.output import Output
 from tasker.syntax.condition import ConditionError, parse_condition, show
 from tasker.vm.evaluate import Context, evaluate
 from tasker.vm.store import Record, ResultStore

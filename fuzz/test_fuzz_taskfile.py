@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tasker.check import CheckOptions, compile_workflow
-from tasker.lower import lower
+from tasker.check.checker import CheckOptions, compile_workflow
+from tasker.ir.lower import lower
 from tasker.syntax.taskfile import parse_taskfile
 
 KEYS = ["task", "hostname", "command", "arguments", "next", "on_success", "on_failure", "loop", "loop_break",

@@ -2,6 +2,6 @@
 
 import sys
 
-from tasker.cli import main
+from tasker.cli.main import main
 
 sys.exit(main())

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tasker.output import Output
 from tasker.runners.base import Cancel, RunResult
+from tasker.runners.output import Output
 
 
 class FakeRunner:

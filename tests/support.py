@@ -8,7 +8,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from tasker.check import CheckOptions, compile_workflow
+from tasker.check.checker import CheckOptions, compile_workflow
 from tasker.syntax.taskfile import parse_taskfile
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,7 +87,7 @@ def run_vm(text: str, script: dict | None = None, *, dry_run: bool = False, fire
 
     from fakes import FakeClock, FakeRunner
 
-    from tasker.lower import LowerOptions, lower
+    from tasker.ir.lower import LowerOptions, lower
     from tasker.report.log import Log
     from tasker.runners.base import Cancel
     from tasker.runners.exectypes import ExecConfig, ExecTypes

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tasker import __version__
-from tasker.cli import header_tokens, parse_settings
+from tasker.cli.main import header_tokens, parse_settings
 
 TASK = "task=0\nhostname=localhost\ncommand=echo\narguments=hi\nexec=local\n"
 
@@ -205,7 +205,7 @@ def test_show_plan_runs_after_yes(tasker):
     (["--", "-weird.txt"], {}),
 ])
 def test_option_parser(argv, expected):
-    from tasker.options import parse
+    from tasker.cli.options import parse
 
     given, rest = parse(argv)
     assert given == expected
@@ -221,7 +221,7 @@ def test_option_parser(argv, expected):
     (["f.txt", "-Z"], "unrecognized arguments: -Z"),
 ])
 def test_option_parser_errors(argv, message):
-    from tasker.options import UsageError, parse
+    from tasker.cli.options import UsageError, parse
 
     with pytest.raises(UsageError) as info:
         parse(argv)

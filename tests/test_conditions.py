@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tasker.output import Output
+from tasker.runners.output import Output
 from tasker.syntax.ast import AllOf, AnyOf, Compare, ExitCode, Multi, StreamTest, TaskRef, Template
 from tasker.syntax.condition import ConditionError, parse_condition, show
 from tasker.vm.evaluate import Context, evaluate

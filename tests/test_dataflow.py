@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from support import EXAMPLES, compile_text, dedent
 
-from tasker.dataflow import analyze
-from tasker.lower import lower, task_graph
+from tasker.check.dataflow import analyze
+from tasker.ir.lower import lower, task_graph
 from tasker.syntax.taskfile import parse_taskfile
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tasker.hostcheck import POOL
+from tasker.cli.hostcheck import POOL
 
 FAKEREMOTE = """#!/bin/sh
 host=$1; shift
@@ -340,7 +340,7 @@ def test_tasks_without_exec_are_validated_with_the_default_exec_type(remote, how
 
 
 def test_a_check_that_breaks_fails_its_host_instead_of_passing_it():
-    from tasker.hostcheck import HostValidation
+    from tasker.cli.hostcheck import HostValidation
 
     class Broken(HostValidation):
         def check_host(self, host, types):

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from support import EXAMPLES, compile_text
 
-from tasker import ir
-from tasker.lower import LowerOptions, lower
-from tasker.plan import listing
+from tasker.ir import instructions as ir
+from tasker.ir.lower import LowerOptions, lower
+from tasker.ir.plan import listing
 
 GOLDEN = Path(__file__).parent / "golden"
 

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from support import EXAMPLES, compile_text
 
-from tasker import ir, plan
-from tasker.lower import lower
+from tasker.ir import instructions as ir
+from tasker.ir import plan
+from tasker.ir.lower import lower
 
 GOLDEN = Path(__file__).parent / "golden"
 ALL_KINDS = {ir.EXEC, ir.SKIP, ir.BRANCH, ir.LOOP, ir.FORK, ir.JOIN, ir.SLEEP, ir.RETURN, ir.STOP}

@@ -13,7 +13,7 @@ import os
 import select
 import time
 
-from tasker.output import Output
+from tasker.runners.output import Output
 
 
 class RunResult:

@@ -270,7 +270,7 @@ def expand_env_value(text: str, environ: dict) -> str:
     """``$NAME``/``${NAME}`` replaced by the environment; unset names stay as written."""
     if "$" not in text:
         return text
-    from tasker.variables import expand_env
+    from tasker.check.variables import expand_env
 
     return expand_env(text, environ)[0]
 

@@ -18,8 +18,8 @@ import sys
 import threading
 import time
 
-from tasker.output import Capture, Output
 from tasker.runners.base import Cancel, RunResult
+from tasker.runners.output import Capture, Output
 
 MIN_TIMEOUT = 5.0        # timeouts are clamped to 5..1000 s, so none is needed before 5 s
 EXIT_GRACE = 5.0         # after the child exits, how long pipes held by its children are read

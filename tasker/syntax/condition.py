@@ -9,6 +9,7 @@ an equal tree.
 
 from __future__ import annotations
 
+from tasker.check.variables import TASKREF_RE, make_ref
 from tasker.syntax import lalr
 from tasker.syntax.ast import (
     EMPTY_TEMPLATE,
@@ -27,7 +28,6 @@ from tasker.syntax.ast import (
     Template,
 )
 from tasker.syntax.condlex import ConditionError, tokenize
-from tasker.variables import TASKREF_RE, make_ref
 
 __all__ = ["ConditionError", "parse_condition", "show"]
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import re
 
+from tasker.check.variables import TASKREF_RE, make_ref
 from tasker.syntax.errors import ConditionError
-from tasker.variables import TASKREF_RE, make_ref
 
 __all__ = ["ConditionError", "tokenize"]
 

@@ -19,14 +19,14 @@ import json
 import os
 import time
 
-from tasker import ir
-from tasker.output import Output
+from tasker.ir import instructions as ir
 from tasker.report.json_out import iso
+from tasker.runners.output import Output
 from tasker.vm.store import Record, ResultStore
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from tasker.model import Workflow
+    from tasker.check.model import Workflow
     from tasker.vm.machine import Ending, Machine, State
 
 VERSION = "1.0"

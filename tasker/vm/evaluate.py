@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from tasker.output import Output
+from tasker.runners.output import Output
 from tasker.syntax.ast import (
     AllOf,
     AnyOf,

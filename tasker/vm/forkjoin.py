@@ -22,7 +22,7 @@ from tasker.vm.store import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from tasker import ir
+    from tasker.ir import instructions as ir
     from tasker.vm.machine import Machine
 
 

@@ -9,8 +9,8 @@ read back into the same loop.
 
 from __future__ import annotations
 
-from tasker import ir
 from tasker.exitcodes import Exit
+from tasker.ir import instructions as ir
 from tasker.report.log import show_output
 from tasker.runners.exectypes import ArgumentsError, ExecTypeError
 from tasker.vm.evaluate import PRE, Context, evaluate

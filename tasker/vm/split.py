@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tasker.output import Output
+from tasker.runners.output import Output
 
 KEYWORDS = {
     "space": r" +",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 
-from tasker.output import SUBSTITUTION_LIMIT, Output
+from tasker.runners.output import SUBSTITUTION_LIMIT, Output
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

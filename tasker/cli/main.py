@@ -11,8 +11,7 @@ from __future__ import annotations
 import os
 import sys
 
-from tasker.exitcodes import Exit, TaskerExit
-from tasker.options import (
+from tasker.cli.options import (
     FLAG_DESTS,
     OUTPUT_JSON_AUTO,
     USAGE,
@@ -21,6 +20,7 @@ from tasker.options import (
     UsageError,
     parse,
 )
+from tasker.exitcodes import Exit, TaskerExit
 
 __all__ = ["OUTPUT_JSON_AUTO", "Settings", "UsageError", "main", "parse_settings"]
 
@@ -189,6 +189,6 @@ def main(argv: list[str] | None = None) -> int:
     if settings.show_effective_args:
         print_effective(settings)
         return Exit.OK
-    from tasker.app import run
+    from tasker.cli.run import run
 
     return run(settings)

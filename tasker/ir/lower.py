@@ -8,9 +8,9 @@ k+1 *by number*, resolved now: if k+1 is not a task, the edge goes to ``end``.
 
 from __future__ import annotations
 
-from tasker import ir
-from tasker.ir import Branch, Command, Exec, Fork, Instr, Join, Loop, Member, Return, Skip, Sleep, Stop
-from tasker.model import CONDITIONAL, DECISION, NORMAL, PARALLEL, RETURN, Task, Workflow
+from tasker.check.model import CONDITIONAL, DECISION, NORMAL, PARALLEL, RETURN, Task, Workflow
+from tasker.ir import instructions as ir
+from tasker.ir.instructions import Branch, Command, Exec, Fork, Instr, Join, Loop, Member, Return, Skip, Sleep, Stop
 from tasker.syntax.ast import Keyword, Multi, Next
 
 DEFAULT_MAX_PARALLEL = 8

@@ -20,9 +20,9 @@ from tasker.report.log import Log
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from tasker.cli import Settings
-    from tasker.ir import Program
-    from tasker.model import Workflow
+    from tasker.check.model import Workflow
+    from tasker.cli.main import Settings
+    from tasker.ir.instructions import Program
     from tasker.vm.machine import Ending, Machine
 
 
@@ -87,7 +87,7 @@ class Run:
         self.in_vm = False
         self._old_handlers: dict = {}
         self.alert_script: str | None = None
-        self.recovery = None        # tasker.recovery.Recovery
+        self.recovery = None        # tasker.cli.recovery.Recovery
         self.progress = None        # tasker.report.progress.Progress (on a terminal)
         self.checkpoints = None     # tasker.vm.checkpoint.CheckpointStore
         self.instance_lock = None
@@ -119,7 +119,7 @@ class Run:
         self.prepare_files()                                     # P1-P2
         self.prepare_alert()
         if s.recovery or s.show_recovery_info:
-            from tasker.recovery import Recovery
+            from tasker.cli.recovery import Recovery
 
             self.recovery = Recovery(s, self.log_base, self.log)
         if s.show_recovery_info:                                 # P3
@@ -152,7 +152,7 @@ class Run:
         s = self.settings
         self.log_base = files.log_base(s.log_dir, s.environ)
         if s.output_json:
-            from tasker.cli import OUTPUT_JSON_AUTO
+            from tasker.cli.main import OUTPUT_JSON_AUTO
             from tasker.report.json_out import default_path
 
             self.json_path = default_path(s.task_file, s.environ) if s.output_json == OUTPUT_JSON_AUTO \
@@ -200,7 +200,7 @@ class Run:
             self._compile()
 
     def _compile(self) -> None:
-        from tasker.check import CheckOptions, compile_workflow
+        from tasker.check.checker import CheckOptions, compile_workflow
         from tasker.syntax.taskfile import parse_taskfile
 
         s = self.settings
@@ -212,8 +212,8 @@ class Run:
                                saved_globals=saved)
         workflow, diags = compile_workflow(tree, options)
         if s.validate_tasks and not diags.has_errors() and workflow.reads_results():
-            from tasker.dataflow import analyze
-            from tasker.lower import LowerOptions
+            from tasker.check.dataflow import analyze
+            from tasker.ir.lower import LowerOptions
 
             start = s.start_from if s.start_from in workflow.tasks else None
             diags.extend(analyze(workflow, tree, LowerOptions(fire_and_forget=s.fire_and_forget), start).items)
@@ -232,14 +232,14 @@ class Run:
             self.log.info(f"Task validation passed: {len(workflow.tasks)} tasks")
 
     def lower(self) -> None:
-        from tasker.lower import LowerOptions, lower
+        from tasker.ir.lower import LowerOptions, lower
 
         with _no_gc():
             self.program = lower(self.workflow, LowerOptions(fire_and_forget=self.settings.fire_and_forget))
 
     def confirm_plan(self) -> bool:
         """P6: print the plan; only y/yes proceeds (-y answers yes)."""
-        from tasker.plan import render_plan
+        from tasker.ir.plan import render_plan
 
         text = render_plan(self.program, self.settings)
         if text is not None:
@@ -277,7 +277,7 @@ class Run:
             return
         if not self._remote_tasks():
             return
-        from tasker.hostcheck import HostValidation
+        from tasker.cli.hostcheck import HostValidation
 
         self.hosts = HostValidation(self.workflow, s, self.exec_types, self.log, self.cancel).run()
 

@@ -30,8 +30,8 @@ from tasker.exitcodes import Exit, TaskerExit
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from tasker.cli import Settings
-    from tasker.model import Workflow
+    from tasker.check.model import Workflow
+    from tasker.cli.main import Settings
     from tasker.report.log import Log
     from tasker.runners.base import Cancel
     from tasker.runners.exectypes import ExecTypes

@@ -13,19 +13,19 @@ parallel block never see each other's results.
 
 from __future__ import annotations
 
+from tasker.check.model import CONDITIONAL, DECISION, PARALLEL
 from tasker.diagnostics import Diagnostics, Span
-from tasker.model import CONDITIONAL, DECISION, PARALLEL
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from tasker.model import Task, Workflow
+    from tasker.check.model import Task, Workflow
 
 MAX_STEPS = 2_000_000   # bound the whole analysis on pathological files
 
 
 class _Analysis:
     def __init__(self, workflow: Workflow, tree, start: int | None, options) -> None:
-        from tasker.lower import task_graph
+        from tasker.ir.lower import task_graph
 
         self.wf = workflow
         self.tasks = workflow.tasks

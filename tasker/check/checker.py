@@ -19,9 +19,8 @@ from __future__ import annotations
 import re
 from itertools import pairwise
 
-from tasker import model, security
-from tasker.diagnostics import ERROR, Diagnostics, Span, listing
-from tasker.model import (
+from tasker.check import model, security
+from tasker.check.model import (
     BLOCK_KINDS,
     CONDITIONAL,
     DECISION,
@@ -33,18 +32,7 @@ from tasker.model import (
     Task,
     Workflow,
 )
-from tasker.nodes import evolve
-from tasker.syntax.ast import (
-    AllOf,
-    AnyOf,
-    Invalid,
-    Multi,
-    Next,
-    Split,
-    Template,
-)
-from tasker.syntax.errors import ConditionError
-from tasker.variables import (
+from tasker.check.variables import (
     CHAIN_DEPTH,
     GLOBAL_RE,
     NAME_RE,
@@ -56,6 +44,18 @@ from tasker.variables import (
     global_refs,
     parse_template,
 )
+from tasker.diagnostics import ERROR, Diagnostics, Span, listing
+from tasker.nodes import evolve
+from tasker.syntax.ast import (
+    AllOf,
+    AnyOf,
+    Invalid,
+    Multi,
+    Next,
+    Split,
+    Template,
+)
+from tasker.syntax.errors import ConditionError
 
 TASK_FIELDS = (
     "task", "hostname", "command", "arguments", "next", "stdout_split", "stderr_split",

@@ -7,7 +7,7 @@ join).  ``describe`` gives the one-line operand text every view uses.
 
 from __future__ import annotations
 
-from tasker import ir
+from tasker.ir import instructions as ir
 from tasker.syntax.condition import show, show_template
 
 TYPE_CHECKING = False

@@ -16,8 +16,8 @@ from tasker.vm import checkpoint
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from tasker.cli import Settings
-    from tasker.model import Workflow
+    from tasker.check.model import Workflow
+    from tasker.cli.main import Settings
     from tasker.report.log import Log
     from tasker.vm.machine import Machine
 

@@ -1,0 +1,1 @@
+"""Checking: the parsed task file (AST) becomes a typed workflow, with diagnostics."""

@@ -1,0 +1,1 @@
+"""The command line: options, settings and the phases of a run."""

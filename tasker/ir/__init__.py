@@ -1,0 +1,1 @@
+"""The instruction graph: instructions, lowering from the workflow, and plan renderings."""
