@@ -9,10 +9,13 @@ read back into the same loop.
 
 from __future__ import annotations
 
+import re
+
 from tasker.exitcodes import Exit
 from tasker.ir import instructions as ir
 from tasker.report.log import show_output
 from tasker.runners.exectypes import ArgumentsError, ExecTypeError
+from tasker.runners.output import Output
 from tasker.vm.evaluate import PRE, Context, evaluate
 from tasker.vm.store import Record, ResultStore
 
@@ -187,6 +190,20 @@ class Machine:
         return Context(record.exit_code, record.stdout, record.stderr,
                        record.success if success_known else None, record.counts)
 
+    def block_context(self, block: int) -> Context:
+        """What a plain condition in a block's ``next=`` sees: exit 0 when every member
+        succeeded (else 1), a summary of the counts as stdout, the ids of the members that
+        did not succeed as stderr.  The block's stored record keeps its own text."""
+        record = self.store.get(block)
+        if record is None or record.counts is None:
+            return PRE
+        succeeded, failed, total = record.counts
+        # the record's stderr lists exactly the members that failed or timed out
+        ids = sorted(int(n) for n in re.findall(r"\d+", record.stderr.text()))
+        return Context(0 if succeeded == total else 1,
+                       Output(f"Parallel execution summary: {succeeded} successful, {failed} failed"),
+                       Output(f"Failed tasks: {ids}" if ids else ""), None, record.counts)
+
     # ------------------------------------------------------------ exec
 
     def _exec(self, instr: ir.Instr) -> str:
@@ -324,7 +341,12 @@ class Machine:
             record = self.store.get(task)
             value = bool(record and record.success)
         else:
-            ctx = PRE if op.context == "pre" else self.task_context(task)
+            if op.context == "pre":
+                ctx = PRE
+            elif op.context == "block":
+                ctx = self.block_context(task)
+            else:
+                ctx = self.task_context(task)
             value = evaluate(op.test, ctx, self.render)
         if op.negate:
             value = not value

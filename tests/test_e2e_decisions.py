@@ -1,0 +1,102 @@
+"""End to end through the command line: the documented differences from TASKER 2.2 (README)."""
+
+from __future__ import annotations
+
+import json
+
+
+def test_parallel_next_reads_the_summary_text_of_the_aggregate_d29(tasker):
+    flow = tasker.write("""
+        task=0
+        type=parallel
+        tasks=100
+        next=stdout~0 failed
+
+        task=100
+        hostname=localhost
+        command=true
+        exec=local
+        """)
+    r = tasker.run(flow, "-r", "--skip-subtask-range-validation")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "'stdout~0 failed' is True" in r.stdout
+
+
+def test_conditional_block_next_reads_exit_and_stderr_of_the_aggregate_d29(tasker):
+    flow = tasker.write("""
+        task=0
+        type=conditional
+        condition=true
+        if_true_tasks=10,11
+        if_false_tasks=12
+        next=exit_1&stderr=Failed tasks: [11]
+
+        task=1
+        hostname=localhost
+        command=echo
+        arguments=branch @0_stdout@
+        exec=local
+        next=never
+
+        task=10
+        hostname=localhost
+        command=true
+        exec=local
+
+        task=11
+        hostname=localhost
+        command=false
+        exec=local
+
+        task=12
+        hostname=localhost
+        command=true
+        exec=local
+        """)
+    out = tasker.tmp / "o.json"
+    r = tasker.run(flow, "-r", f"--output-json={out}")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "branch Conditional TRUE branch: 1/2 successful, 1 failed" in r.stdout   # @0_stdout@ keeps its text
+    assert json.loads(out.read_text())["execution_summary"]["execution_path"] == [0, 1]
+
+
+def test_conditional_block_next_never_exits_0_even_after_a_failed_branch_d28(tasker):
+    flow = tasker.write("""
+        task=0
+        type=conditional
+        condition=true
+        if_true_tasks=10
+        if_false_tasks=11
+        next=never
+
+        task=1
+        hostname=localhost
+        command=echo
+        arguments=not reached
+        exec=local
+
+        task=10
+        hostname=localhost
+        command=false
+        exec=local
+
+        task=11
+        hostname=localhost
+        command=true
+        exec=local
+        """)
+    r = tasker.run(flow, "-r")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "not reached" not in r.stdout
+
+
+def test_failed_and_timeout_ids_are_listed_ascending_d30(tasker):
+    members = "".join(f"task={i}\nhostname=localhost\ncommand=sh\narguments=-c \"exit {code}\"\nexec=local\n\n"
+                      for i, code in ((10, 0), (11, 3), (12, 0), (13, 3), (14, 3)))
+    sleeper = "task=15\nhostname=localhost\ncommand=sleep\narguments=30\nexec=local\ntimeout=1\n\n"
+    flow = tasker.write("task=0\ntype=parallel\ntasks=15,14,13,12,11,10\nmax_parallel=6\nnext=always\n\n"
+                        "task=1\nhostname=localhost\ncommand=echo\narguments=[@0_stderr@]\nexec=local\n\n"
+                        + members + sleeper)
+    r = tasker.run(flow, "-r", "--skip-security-validation")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "[Failed tasks: [11, 13, 14]. Timeout tasks: [15]]" in r.stdout
