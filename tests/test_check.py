@@ -309,3 +309,52 @@ def test_golden_checked_ast(example):
     if os.environ.get("TASKER_UPDATE_GOLDEN"):
         golden.write_text(text)
     assert text == golden.read_text(), f"checked AST of {example} changed; TASKER_UPDATE_GOLDEN=1 rewrites it"
+
+
+def _configured(names: tuple, path: str | None = "/etc/tasker/types.yaml", aliases: dict | None = None):
+    from tasker.runners.exectypes import ExecConfig, ExecTypes
+
+    template = {"binary": "/bin/true", "command_template": ["{binary}", "{command}"]}
+    data = {"platforms": {"linux": {n: template for n in names}}, "aliases": aliases or {}}
+    exec_types = ExecTypes(environ={})
+    exec_types.use_config(ExecConfig(path, data, ("/etc/tasker/types.yaml",)))
+    return exec_types
+
+
+def check_with(text: str, exec_types):
+    from support import dedent
+
+    from tasker.check.checker import CheckOptions, compile_workflow
+    from tasker.syntax.taskfile import parse_taskfile
+
+    return compile_workflow(parse_taskfile(dedent(text), "t.txt"), CheckOptions(exec_types=exec_types))[1]
+
+
+def test_unknown_exec_type_is_an_error_with_a_guess_and_the_configuration_read():
+    diags = check_with("task=0\nhostname=h\ncommand=c\nexec=lokal\n", _configured(("ssh", "pbrun")))
+    [error] = diags.errors
+    assert error.message == "task 0: unknown exec type `lokal`"
+    assert (error.span.line, error.span.col) == (4, 6)
+    assert error.help.startswith("did you mean `local`? the exec types configured in /etc/tasker/types.yaml "
+                                 "are local, pbrun, ssh")
+
+
+def test_configured_types_aliases_and_globals_are_accepted():
+    exec_types = _configured(("ssh",), aliases={"secure": "ssh"})
+    text = "MODE=SSH\ntask=0\nhostname=h\ncommand=c\nexec=@MODE@\n\ntask=1\nhostname=h\ncommand=c\nexec=secure\n" \
+           "\ntask=2\nhostname=h\ncommand=c\nexec=@0_stdout@\n"
+    assert not check_with(text, exec_types).errors
+
+
+def test_unknown_exec_type_without_any_configuration_says_what_was_searched():
+    [error] = check_with("task=0\nhostname=h\ncommand=c\nexec=ssh\n", _configured((), path=None)).errors
+    assert "no exec-type configuration was found (searched: /etc/tasker/types.yaml)" in error.help
+
+
+def test_local_needs_no_configuration_file():
+    class Unread:
+        @property
+        def config(self):
+            raise AssertionError("the configuration was read for exec=local")
+
+    assert not check_with("task=0\nhostname=h\ncommand=c\nexec=LOCAL\n", Unread()).errors

@@ -88,7 +88,7 @@ class CheckOptions:
 
     def __init__(self, *, validate: bool = True, security: bool = True, strict_env: bool = False,
                  subtask_range: bool = True, environ: dict | None = None,
-                 saved_globals: dict | None = None) -> None:
+                 saved_globals: dict | None = None, exec_types: object | None = None) -> None:
         self.validate = validate
         self.security = security
         self.strict_env = strict_env
@@ -97,6 +97,10 @@ class CheckOptions:
         # Values a recovery file saved for globals read from the environment: used when
         # their variables are unset now (cli.md §11 step 6).
         self.saved_globals = saved_globals or {}
+        # The run's exec-type resolver (``tasker.runners.exectypes.ExecTypes``): when given, an
+        # exec= name it does not configure is an error.  Its configuration file is read only
+        # when a task names a type other than local.
+        self.exec_types = exec_types
 
 
 def as_int(text: str) -> int | None:
@@ -736,6 +740,32 @@ class _Rules:
                        fld.span, help="use all_success, any_success, majority_success, min_success=N, "
                                       "max_success=N, min_failed=N or max_failed=N")
 
+    def exec_rule(self, tid: int, fld: _Field) -> None:
+        name = fld.value.strip().lower()
+        if not name or "@" in name or name == "local":
+            return
+        exec_types = self.c.opts.exec_types
+        if exec_types is None:
+            if name not in KNOWN_EXEC:
+                self.warn(f"task {tid}: exec type `{fld.value}` is not one of {', '.join(KNOWN_EXEC[:6])}",
+                          fld.span, help="it must be defined in the exec-type configuration")
+            return
+        config = exec_types.config
+        known = {*config.names(), *(alias.lower() for alias in config.aliases)}
+        if name in known:
+            return
+        import difflib
+
+        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+        guess = f"did you mean `{close[0]}`? " if close else ""
+        if config.path:
+            where = f"the exec types configured in {config.path} are {', '.join(config.names())}"
+        else:
+            where = f"no exec-type configuration was found (searched: {', '.join(config.searched)}), so only " \
+                    "local exists"
+        self.error(f"task {tid}: unknown exec type `{fld.value.strip()}`", fld.span,
+                   help=f"{guess}{where}; another configuration is chosen with --exec-config FILE")
+
     def field_rules(self, task: Task, f: dict) -> None:
         tid = task.id
         if "timeout" in f:
@@ -745,10 +775,7 @@ class _Rules:
         if "sleep" in f:
             self.numeric(task, f["sleep"], integer=False, warn_range=(0, None))
         if "exec" in f:
-            name = f["exec"].value.strip().lower()
-            if name and "@" not in name and name not in KNOWN_EXEC:
-                self.warn(f"task {tid}: exec type `{f['exec'].value}` is not one of {', '.join(KNOWN_EXEC[:6])}",
-                          f["exec"].span, help="it must be defined in cfg/execution_types.yaml")
+            self.exec_rule(tid, f["exec"])
         if "success" in f and "failure" in f and task.kind != DECISION:
             self.error(f"task {tid}: success= and failure= cannot be used together", f["failure"].key_span,
                        help="failure=COND means success=NOT COND: keep one of them")
