@@ -358,3 +358,36 @@ def test_local_needs_no_configuration_file():
             raise AssertionError("the configuration was read for exec=local")
 
     assert not check_with("task=0\nhostname=h\ncommand=c\nexec=LOCAL\n", Unread()).errors
+
+
+def unresolved_host_errors(text: str, **kw) -> list:
+    from support import dedent
+
+    from tasker.check.checker import CheckOptions, compile_workflow
+    from tasker.syntax.taskfile import parse_taskfile
+
+    options = CheckOptions(unresolved_hosts=True, **kw)
+    return compile_workflow(parse_taskfile(dedent(text), "t.txt"), options)[1].errors
+
+
+def test_unresolved_host_references_are_errors_for_every_exec_type_d21():
+    text = ("SERVER=@HOSTNAME@\n"
+            "task=0\nhostname=@SERVER@\ncommand=c\nexec=local\n\n"
+            "task=1\nhostname=db-@0_stdout@\ncommand=c\nexec=ssh\n\n"
+            "task=2\ntype=parallel\nhostnames=a,@1_STDOUT@\ncommand=c\nexec=local\n")
+    errors = unresolved_host_errors(text)
+    assert [(e.span.line, e.message) for e in errors] == [
+        (3, "task 0: hostname `@SERVER@` has an unresolved reference: @HOSTNAME@ is not a defined global variable"),
+        (8, "task 1: hostname `db-@0_stdout@` has an unresolved reference: @0_stdout@ is a task result, "
+            "known only at run time"),
+        (14, "task 2: hostnames entry `@1_STDOUT@` has an unresolved reference: @1_STDOUT@ is a task result, "
+             "known only at run time"),
+    ]
+    assert "--skip-unresolved-host-validation" in errors[0].help
+
+
+def test_unresolved_host_check_runs_without_task_validation_and_only_when_asked_d21():
+    text = "task=0\nhostname=@0_stdout@\ncommand=c\nexec=local\n"
+    assert unresolved_host_errors(text, validate=False)
+    assert not errors(text)                      # off: host validation is skipped, or the flag given
+    assert not unresolved_host_errors("G=web1\ntask=0\nhostname=@G@\ncommand=c\nexec=local\n")

@@ -100,3 +100,40 @@ def test_failed_and_timeout_ids_are_listed_ascending_d30(tasker):
     r = tasker.run(flow, "-r", "--skip-security-validation")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "[Failed tasks: [11, 13, 14]. Timeout tasks: [15]]" in r.stdout
+
+
+UNRESOLVED_LOCAL = """
+    task=0
+    hostname=localhost
+    command=echo
+    arguments=localhost
+    exec=local
+
+    task=1
+    hostname=@0_stdout@
+    command=echo
+    arguments=ran
+    exec=local
+
+    task=2
+    hostname=localhost
+    command=echo
+    arguments=task 1 ran on @1_hostname@
+    exec=local
+    """
+
+
+def test_unresolved_host_of_a_local_task_fails_validation_first_d21(tasker):
+    flow = tasker.write(UNRESOLVED_LOCAL)
+    r = tasker.run(flow, "-r")
+    assert r.returncode == 20
+    assert "flow.txt:8:10: error: task 1: hostname `@0_stdout@` has an unresolved reference" in r.stderr
+    assert "Executing" not in r.stdout
+
+
+def test_unresolved_host_check_is_off_with_either_skip_flag_d21(tasker):
+    flow = tasker.write(UNRESOLVED_LOCAL)
+    for flag in ("--skip-unresolved-host-validation", "--skip-host-validation"):
+        r = tasker.run(flow, "-r", flag)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "task 1 ran on localhost" in r.stdout

@@ -284,7 +284,8 @@ def test_unresolved_host_names_exit_20_unless_skip_unresolved(remote):
     flow = task(0, "localhost", "local", "echo", "127.0.0.1") + task(1, "@0_stdout@", "fake")
     r = remote.run(flow, "--validate-only")
     assert r.returncode == 20
-    assert "task 1: @0_stdout@" in r.stderr and "--skip-unresolved-host-validation" in r.stderr
+    assert "flow.txt:8:10: error: task 1: hostname `@0_stdout@` has an unresolved reference" in r.stderr
+    assert "--skip-unresolved-host-validation" in r.stderr
     r = remote.run(flow, "--validate-only", "--skip-unresolved-host-validation")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "host '@0_stdout@' is resolved at run time; not validated" in r.stdout

@@ -88,7 +88,8 @@ class CheckOptions:
 
     def __init__(self, *, validate: bool = True, security: bool = True, strict_env: bool = False,
                  subtask_range: bool = True, environ: dict | None = None,
-                 saved_globals: dict | None = None, exec_types: object | None = None) -> None:
+                 saved_globals: dict | None = None, exec_types: object | None = None,
+                 unresolved_hosts: bool = False) -> None:
         self.validate = validate
         self.security = security
         self.strict_env = strict_env
@@ -101,6 +102,12 @@ class CheckOptions:
         # exec= name it does not configure is an error.  Its configuration file is read only
         # when a task names a type other than local.
         self.exec_types = exec_types
+        # Host validation runs and must see every host name: one that still holds a reference
+        # after global expansion is an error, whatever the exec type (local too).
+        self.unresolved_hosts = unresolved_hosts
+
+
+_UNRESOLVED_RE = re.compile(r"@[A-Za-z0-9_]+@")
 
 
 def as_int(text: str) -> int | None:
@@ -180,6 +187,8 @@ class _Compiler:
         tasks: dict[int, Task] = {}
         for tid in sorted(self.fields):
             tasks[tid] = self.type_task(tid, self.fields[tid])
+        if self.opts.unresolved_hosts:
+            self.check_unresolved_hosts(tasks)
         tasks = self.generate_host_subtasks(tasks)
         if self.validate:
             _Rules(self, tasks).run()
@@ -532,6 +541,31 @@ class _Compiler:
         if index < 0:
             self.vwarn(f"task {tid}: {fld.key} index {index} is negative; the output is left unchanged", fld.span)
         return Split(parts[0].strip(), index, fld.span)
+
+    # ------------------------------------------------------------ host names known only at run time
+
+    def check_unresolved_hosts(self, tasks: dict[int, Task]) -> None:
+        for tid, task in tasks.items():
+            f = self.fields.get(tid, {})
+            if task.command is not None and "hostname" in f and task.hostname is not None:
+                self.unresolved_host(tid, f["hostname"], [task.hostname.literal().strip()])
+            if "hostnames" in f:
+                self.unresolved_host(tid, f["hostnames"], list(task.hosts))
+
+    def unresolved_host(self, tid: int, fld: _Field, hosts: list[str]) -> None:
+        for host in hosts:
+            found = _UNRESOLVED_RE.search(host)
+            if found is None:
+                continue
+            ref = found.group(0)
+            what = f"hostname `{fld.raw.strip()}`" if fld.key == "hostname" else f"hostnames entry `{host}`"
+            if TASKREF_RE.fullmatch(ref):
+                why = f"{ref} is a task result, known only at run time"
+            else:
+                why = f"{ref} is not a defined global variable"
+            self.error(f"task {tid}: {what} has an unresolved reference: {why}", fld.span,
+                       help="host names are checked before anything runs; pass "
+                            "--skip-unresolved-host-validation to leave such hosts unchecked")
 
     # ------------------------------------------------------------ hostnames= blocks
 

@@ -209,7 +209,8 @@ class Run:
         options = CheckOptions(validate=s.validate_tasks, security=s.validate_security,
                                strict_env=s.strict_env_validation,
                                subtask_range=not s.skip_subtask_range_validation, environ=s.environ,
-                               saved_globals=saved, exec_types=self.exec_types)
+                               saved_globals=saved, exec_types=self.exec_types,
+                               unresolved_hosts=s.validate_hosts and not s.skip_unresolved_host_validation)
         workflow, diags = compile_workflow(tree, options)
         if s.validate_tasks and not diags.has_errors() and workflow.reads_results():
             from tasker.check.dataflow import analyze
