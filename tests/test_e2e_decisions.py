@@ -137,3 +137,77 @@ def test_unresolved_host_check_is_off_with_either_skip_flag_d21(tasker):
         r = tasker.run(flow, "-r", flag)
         assert r.returncode == 0, r.stdout + r.stderr
         assert "task 1 ran on localhost" in r.stdout
+
+
+# ----------------------------------------------------------------- dry run (D24)
+
+
+def readme_task_files() -> list[tuple[int, str]]:
+    """(line, text) of every fenced block of README.md without a language tag that holds a task."""
+    import re
+
+    from support import ROOT
+
+    text = (ROOT / "README.md").read_text()
+    found = []
+    for m in re.finditer(r"^```(\w*)\n(.*?)^```", text, re.S | re.M):
+        if not m.group(1) and re.search(r"^task=", m.group(2), re.M):
+            found.append((text.count("\n", 0, m.start()) + 1, m.group(2)))
+    return found
+
+
+def test_the_readme_shows_task_files():
+    assert len(readme_task_files()) >= 4
+
+
+def test_every_example_and_every_task_file_of_the_readme_dry_runs_to_exit_0_d24(tasker):
+    from support import EXAMPLES
+
+    files = [(str(p), p) for p in sorted(EXAMPLES.glob("*.txt"))]
+    files += [(f"README.md:{line}", tasker.write(text, f"readme_{line}.txt")) for line, text in readme_task_files()]
+    assert len(files) >= 8
+    for name, path in files:
+        # the README's hosts are examples (web1.example.com ...): only their names are checked out
+        r = tasker.run(path, "--skip-host-validation")
+        assert r.returncode == 0, f"{name}:\n{r.stdout}{r.stderr}"
+        assert "DRY RUN complete, nothing was run: the workflow would complete" in r.stdout, name
+        assert "Executing" not in r.stdout, name
+
+
+def test_dry_run_of_the_first_example_follows_the_success_path_d24(tasker):
+    from support import EXAMPLES
+
+    r = tasker.run(EXAMPLES / "hello.txt")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Task 1: [DRY RUN] Would execute [local]: echo task 0 said: @0_stdout@" in r.stdout
+    assert "Task 1: [DRY RUN] assuming success condition 'exit_0&stdout~Hello' holds" in r.stdout
+    assert "Task 2: [DRY RUN] Would execute [local]: uname -s" in r.stdout
+
+
+def test_dry_run_of_routing_walks_the_success_path_with_each_loop_once_d24(tasker):
+    from support import EXAMPLES
+
+    out = tasker.tmp / "o.json"
+    r = tasker.run(EXAMPLES / "routing.txt", f"--output-json={out}")
+    assert r.returncode == 0, r.stdout + r.stderr
+    data = json.loads(out.read_text())
+    assert data["execution_summary"]["execution_path"] == [0, 1, 2, 3, 4]
+    assert r.stdout.count("Would execute [local]: echo round") == 1
+    assert "something failed" not in r.stdout
+
+
+def test_dry_run_json_says_dry_run_and_leaves_no_state_and_no_project_row_d24(tasker):
+    flow = tasker.write("task=0\nhostname=localhost\ncommand=echo\narguments=hi\nexec=local\nsuccess=stdout~hi\n"
+                        "\ntask=1\nhostname=localhost\ncommand=false\nexec=local\nsuccess=false\n")
+    out = tasker.tmp / "o.json"
+    r = tasker.run(flow, f"--output-json={out}", "--auto-recovery", "-p", "demo")
+    assert r.returncode == 0, r.stdout + r.stderr     # a real run would fail at task 1 (success=false)
+    assert "DRY RUN complete, nothing was run: a real run would end here with exit code 1" in r.stdout
+    meta = json.loads(out.read_text())["workflow_metadata"]
+    assert (meta["dry_run"], meta["status"], meta["exit_code"]) == (True, "dry_run", 0)
+    tasker_dir = tasker.home / "TASKER"
+    assert not list(tasker_dir.glob("recovery/*")) and not (tasker_dir / "project").exists()
+    real = tasker.run(flow, "-r", f"--output-json={out}", "-p", "demo")
+    assert real.returncode == 1
+    assert "dry_run" not in json.loads(out.read_text())["workflow_metadata"]
+    assert (tasker_dir / "project" / "demo.summary").exists()

@@ -94,6 +94,31 @@ def _eval(cond: object, ctx: Context, render) -> bool:
     return False
 
 
+def reads_results(cond: object, own: bool) -> bool:
+    """Whether a condition reads a result of some task: a placeholder such as ``@3_stdout@``
+    or, when ``own`` (success=, next=, loop_break of a task or block), the exit code,
+    output or counts of the task it belongs to.  A dry run assumes such conditions hold."""
+    kind = type(cond)
+    if kind in (AnyOf, AllOf):
+        return any(reads_results(c, own) for c in cond.items)
+    if kind in (ExitCode, ExitNotZero, StreamCount, Multi):
+        return own
+    if kind is Keyword:
+        return own and cond.word == "success"
+    if kind is StreamTest:
+        return own or _has_ref(cond.pattern)
+    if kind is Contains:
+        return own or _has_ref(cond.pattern)
+    if kind is Compare:
+        own_subject = cond.subject in ("exit", "stdout", "stderr")
+        return (own and own_subject) or (not own_subject and _has_ref(cond.subject)) or _has_ref(cond.operand)
+    return kind is RefTest
+
+
+def _has_ref(template) -> bool:
+    return template is not None and any(type(p) is not str for p in template.parts)
+
+
 def render_ref(cond: RefTest, render) -> str:
     from tasker.syntax.ast import Template
 

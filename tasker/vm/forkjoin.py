@@ -85,7 +85,8 @@ def run_member(machine: Machine, fork: ir.Fork, member: ir.Member, attempt: int,
     display = f"{fork.block}-{member.task}"
     if policy.attempts > 1:
         display += f".{attempt}"
-    if member.condition is not None and not evaluate(member.condition, PRE, machine.render):
+    if member.condition is not None and not machine.assumed(member.condition, False, display, "condition") \
+            and not evaluate(member.condition, PRE, machine.render):
         machine.log.info(f"Task {display}: Condition false, skipping task")
         return Record(-1, "", "Task skipped due to condition", False, kind="skipped")
     if member.command is None:

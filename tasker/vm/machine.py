@@ -16,7 +16,7 @@ from tasker.ir import instructions as ir
 from tasker.report.log import show_output
 from tasker.runners.exectypes import ArgumentsError, ExecTypeError
 from tasker.runners.output import Output
-from tasker.vm.evaluate import PRE, Context, evaluate
+from tasker.vm.evaluate import PRE, Context, evaluate, reads_results
 from tasker.vm.store import Record, ResultStore
 
 TYPE_CHECKING = False
@@ -25,8 +25,6 @@ if TYPE_CHECKING:
     from tasker.runners.base import Cancel, Runner, SystemClock
     from tasker.runners.exectypes import ExecTypes
 
-DRY_STDOUT = "DRY RUN STDOUT"
-DRY_MEMBER_STDOUT = "DRY RUN - Command not executed"
 
 
 _STOPS = {
@@ -36,6 +34,8 @@ _STOPS = {
     ir.STOP_CONDITION: "stop, the condition to continue was not met",
     ir.STOP_FATAL: "stop, an unsupported construct was reached",
 }
+_ASSUMED = {"route": "next condition", "block result": "block condition", "decision": "decision condition",
+            "select branch": "condition"}
 COMMAND_LOG_LIMIT = 1000
 
 
@@ -177,7 +177,20 @@ class Machine:
         return f"{task}.{loop[1]}" if loop is not None else str(task)
 
     def render(self, template) -> str:
+        if self.env.dry_run and template is not None:
+            return template.literal()     # a dry run never guesses a result: placeholders stay as written
         return self.store.render(template)
+
+    def assumed(self, cond: object, own: bool, display: str, what: str, holds: bool = True) -> bool:
+        """In a dry run, a condition that reads a task's result is taken to hold (or, for
+        ``failure=``, not to hold), and the assumption is printed; True when so assumed."""
+        if not self.env.dry_run or not reads_results(cond, own):
+            return False
+        from tasker.syntax.condition import show
+
+        verb = "holds" if holds else "does not hold"
+        self.log.info(f"Task {display}: [DRY RUN] assuming {what} '{show(cond)}' {verb}")
+        return True
 
     def track(self, task: int, host: str, command: str, exit_code: int | None) -> None:
         s = self.state
@@ -234,7 +247,10 @@ class Machine:
         try:
             name = env.exec_types.requested(requested)
             canonical = env.exec_types.canonical(name)
-            argv = env.exec_types.argv(canonical, host, program, arguments)
+            if env.dry_run and "@" in name:
+                argv = [program, arguments] if arguments else [program]   # the type is known only at run time
+            else:
+                argv = env.exec_types.argv(canonical, host, program, arguments)
         except ExecTypeError as exc:
             raise Fatal("error", Exit.VALIDATION, f"Task {display}: {exc}") from None
         except ArgumentsError as exc:
@@ -246,8 +262,7 @@ class Machine:
         if env.dry_run:
             self.log.info(f"Task {display}: [DRY RUN] Would execute [{name}]: {shown}")
             now = env.clock.now()
-            stdout = DRY_STDOUT if main else DRY_MEMBER_STDOUT
-            record = Record(0, stdout, "", True, hostname=host, start=now, end=now)
+            record = Record(0, "", "", True, hostname=host, start=now, end=now)
             if main:
                 record.success = self.judge(command, record, display)
             self._progress("done", task=command.task, success=record.success)
@@ -308,10 +323,14 @@ class Machine:
 
         ctx = Context(record.exit_code, record.stdout, record.stderr, None)
         if command.success is not None:
+            if self.assumed(command.success, True, display, "success condition"):
+                return True
             value = evaluate(command.success, ctx, self.render)
             self.log.info(f"Task {display}: Success condition '{show(command.success)}' evaluated to: {value}")
             return value
         if command.failure is not None:
+            if self.assumed(command.failure, True, display, "failure condition", holds=False):
+                return True
             failed = evaluate(command.failure, ctx, self.render)
             self.log.info(f"Task {display}: Failure condition '{show(command.failure)}' evaluated to: {failed}")
             return not failed
@@ -341,6 +360,9 @@ class Machine:
             record = self.store.get(task)
             value = bool(record and record.success)
         else:
+            if self.assumed(op.test, op.context != "pre", self.display(task), _ASSUMED.get(op.label, "condition"),
+                            holds=not op.negate):
+                return self._routed(instr, op, True)
             if op.context == "pre":
                 ctx = PRE
             elif op.context == "block":
@@ -350,6 +372,9 @@ class Machine:
             value = evaluate(op.test, ctx, self.render)
         if op.negate:
             value = not value
+        return self._routed(instr, op, value)
+
+    def _routed(self, instr: ir.Instr, op: ir.Branch, value: bool) -> str:
         target = instr.to("true" if value else "false") if len(instr.succ) > 1 else instr.succ[0][1]
         self._log_branch(instr, op, value, target)
         if op.label == "route" and target == ir.STOP_FAILURE:
@@ -384,6 +409,10 @@ class Machine:
             return instr.to("body")
         state = loops.get(task)
         if state is None:
+            return instr.to("done")
+        if self.env.dry_run:
+            self.log.info(f"Task {self.display(task)}: [DRY RUN] a loop of {op.count} rounds: shown once")
+            del loops[task]
             return instr.to("done")
         ctx = self.task_context(task, success_known=False)
         if op.until is not None and evaluate(op.until, ctx, self.render):
