@@ -391,3 +391,13 @@ def test_unresolved_host_check_runs_without_task_validation_and_only_when_asked_
     assert unresolved_host_errors(text, validate=False)
     assert not errors(text)                      # off: host validation is skipped, or the flag given
     assert not unresolved_host_errors("G=web1\ntask=0\nhostname=@G@\ncommand=c\nexec=local\n")
+
+
+def test_host_placeholder_is_defined_only_in_hostnames_blocks_d25():
+    wf, diags = compile_text("task=0\ntype=parallel\nhostnames=a,b\ncommand=echo\narguments=@host@\nexec=local\n"
+                             "next=never\n")
+    assert not diags.has_errors(), [d.message for d in diags.errors]
+    assert [wf.tasks[sid].arguments.literal() for sid in (100000, 100001)] == ["a", "b"]
+    _wf, diags = compile_text(T(0, arguments="@host@"))
+    [error] = diags.errors
+    assert "undefined global variable @host@" in error.message and "hostnames= block" in error.help

@@ -211,3 +211,33 @@ def test_dry_run_json_says_dry_run_and_leaves_no_state_and_no_project_row_d24(ta
     assert real.returncode == 1
     assert "dry_run" not in json.loads(out.read_text())["workflow_metadata"]
     assert (tasker_dir / "project" / "demo.summary").exists()
+
+
+# ----------------------------------------------------------------- @host@ and host names (D25)
+
+
+def test_hostnames_members_name_their_host_on_the_console_and_in_the_json_d25(tasker):
+    flow = tasker.write("""
+        task=0
+        type=parallel
+        hostnames=localhost,127.0.0.1
+        command=sh
+        arguments=-c "echo on @host@; test @host@ = localhost"
+        exec=local
+        max_parallel=1
+        next=always
+
+        task=1
+        hostname=localhost
+        command=echo
+        arguments=done
+        exec=local
+        """)
+    out = tasker.tmp / "o.json"
+    r = tasker.run(flow, "-r", f"--output-json={out}", "--skip-security-validation")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Task 0-100000 [localhost]: STDOUT: on localhost" in r.stdout
+    assert "Task 0-100001 [127.0.0.1]: Exit code: 1" in r.stdout
+    results = json.loads(out.read_text())["task_results"]
+    assert {tid: res["hostname"] for tid, res in results.items()} == {
+        "100000": "localhost", "100001": "127.0.0.1", "0": "parallel", "1": "localhost"}

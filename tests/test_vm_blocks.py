@@ -299,3 +299,23 @@ def test_failed_and_timeout_ids_are_ascending_whatever_the_completion_order_d30(
                + T(2, next="never") + members(*ids), script)
     assert r.record(1).stderr.text() == ("Failed tasks: [102, 105, 108, 111]. "
                                          "Timeout tasks: [100, 103, 106, 109]")
+
+
+# ----------------------------------------------------------------- @host@ (D25)
+
+
+def test_host_placeholder_is_each_members_host_d25():
+    r = run_vm("task=2\ntype=parallel\nhostnames=web1,web2\ncommand=/opt/@host@/bin/check\n"
+               "arguments=--node @host@ --id @task@\nexec=local\nmax_parallel=1\nnext=never\n")
+    assert [" ".join(c) for c in r.runner.calls] == ["/opt/web1/bin/check --node web1 --id 120000",
+                                                      "/opt/web2/bin/check --node web2 --id 120001"]
+    assert r.record(120001).hostname == "web2"
+
+
+def test_member_lines_name_the_host_d25():
+    r = run_vm("task=0\ntype=parallel\nhostnames=web1,web2\ncommand=chk\nexec=local\nmax_parallel=1\n"
+               "retry_count=1\nretry_delay=0\nnext=always\n", {"chk": [(0, "", ""), (1, "", ""), (1, "", "")]})
+    assert "Task 0-100000.1 [web1]: Exit code: 0" in r.log
+    assert "Task 0-100001.2 [web2]: Exit code: 1" in r.log
+    plain = run_vm(P(1, tasks="100", next="never") + T(100))
+    assert "Task 1-100: Executing [local]: c100" in plain.log     # tasks= members show no host

@@ -352,7 +352,7 @@ class _Compiler:
                 if name not in self.used_globals:
                     self.used_globals.add(name)
                     self.global_uses[name] = pair.value_span.at(m.start(), len(m.group(0)))
-            elif name != "task" and key != "return":
+            elif name != "task" and key != "return" and not (name == "host" and "hostnames" in self.fields[tid]):
                 self.verror(f"task {tid}: undefined global variable @{name}@ in {key}",
                             pair.value_span.at(m.start(), len(m.group(0))),
                             help=self._undefined_global_help(name))
@@ -366,6 +366,8 @@ class _Compiler:
         return "defined tasks nearby: " + ", ".join(map(str, near)) if near else "the file defines no tasks"
 
     def _undefined_global_help(self, name: str) -> str:
+        if name == "host":
+            return "@host@ is defined only inside a hostnames= block, where it is each member's host name"
         import difflib
 
         close = difflib.get_close_matches(name, list(self.globals), n=1)
@@ -578,11 +580,9 @@ class _Compiler:
             per_host_success = task.success if task.success is not None and not _has_multi(task.success) else None
             for i, host in enumerate(task.hosts[:MAX_HOSTS]):
                 sid = model.hostname_subtask_id(tid, i)
-                args = task.arguments
-                if any(type(p) is str and "@task@" in p for p in args.parts):
-                    args = Template(tuple(p.replace("@task@", str(sid)) if type(p) is str else p
-                                          for p in args.parts))
-                generated[sid] = Task(sid, NORMAL, task.span, hostname=Template((host,)), command=task.command,
+                args = _member_template(task.arguments, sid, host)
+                command = _member_template(task.command, sid, host)
+                generated[sid] = Task(sid, NORMAL, task.span, hostname=Template((host,)), command=command,
                                       arguments=args, exec=task.exec, timeout=task.timeout,
                                       success=per_host_success, parent=tid)
                 subs.append(sid)
@@ -591,6 +591,14 @@ class _Compiler:
         if generated:
             tasks.update(generated)
         return tasks
+
+
+def _member_template(template: Template | None, sid: int, host: str) -> Template | None:
+    """A field of a hostnames= member: ``@task@`` is its generated id, ``@host@`` its host."""
+    if template is None or not any(type(p) is str and ("@task@" in p or "@host@" in p) for p in template.parts):
+        return template
+    return Template(tuple(p.replace("@task@", str(sid)).replace("@host@", host) if type(p) is str else p
+                          for p in template.parts))
 
 
 def _split_commas(text: str) -> list[tuple[int, str]]:

@@ -76,6 +76,7 @@ class Record:
             "stdout": self.stdout.head(SUBSTITUTION_LIMIT) if self.stdout.spilled else self.stdout.text(),
             "stderr": self.stderr.head(SUBSTITUTION_LIMIT) if self.stderr.spilled else self.stderr.text(),
             "success": self.success,
+            "hostname": self.hostname,
         }
         if self.stdout.spilled:
             out["stdout_file"] = self.stdout.path
