@@ -241,3 +241,37 @@ def test_hostnames_members_name_their_host_on_the_console_and_in_the_json_d25(ta
     results = json.loads(out.read_text())["task_results"]
     assert {tid: res["hostname"] for tid, res in results.items()} == {
         "100000": "localhost", "100001": "127.0.0.1", "0": "parallel", "1": "localhost"}
+
+
+# ----------------------------------------------------------------- argv too long (D26)
+
+
+def test_an_output_too_big_for_an_argument_fails_the_task_and_the_file_reference_works_d26(tasker):
+    import sys
+
+    flow = tasker.write(f"""
+        task=0
+        hostname=localhost
+        command={sys.executable}
+        arguments=-c "print('x' * 200000)"
+        exec=local
+
+        task=1
+        hostname=localhost
+        command=wc
+        arguments=-c @0_stdout_file@
+        exec=local
+        success=stdout~200001
+
+        task=2
+        hostname=localhost
+        command=echo
+        arguments=got @0_stdout@
+        exec=local
+        """)
+    r = tasker.run(flow, "-r", "--skip-security-validation")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "Task 1: success is True" in r.stdout           # a file also for output held in memory
+    assert ("Task 2: argument 2 is 200,000 bytes after substitution, over the operating system's limit of "
+            "131,072 bytes; nothing was started. Pass large output as a file: @0_stdout_file@") in r.stdout
+    assert "Errno" not in r.stdout + r.stderr and "Task 2: Executing" not in r.stdout

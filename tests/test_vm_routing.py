@@ -329,3 +329,24 @@ def test_stdout_split_replaces_the_output_before_success():
 def test_split_delimiters(spec, text, expected):
     r = run_vm(T(0, stdout_split=spec), {"c0": [(0, text, "")]})
     assert r.record(0).stdout.text() == expected
+
+
+# ----------------------------------------------------------------- argv too long (D26)
+
+
+def test_an_argument_too_long_for_the_os_fails_the_task_before_it_starts_d26():
+    r = run_vm(T(0) + T(1, arguments="--data=@0_stdout@", on_failure=3) + T(2) + T(3, next="never"),
+               {"c0": [(0, "x" * 200_000, "")]})
+    assert [c[0] for c in r.runner.calls] == ["c0", "c3"]          # c1 never started
+    assert r.path == [0, 1, 3]
+    record = r.record(1)
+    assert (record.exit_code, record.success) == (1, False)
+    message = record.stderr.text()
+    assert message.startswith("Task 1: argument 1 is 200,007 bytes after substitution")
+    assert "limit of 131,072 bytes" in message and "@0_stdout_file@ instead of @0_stdout@" in message
+    assert message in r.log
+
+
+def test_an_argument_too_long_without_routing_ends_the_workflow_with_1_d26():
+    r = run_vm(T(0) + T(1, arguments="@0_stdout@"), {"c0": [(0, "x" * 140_000, "")]})
+    assert r.code == 1

@@ -344,6 +344,7 @@ class Run:
             self.progress = Progress(self.log.stream)
             self.log.progress = env.progress = self.progress
         self.machine = Machine(self.program, env)
+        self.machine.store.spill_file = self.session.spill_file
         start = self.start_address()
         if s.run and s.recovery:
             env.checkpoint = self.open_checkpoints().save

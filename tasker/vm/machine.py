@@ -15,6 +15,7 @@ from tasker.exitcodes import Exit
 from tasker.ir import instructions as ir
 from tasker.report.log import show_output
 from tasker.runners.exectypes import ArgumentsError, ExecTypeError
+from tasker.runners.limits import too_long
 from tasker.runners.output import Output
 from tasker.vm.evaluate import PRE, Context, evaluate, reads_results
 from tasker.vm.store import Record, ResultStore
@@ -259,6 +260,9 @@ class Machine:
             raise Fatal("error", Exit.FAILURE, f"Task {display}: {exc}") from None
         shown = self.log.mask(_shown_command(argv))
         self._progress("start", task=command.task)
+        oversize = too_long(argv)
+        if oversize is not None:
+            return self._oversize(command, display, host, oversize), shown
         if env.dry_run:
             self.log.info(f"Task {display}: [DRY RUN] Would execute [{name}]: {shown}")
             now = env.clock.now()
@@ -286,6 +290,24 @@ class Machine:
         record.success = self.judge(command, record, display)
         self._progress("done", task=command.task, success=record.success)
         return record, shown
+
+    def _oversize(self, command: ir.Command, display: str, host: str, oversize: tuple) -> Record:
+        """A task whose argv the operating system would refuse fails before it starts."""
+        what, size, limit = oversize
+        refs = [p for t in (command.command, command.arguments) if t is not None
+                for p in t.parts if type(p) is not str and p.name in ("stdout", "stderr")]
+        if refs:
+            hint = ", ".join(f"@{r.task}_{r.name}_file@ instead of {r.written}" for r in refs)
+        else:
+            hint = "@N_stdout_file@ instead of @N_stdout@"
+        message = (f"Task {display}: {what} is {size:,} bytes after substitution, over the operating "
+                   f"system's limit of {limit:,} bytes; nothing was started. Pass large output as a "
+                   f"file: {hint} gives the path of the file that holds it")
+        self.log.error(message)
+        now = self.env.clock.now()
+        record = Record(1, "", message, False, hostname=host, start=now, end=now)
+        self._progress("done", task=command.task, success=False)
+        return record
 
     def log_result(self, display: str, record: Record, result) -> None:
         log = self.log
