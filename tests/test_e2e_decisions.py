@@ -275,3 +275,43 @@ def test_an_output_too_big_for_an_argument_fails_the_task_and_the_file_reference
     assert ("Task 2: argument 2 is 200,000 bytes after substitution, over the operating system's limit of "
             "131,072 bytes; nothing was started. Pass large output as a file: @0_stdout_file@") in r.stdout
     assert "Errno" not in r.stdout + r.stderr and "Task 2: Executing" not in r.stdout
+
+
+# ----------------------------------------------------------------- line counts and numbers (D22, D23)
+
+
+def test_line_counts_compare_with_every_operator_and_need_a_whole_number_d22(tasker):
+    flow = tasker.write("""
+        task=0
+        hostname=localhost
+        command=printf
+        arguments="a\\nb\\nc\\n"
+        exec=local
+        success=stdout_count<=3&stdout_count>=3&stdout_count!=4&stderr_count<=0
+        """)
+    r = tasker.run(flow, "-r")
+    assert r.returncode == 0, r.stdout + r.stderr
+    bad = tasker.write("task=0\nhostname=localhost\ncommand=true\nexec=local\nnext=stdout_count>=2.5\n", "bad.txt")
+    r = tasker.run(bad, "--validate-only")
+    assert r.returncode == 20
+    assert "bad.txt:5:20: error: task 0: invalid next condition: `stdout_count>=` needs a whole number" in r.stderr
+
+
+def test_numbers_in_conditions_d23(tasker):
+    flow = tasker.write("""
+        task=0
+        hostname=localhost
+        command=echo
+        arguments=1e3
+        exec=local
+        success=stdout!=1000&stdout=1e3&stdout~e
+
+        task=1
+        hostname=localhost
+        command=echo
+        arguments=1.5e3
+        exec=local
+        success=stdout=1500&stdout>999&@0_success@>0
+        """)
+    r = tasker.run(flow, "-r")
+    assert r.returncode == 0, r.stdout + r.stderr
