@@ -209,7 +209,8 @@ class Run:
         options = CheckOptions(validate=s.validate_tasks, security=s.validate_security,
                                strict_env=s.strict_env_validation,
                                subtask_range=not s.skip_subtask_range_validation, environ=s.environ,
-                               saved_globals=saved)
+                               saved_globals=saved, exec_types=self.exec_types,
+                               unresolved_hosts=s.validate_hosts and not s.skip_unresolved_host_validation)
         workflow, diags = compile_workflow(tree, options)
         if s.validate_tasks and not diags.has_errors() and workflow.reads_results():
             from tasker.check.dataflow import analyze
@@ -343,6 +344,7 @@ class Run:
             self.progress = Progress(self.log.stream)
             self.log.progress = env.progress = self.progress
         self.machine = Machine(self.program, env)
+        self.machine.store.spill_file = self.session.spill_file
         start = self.start_address()
         if s.run and s.recovery:
             env.checkpoint = self.open_checkpoints().save
@@ -396,14 +398,19 @@ class Run:
             self.log.progress = None
             self.progress.close()
         code = ending.exit_code
+        walked = not s.run and self.machine is not None and ending.reason in _WALK_ENDINGS
+        if walked:
+            code = Exit.OK     # a dry run of a valid file succeeds wherever its walk ends
         if self.json_path and ending.reason != "instance":
-            self.write_json(ending)
+            self.write_json(ending, walked)
         self.settle_recovery_file(ending)
-        if s.project and ending.reason not in ("recovery", "instance", "usage", "error"):
+        if s.project and s.run and ending.reason not in ("recovery", "instance", "usage", "error"):
             self.write_summary(ending)
         if code != 0 and self.alert_script and ending.reason not in ("missing_command", "instance", "usage"):
             self.alert(ending)
-        if code == 0:
+        if walked:
+            self.log.info(_walk_summary(ending))
+        elif code == 0:
             self.log.info("SUCCESS: workflow completed")
         else:
             self.log.error(f"FAILURE: exit code {code}" + (f" ({ending.message})" if ending.message else ""))
@@ -470,14 +477,15 @@ class Run:
 
         return self.conclude(Ending(reason, code, message))
 
-    def write_json(self, ending: Ending) -> None:
+    def write_json(self, ending: Ending, dry_run: bool = False) -> None:
         from tasker.report.json_out import build
 
         s = self.settings
         variables = {name: var.value for name, var in (self.workflow.globals if self.workflow else {}).items()}
         data = build(task_file=s.task_file, content=s.content, machine=self.machine, ending=ending,
                      started=self.vm_started or self.started, finished=time.time(), log_file=self.log.path,
-                     total_tasks=len(self.workflow.tasks) if self.workflow else 0, variables=variables)
+                     total_tasks=len(self.workflow.tasks) if self.workflow else 0, variables=variables,
+                     dry_run=dry_run)
         try:
             from tasker.report.json_out import write_atomic
 
@@ -493,6 +501,20 @@ class Run:
         self.restore_signals()
         self.log.close()
         self.cancel.close()
+
+
+# How a dry run's walk may end (anything else, such as an unknown exec type, is an error).
+_WALK_ENDINGS = ("end", "never", "return", "failure", "condition", "invalid_return", "nothing")
+
+
+def _walk_summary(ending: Ending) -> str:
+    """The last line of a dry run: where the walk ended and what a real run would do there."""
+    if ending.reason in ("end", "never") or ending.exit_code == 0:
+        where = "the workflow would complete"
+    else:
+        where = f"a real run would end here with exit code {ending.exit_code}" + \
+            (f" ({ending.message})" if ending.message else "")
+    return f"DRY RUN complete, nothing was run: {where}"
 
 
 _ALERT_ERRORS = {

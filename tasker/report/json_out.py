@@ -35,8 +35,8 @@ def counts(records: dict) -> tuple[int, int, int]:
 
 
 def build(*, task_file: str, content: bytes, machine: Machine, ending: Ending, started: float,
-          finished: float, log_file: str, total_tasks: int, variables: dict) -> dict:
-    """The JSON document for one run."""
+          finished: float, log_file: str, total_tasks: int, variables: dict, dry_run: bool = False) -> dict:
+    """The JSON document for one run; a dry run's says so (``"dry_run": true``, status ``dry_run``)."""
     import hashlib
 
     from tasker.vm.machine import State
@@ -45,7 +45,7 @@ def build(*, task_file: str, content: bytes, machine: Machine, ending: Ending, s
     state = machine.state if machine is not None else State()
     records = machine.store.records if machine is not None else ResultStore().records
     ok, bad, slow = counts(records)
-    status = "success" if ending.success else "failed"
+    status = "dry_run" if dry_run else "success" if ending.success else "failed"
     path = list(state.path)
     summary: dict = {
         "total_tasks": total_tasks,
@@ -64,12 +64,17 @@ def build(*, task_file: str, content: bytes, machine: Machine, ending: Ending, s
             "error": ending.message or "Workflow failed",
             "reason": ending.reason,
         }
+    metadata: dict = {
+        "task_file": os.path.abspath(task_file),
+        "execution_id": hashlib.sha256(content).hexdigest()[:8],
+        "status": status,
+        "exit_code": 0 if dry_run else ending.exit_code,
+    }
+    if dry_run:
+        metadata["dry_run"] = True
     return {
         "workflow_metadata": {
-            "task_file": os.path.abspath(task_file),
-            "execution_id": hashlib.sha256(content).hexdigest()[:8],
-            "status": status,
-            "exit_code": ending.exit_code,
+            **metadata,
             "start_time": iso(started),
             "end_time": iso(finished),
             "duration_seconds": round(finished - started, 2),
