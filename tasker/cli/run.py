@@ -9,6 +9,7 @@ removes spill files and releases the lock and the signal handlers.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import signal
@@ -111,10 +112,8 @@ class Run:
 
     def install_signals(self) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
+            with contextlib.suppress(ValueError):  # not the main thread (embedded use)
                 self._old_handlers[sig] = signal.signal(sig, self._on_signal)
-            except ValueError:  # not the main thread (embedded use)
-                pass
 
     def restore_signals(self) -> None:
         for sig, handler in self._old_handlers.items():
