@@ -7,18 +7,17 @@ warnings interleaved in file order) and exits 20 if any is an error.
 
 from __future__ import annotations
 
-from tasker.nodes import Node, field
+from collections.abc import Iterable
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from collections.abc import Iterable
+import attrs
 
 ERROR = "error"
 WARNING = "warning"
 NOTE = "note"
 
 
-class Span(Node):
+@attrs.frozen
+class Span:
     """A place in a source file: 1-based line and column, and a length for the caret."""
 
     file: str
@@ -31,14 +30,15 @@ class Span(Node):
         return Span(self.file, self.line, self.col + offset, max(1, length))
 
 
-class Diagnostic(Node):
+@attrs.frozen
+class Diagnostic:
     """One problem (or warning) found in a task file."""
 
     severity: str
     message: str
     span: Span | None = None
     help: str | None = None
-    related: tuple = field(default=())  # ((Span, "note text"), ...)
+    related: tuple = attrs.field(default=())  # ((Span, "note text"), ...)
 
 
 class Diagnostics:

@@ -8,6 +8,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import attrs
+
 from tasker.check.checker import CheckOptions, compile_workflow
 from tasker.syntax.taskfile import parse_taskfile
 
@@ -106,3 +108,22 @@ def run_vm(text: str, script: dict | None = None, *, dry_run: bool = False, fire
     machine = Machine(program, env)
     ending = machine.run(program.entries[start] if start is not None else None)
     return VMRun(ending, machine, runner, clock, stream.getvalue())
+
+
+def pretty(obj: object, indent: int = 0, *, spans: bool = True) -> str:
+    """A readable, stable multi-line dump of a node tree for the golden files.
+
+    With ``spans=False`` only the fields that take part in equality are shown.
+    """
+    pad = "  " * indent
+    if attrs.has(type(obj)):
+        names = [f.name for f in attrs.fields(type(obj)) if spans or f.eq]
+        inner = [f"{pad}  {name}={pretty(getattr(obj, name), indent + 1, spans=spans).lstrip()}" for name in names]
+        return f"{pad}{type(obj).__name__}(\n" + ",\n".join(inner) + f"\n{pad})"
+    if isinstance(obj, (tuple, list)) and obj and any(attrs.has(type(x)) for x in obj):
+        items = ",\n".join(pretty(x, indent + 1, spans=spans) for x in obj)
+        return f"{pad}[\n{items}\n{pad}]"
+    if isinstance(obj, dict) and obj:
+        items = ",\n".join(f"{pad}  {k!r}: {pretty(v, indent + 1, spans=spans).lstrip()}" for k, v in obj.items())
+        return f"{pad}{{\n{items}\n{pad}}}"
+    return f"{pad}{obj!r}"

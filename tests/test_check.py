@@ -6,10 +6,9 @@ import os
 from pathlib import Path
 
 import pytest
-from support import EXAMPLES, compile_text
+from support import EXAMPLES, compile_text, pretty
 
 from tasker.diagnostics import render
-from tasker.nodes import pretty
 
 GOLDEN = Path(__file__).parent / "golden"
 

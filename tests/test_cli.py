@@ -242,3 +242,42 @@ def test_backups_keep_each_distinct_version_once(tmp_path):
     assert second is not None and second != first                # same stamp: a suffix, not an overwrite
     assert Path(first).read_bytes() == b"task=0\n" and Path(second).read_bytes() == b"task=1\n"
     assert len(os.listdir(tmp_path / "backup")) == 2
+
+
+def test_a_mistyped_option_gets_a_suggestion(tasker):
+    r = tasker.run(tasker.write(TASK), "--validate-onyl")
+    assert r.returncode == 2
+    assert "unrecognized arguments: --validate-onyl" in r.stderr
+    assert "did you mean `--validate-only`?" in r.stderr
+
+
+def test_a_single_dash_long_option_gets_the_two_dash_suggestion():
+    from tasker.cli.options import UsageError, parse
+
+    with pytest.raises(UsageError) as info:
+        parse(["f.txt", "-skip-validation"])
+    assert "did you mean `--skip-validation`?" in str(info.value)
+
+
+def test_output_json_that_took_the_task_file_says_so(tasker):
+    f = tasker.write(TASK, "flow.txt")
+    r = tasker.run("--output-json", f, "--validate-only")
+    assert r.returncode == 2
+    assert "the following arguments are required: task_file" in r.stderr
+    assert f"`--output-json` took `{f}` as the path of the JSON file" in r.stderr
+    assert "--output-json=PATH" in r.stderr and f"tasker {f} --output-json" in r.stderr
+
+
+def test_output_json_with_an_equals_sign_or_after_the_task_file_works(tmp_path):
+    from tasker.cli.options import parse
+
+    assert parse(["--output-json=o.json", "flow.txt"]) == ({"output_json": "o.json"}, ["flow.txt"])
+    assert parse(["flow.txt", "--output-json", "-r"]) == ({"output_json": "\0auto", "run": True}, ["flow.txt"])
+
+
+def test_help_lists_every_option_of_the_table(tasker):
+    from tasker.cli.options import OPTIONS
+
+    r = tasker.run("-h")
+    assert r.returncode == 0 and r.stdout.startswith("usage: tasker [options] TASK_FILE")
+    assert all(o.long in r.stdout for o in OPTIONS)

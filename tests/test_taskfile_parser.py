@@ -6,9 +6,8 @@ import os
 from pathlib import Path
 
 import pytest
-from support import EXAMPLES, dedent
+from support import EXAMPLES, dedent, pretty
 
-from tasker.nodes import pretty
 from tasker.syntax.taskfile import parse_taskfile
 
 GOLDEN = Path(__file__).parent / "golden"

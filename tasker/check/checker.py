@@ -19,6 +19,8 @@ from __future__ import annotations
 import re
 from itertools import pairwise
 
+import attrs
+
 from tasker.check import model, security
 from tasker.check.model import (
     BLOCK_KINDS,
@@ -45,7 +47,6 @@ from tasker.check.variables import (
     parse_template,
 )
 from tasker.diagnostics import ERROR, Diagnostics, Span, listing
-from tasker.nodes import evolve
 from tasker.syntax.ast import (
     AllOf,
     AnyOf,
@@ -587,7 +588,7 @@ class _Compiler:
                                       success=per_host_success, parent=tid)
                 subs.append(sid)
             block_success = None if per_host_success is not None else task.success
-            tasks[tid] = evolve(task, members=tuple(subs), success=block_success)
+            tasks[tid] = attrs.evolve(task, members=tuple(subs), success=block_success)
         if generated:
             tasks.update(generated)
         return tasks

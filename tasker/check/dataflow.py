@@ -13,20 +13,15 @@ parallel block never see each other's results.
 
 from __future__ import annotations
 
-from tasker.check.model import CONDITIONAL, DECISION, PARALLEL
+from tasker.check.model import CONDITIONAL, DECISION, PARALLEL, Task, Workflow
 from tasker.diagnostics import Diagnostics, Span
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from tasker.check.model import Task, Workflow
+from tasker.ir.lower import task_graph
 
 MAX_STEPS = 2_000_000   # bound the whole analysis on pathological files
 
 
 class _Analysis:
     def __init__(self, workflow: Workflow, tree, start: int | None, options) -> None:
-        from tasker.ir.lower import task_graph
-
         self.wf = workflow
         self.tasks = workflow.tasks
         self.tree = tree

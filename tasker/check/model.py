@@ -8,7 +8,8 @@ subtasks.  Lowering reads nothing else.
 
 from __future__ import annotations
 
-from tasker.nodes import Node, field
+import attrs
+
 from tasker.syntax.ast import EMPTY_TEMPLATE
 
 NORMAL = "normal"
@@ -27,29 +28,32 @@ def hostname_subtask_id(block: int, index: int) -> int:
     return HOSTNAMES_BASE + block * HOSTNAMES_STRIDE + index
 
 
-class GlobalVar(Node):
+@attrs.frozen
+class GlobalVar:
     """A global variable: its value after ``$ENV`` expansion, and where it came from."""
 
     name: str
     value: str
     template: str                 # the value as written
     from_env: bool                # the value references environment variables
-    span: object = field(default=None, eq=False)
+    span: object = attrs.field(default=None, eq=False)
 
 
-class Retry(Node):
+@attrs.frozen
+class Retry:
     """Retry settings of a block: attempts = 1 + count, ``delay`` seconds apart."""
 
     count: object                 # int, or Template resolved at run time
     delay: object                 # int/float, or Template
 
 
-class Task(Node):
+@attrs.frozen
+class Task:
     """One task, typed.  Fields a kind does not use stay at their defaults."""
 
     id: int
     kind: str
-    span: object = field(default=None, eq=False)
+    span: object = attrs.field(default=None, eq=False)
     hostname: object = None       # Template
     command: object = None        # Template
     arguments: object = EMPTY_TEMPLATE
@@ -74,22 +78,23 @@ class Task(Node):
     stdout_split: object = None   # ast.Split
     stderr_split: object = None
     parent: int | None = None     # the hostnames block that generated this subtask
-    reads: tuple = field(default=(), eq=False)   # ((field, task id, "@N_x@"), ...) results it reads
+    reads: tuple = attrs.field(default=(), eq=False)   # ((field, task id, "@N_x@"), ...) results it reads
 
     @property
     def is_block(self) -> bool:
         return self.kind in BLOCK_KINDS
 
 
-class Workflow(Node):
+@attrs.frozen
+class Workflow:
     """A compiled task file: tasks by id (ascending), globals by name."""
 
     path: str
     tasks: dict                   # int -> Task, in ascending id order
     globals: dict                 # name -> GlobalVar
     file_args: tuple = ()         # ast.FileArg
-    text: str = field(default="", eq=False)
-    unset_env: dict = field(default=None, eq=False)   # globals that took a recovery file's saved value
+    text: str = attrs.field(default="", eq=False)
+    unset_env: dict = attrs.field(default=None, eq=False)   # globals that took a recovery file's saved value
 
     def first_id(self) -> int | None:
         """The lowest id of the main flow (generated subtasks excluded)."""

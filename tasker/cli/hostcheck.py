@@ -24,17 +24,18 @@ exec-type configuration, off by default (D20):
 from __future__ import annotations
 
 import re
+import shutil
+import socket
 import threading
+import time
 
+from tasker.check.model import Workflow
+from tasker.cli.settings import Settings
 from tasker.exitcodes import Exit, TaskerExit
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from tasker.check.model import Workflow
-    from tasker.cli.main import Settings
-    from tasker.report.log import Log
-    from tasker.runners.base import Cancel
-    from tasker.runners.exectypes import ExecTypes
+from tasker.report.log import Log
+from tasker.runners.base import Cancel
+from tasker.runners.exectypes import ArgumentsError, ExecTypeError, ExecTypes, render_template
+from tasker.runners.process import ProcessRunner
 
 RESOLVE_TIMEOUT = 5.0        # system resolver
 DEFAULT_TEST_TIMEOUT = 10    # validation_test without any configured timeout
@@ -121,8 +122,6 @@ class HostValidation:
 
     def check_hosts(self, pairs: dict[str, set[str]]) -> list[tuple[str, str, str]]:
         """Check every host with at most POOL at a time; the failures, sorted."""
-        from tasker.runners.base import Cancel
-
         own_cancel = self.cancel is None
         if own_cancel:
             self.cancel = Cancel()
@@ -130,32 +129,38 @@ class HostValidation:
         lock = threading.Lock()
         work = iter(sorted(pairs.items()))
 
-        def worker() -> None:
-            while not self.cancel.is_set:
-                with lock:
-                    item = next(work, None)
-                if item is None:
-                    return
-                host, types = item
-                try:
-                    found = self.check_host(host, sorted(types))
-                except Exception as exc:    # a check that breaks must not let the host pass
-                    found = [(CONNECTION, host, f"the check itself failed: {exc!r}")]
-                with lock:
-                    failures.extend(found)
+        def worker(done: threading.Event) -> None:
+            try:
+                while not self.cancel.is_set:
+                    with lock:
+                        item = next(work, None)
+                    if item is None:
+                        return
+                    host, types = item
+                    try:
+                        found = self.check_host(host, sorted(types))
+                    except Exception as exc:    # a check that breaks must not let the host pass
+                        found = [(CONNECTION, host, f"the check itself failed: {exc!r}")]
+                    with lock:
+                        failures.extend(found)
+            finally:
+                done.set()
 
-        threads = [threading.Thread(target=worker, daemon=True, name="hostcheck")
-                   for _ in range(min(POOL, len(pairs)))]
-        for t in threads:
-            t.start()
+        # Each worker reports its end through its own Event, not Thread.join: a signal
+        # handler that raises inside join() can leave the thread marked as stopped while
+        # it still runs, and the run would then exit before the checks' processes are killed.
+        finished = [threading.Event() for _ in range(min(POOL, len(pairs)))]
+        for done in finished:
+            threading.Thread(target=worker, args=(done,), daemon=True, name="hostcheck").start()
         try:
-            for t in threads:
-                t.join()
+            for done in finished:
+                done.wait()
         except BaseException:
             # Ctrl-C/SIGTERM: the handler has set the cancel, which stops the running checks.
             self.cancel.set(2)
-            for t in threads:
-                t.join(STOP_GRACE)
+            deadline = time.monotonic() + STOP_GRACE
+            for done in finished:
+                done.wait(max(0.0, deadline - time.monotonic()))
             raise
         finally:
             if own_cancel:
@@ -219,8 +224,6 @@ class HostValidation:
 
     def connection_test(self, name: str, host: str) -> tuple[bool, str]:
         """The exec type's validation_test for ``host`` (execution_types.md §7)."""
-        from tasker.runners.exectypes import ArgumentsError, ExecTypeError, render_template
-
         spec = self.exec_types.config.types[name]
         test = spec.validation_test
         if not test:
@@ -244,8 +247,6 @@ class HostValidation:
 
     def start(self, argv: list[str], limit: int):
         """Run one check's program, killed with its process group after ``limit`` seconds."""
-        from tasker.runners.process import ProcessRunner
-
         return ProcessRunner().run(argv, float(limit), self.cancel)
 
     def test_timeout(self, test: dict) -> int:
@@ -296,15 +297,11 @@ def _positive_int(value) -> int | None:
 
 
 def _which(program: str) -> str | None:
-    import shutil
-
     return shutil.which(program)
 
 
 def resolves(host: str, timeout: float = RESOLVE_TIMEOUT) -> bool:
     """The system resolver (``/etc/hosts``, DNS ... as nsswitch says) knows ``host`` within ``timeout`` s."""
-    import socket
-
     answer: list[bool] = []
 
     def lookup() -> None:

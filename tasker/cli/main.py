@@ -1,82 +1,30 @@
-"""Command line: TASKER 2.x's options, file-defined arguments, effective settings, main().
+"""The ``tasker`` command: command line and task-file arguments merged into ``Settings``.
 
-``main`` parses the command line, reads the task file's argument header
-(language.md §2.1), merges both (cli.md §3) and hands the ``Settings`` to
-``app.run``, which drives the stages.  Usage errors exit 2; a missing or
-unreadable task file exits 1; a forbidden header flag exits 20.
+``main`` parses the command line, reads the task file's argument lines (the
+lines starting with ``-`` before its first ``key=value`` line), merges both
+(on/off flags: either one switches them on; values: the command line wins) and
+hands the ``Settings`` to ``tasker.cli.run``, which drives the stages.  Usage
+errors exit 2; a missing or unreadable task file exits 1; an argument line that
+only the command line may give (``--help``, ``--force-instance`` ...) exits 20.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 
-from tasker.cli.options import (
-    FLAG_DESTS,
-    OUTPUT_JSON_AUTO,
-    USAGE,
-    VALUE_DESTS,
-    HelpRequested,
-    UsageError,
-    parse,
-)
+from tasker.cli.options import FLAG_DESTS, USAGE, VALUE_DESTS, HelpRequested, UsageError, parse, parse_header
+from tasker.cli.run import run
+from tasker.cli.settings import Settings
 from tasker.exitcodes import Exit, TaskerExit
 
-__all__ = ["OUTPUT_JSON_AUTO", "Settings", "UsageError", "main", "parse_settings"]
+# Commands that are not a run of a task file (``tasker NAME ...``): dispatched on
+# the first word before the option parser sees the command line.
+SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {}
 
-# Aliases kept for readers of this module: the option table lives in tasker/options.py.
-FLAG_OPTIONS = FLAG_DESTS
-VALUE_OPTIONS = VALUE_DESTS
 HEADER_FORBIDDEN = ("--help", "-h", "--version", "-V", "--force-instance")
 HEADER_SENSITIVE = ("--skip-security-validation", "--skip-validation", "--fire-and-forget")
-
-
-class Settings:
-    """The merged settings of one run (command line over file header over defaults)."""
-
-    def __init__(self) -> None:
-        self.task_file = ""
-        for name in FLAG_OPTIONS:
-            setattr(self, name, False)
-        for name in VALUE_OPTIONS:
-            setattr(self, name, None)
-        self.log_level = "INFO"
-        self.file_args: list[str] = []
-        self.file_warnings: list[str] = []
-        self.cli_args: list[str] = []
-        self.environ: dict[str, str] = {}
-        self.text = ""                     # the task file, decoded
-        self.content = b""                 # the task file's bytes
-
-    def effective(self) -> dict[str, object]:
-        """The settings that are on or set (for --show-effective-args)."""
-        out: dict[str, object] = {}
-        for name in (*FLAG_OPTIONS, *VALUE_OPTIONS):
-            value = getattr(self, name)
-            if value not in (False, None, ""):
-                out[name] = "(auto)" if value == OUTPUT_JSON_AUTO else value
-        return out
-
-    # Derived switches
-    @property
-    def validate_tasks(self) -> bool:
-        return not (self.skip_task_validation or self.skip_validation)
-
-    @property
-    def validate_hosts(self) -> bool:
-        return not (self.skip_host_validation or self.skip_validation)
-
-    @property
-    def validate_security(self) -> bool:
-        return not (self.skip_security_validation or self.skip_validation)
-
-    @property
-    def validate_commands(self) -> bool:
-        return not (self.skip_command_validation or self.skip_validation)
-
-    @property
-    def recovery(self) -> bool:
-        return bool(self.auto_recovery or self.output_json)
 
 
 def read_task_file(path: str) -> tuple[bytes, str]:
@@ -99,7 +47,8 @@ def read_task_file(path: str) -> tuple[bytes, str]:
 
 
 def header_tokens(text: str) -> list[tuple[int, str]]:
-    """File-defined argument lines ``(line number, token)`` (language.md §2.1)."""
+    """File-defined argument lines ``(line number, token)``: the lines starting with ``-``
+    (blank lines and ``#`` comments skipped) up to the first ``key=value`` line."""
     out = []
     for number, raw in enumerate(text.split("\n"), 1):
         line = raw.strip()
@@ -141,10 +90,10 @@ def parse_settings(argv: list[str], environ: dict[str, str]) -> Settings:
     content, text = read_task_file(settings.task_file)
     tokens, settings.file_warnings = check_header(settings.task_file, header_tokens(text))
     settings.file_args = tokens
-    header = parse(tokens, positional=False, ignore_unknown=True)[0] if tokens else {}
-    for name in FLAG_OPTIONS:   # on/off flags: the file or the command line switches them on
+    header = parse_header(tokens) if tokens else {}
+    for name in FLAG_DESTS:   # on/off flags: the file or the command line switches them on
         setattr(settings, name, bool(cli.get(name) or header.get(name)))
-    for name in VALUE_OPTIONS:  # values: the command line wins over the file
+    for name in VALUE_DESTS:  # values: the command line wins over the file
         if name in cli:
             setattr(settings, name, cli[name])
         elif name in header:
@@ -173,6 +122,8 @@ def print_effective(settings: Settings) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``tasker`` command."""
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in SUBCOMMANDS:
+        return SUBCOMMANDS[argv[0]](argv[1:])
     try:
         settings = parse_settings(argv, dict(os.environ))
     except HelpRequested as exc:
@@ -189,6 +140,4 @@ def main(argv: list[str] | None = None) -> int:
     if settings.show_effective_args:
         print_effective(settings)
         return Exit.OK
-    from tasker.cli.run import run
-
     return run(settings)

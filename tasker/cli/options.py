@@ -1,15 +1,23 @@
-"""The option table of ``tasker`` and a small GNU-style parser for it.
+"""The option table of ``tasker`` and the argparse parsers built from it.
 
-The parser follows argparse's conventions (``--opt=value`` and ``--opt value``,
-unambiguous prefixes of long options, bundled short flags ``-ry``, ``-lDIR``,
-``--`` ends the options, an optional-value option takes the next word unless it
-looks like an option) and argparse's wording of errors.  It exists because
-building an argparse parser for 40 options costs more than the rest of a short
-run's start-up; the table below is the single source of the options and of
-``--help``.
+``OPTIONS`` is the single source of the options: each row is one option (its
+names, its kind, its help and how its value is read) and becomes one
+``add_argument`` call.  Adding a flag is adding a row.  ``parse`` reads a
+command line, ``parse_header`` the argument lines of a task file; both return
+only the options that were given, so that ``main`` can merge the two.
+
+Errors are argparse's own (the parser of TASKER 2.2 was argparse, so its usage
+and messages are the same), raised as ``UsageError`` instead of exiting, with
+two additions: a "did you mean" for a mistyped option, and an explanation when
+``--output-json`` took the task file's name as its path.
 """
 
 from __future__ import annotations
+
+import argparse
+import difflib
+from collections.abc import Callable
+from itertools import pairwise
 
 from tasker import __version__
 
@@ -21,18 +29,32 @@ LOG_LEVELS = ("ERROR", "WARN", "INFO", "DEBUG")
 PLAN_FORMATS = ("text", "dot", "mermaid", "svg")
 OUTPUT_JSON_AUTO = "\0auto"   # --output-json without a path
 
+USAGE = "usage: tasker [options] TASK_FILE"
+DESCRIPTION = "Run a TASKER task file: validate it, then execute its tasks (a dry run unless -r is given)."
+EPILOG = ("Exit codes: 0 success, 1 task failure, 2 usage, 10 condition not met, 12 start/resume refused, "
+          "20 validation failed, 21/60/61 host validation, 24 no tasks, 25 instance running, 124 timeout, "
+          "130/143 interrupted.")
+
 
 class UsageError(Exception):
     """A command-line problem: exit 2 with the usage line."""
 
 
+class HelpRequested(Exception):
+    """-h/--help or -V/--version: print ``text`` and exit 0."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+
 class Option:
-    """One option: its names, where the value goes, how it is read, and its help."""
+    """One row of the table: the option's names, kind, help and how its value is read."""
 
     __slots__ = ("choices", "convert", "dest", "help", "kind", "long", "metavar", "short")
 
-    def __init__(self, short: str | None, long: str, kind: str, help: str, *, metavar: str = "",
-                 convert=None, choices: tuple = ()) -> None:
+    def __init__(self, short: str | None, long: str, kind: str, help: str, *, metavar: str | None = None,
+                 convert: Callable[[str], object] | None = None, choices: tuple = ()) -> None:
         self.short = short
         self.long = long
         self.kind = kind
@@ -42,39 +64,26 @@ class Option:
         self.choices = choices
         self.dest = long[2:].replace("-", "_")
 
-    def label(self) -> str:
-        names = "/".join(n for n in (self.short, self.long) if n)
-        return f"argument {names}"
-
-    def value(self, raw: str):
-        if self.convert is not None:
-            try:
-                raw = self.convert(raw)
-            except ValueError:
-                kind = getattr(self.convert, "label", "value")
-                raise UsageError(f"{self.label()}: invalid {kind} value: {raw!r}") from None
-        if self.choices and raw not in self.choices:
-            listed = ", ".join(repr(c) for c in self.choices)
-            raise UsageError(f"{self.label()}: invalid choice: {raw!r} (choose from {listed})")
-        return raw
+    def add_to(self, parser: argparse.ArgumentParser) -> None:
+        names = [n for n in (self.short, self.long) if n]
+        common = {"dest": self.dest, "help": self.help, "default": argparse.SUPPRESS}
+        if self.kind == FLAG:
+            parser.add_argument(*names, action="store_true", **common)
+            return
+        if self.kind == OPTIONAL:
+            common.update(nargs="?", const=OUTPUT_JSON_AUTO)
+        parser.add_argument(*names, type=self.convert, choices=self.choices or None, metavar=self.metavar,
+                            **common)
 
 
 def _log_level(value: str) -> str:
     level = value.strip().upper()
     level = "WARN" if level == "WARNING" else level
     if level not in LOG_LEVELS:
-        raise ValueError(value)
+        listed = ", ".join(repr(n) for n in LOG_LEVELS)
+        raise argparse.ArgumentTypeError(f"invalid choice: {value!r} (choose from {listed})")
     return level
 
-
-_log_level.label = "log level"
-
-
-def _int(value: str) -> int:
-    return int(value)
-
-
-_int.label = "int"
 
 OPTIONS = (
     Option("-r", "--run", FLAG, "execute for real (default: a dry run that starts nothing)"),
@@ -86,10 +95,10 @@ OPTIONS = (
     Option("-t", "--type", VALUE, "exec type for tasks without exec= (local or one of the configuration)",
            metavar="TYPE"),
     Option("-o", "--timeout", VALUE, "default task timeout, 5-1000 s (a task's timeout= still wins)",
-           metavar="SECONDS", convert=_int),
+           metavar="SECONDS", convert=int),
     Option("-c", "--connection-test", FLAG, "test connections of remote exec types (host validation always does)"),
     Option("-p", "--project", VALUE, "append a row to the project summary L/project/NAME.summary", metavar="NAME"),
-    Option(None, "--start-from", VALUE, "start at this task", metavar="TASK_ID", convert=_int),
+    Option(None, "--start-from", VALUE, "start at this task", metavar="TASK_ID", convert=int),
     Option(None, "--auto-recovery", FLAG, "checkpoint after every step; the next run resumes there"),
     Option(None, "--show-recovery-info", FLAG, "print what a resume would do, then exit"),
     Option("-y", "--yes", FLAG, "answer yes to the recovery prompt and to --show-plan"),
@@ -117,146 +126,87 @@ OPTIONS = (
            "cfg/execution_types.yaml (also $TASKER_EXEC_CONFIG)", metavar="YAML"),
     Option(None, "--show-effective-args", FLAG, "print the merged settings, then exit"),
 )
-BY_LONG = {o.long: o for o in OPTIONS}
-BY_SHORT = {o.short: o for o in OPTIONS if o.short}
 FLAG_DESTS = tuple(o.dest for o in OPTIONS if o.kind == FLAG)
 VALUE_DESTS = tuple(o.dest for o in OPTIONS if o.kind != FLAG)
 
-USAGE = "usage: tasker [options] TASK_FILE"
-DESCRIPTION = "Run a TASKER task file: validate it, then execute its tasks (a dry run unless -r is given)."
-EPILOG = ("Exit codes: 0 success, 1 task failure, 2 usage, 10 condition not met, 12 start/resume refused, "
-          "20 validation failed, 21/60/61 host validation, 24 no tasks, 25 instance running, 124 timeout, "
-          "130/143 interrupted.")
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a problem is raised as ``UsageError`` for ``main`` to print (exit 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message)
 
 
-class HelpRequested(Exception):
-    """-h/--help: print ``text`` and exit 0."""
+class _Show(argparse.Action):
+    """-h and -V: hand the text to ``main`` instead of printing and exiting here."""
 
-    def __init__(self, text: str) -> None:
-        super().__init__(text)
+    def __init__(self, option_strings: list[str], dest: str, text: Callable[[argparse.ArgumentParser], str],
+                 help: str) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
         self.text = text
 
-
-def help_text() -> str:
-    rows = [("TASK_FILE", "the task file to run"), ("-h, --help", "show this help and exit"),
-            ("-V, --version", "print the version and exit")]
-    for o in OPTIONS:
-        names = ", ".join(n for n in (o.short, o.long) if n)
-        if o.kind == VALUE:
-            names += f" {o.metavar}"
-        elif o.kind == OPTIONAL:
-            names += f" [{o.metavar}]"
-        rows.append((names, o.help))
-    width = min(34, max(len(r[0]) for r in rows) + 2)
-    lines = [USAGE, "", DESCRIPTION, "", "options:"]
-    for names, text in rows:
-        if len(names) + 2 > width:
-            lines.append(f"  {names}")
-            lines.append(f"  {'':{width}}{text}")
-        else:
-            lines.append(f"  {names:{width}}{text}")
-    return "\n".join([*lines, "", EPILOG])
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        raise HelpRequested(self.text(parser))
 
 
-def _long_option(name: str) -> Option | None:
-    """Exact name, else a unique prefix (argparse's allow_abbrev)."""
-    option = BY_LONG.get(name)
-    if option is not None:
-        return option
-    if name in ("--help", "--version"):
-        return None
-    matches = [o for long, o in BY_LONG.items() if long.startswith(name)]
-    if len(matches) > 1:
-        listed = ", ".join(o.long for o in matches)
-        raise UsageError(f"ambiguous option: {name} could match {listed}")
-    return matches[0] if matches else None
+def build_parser(*, header: bool = False) -> argparse.ArgumentParser:
+    """The command-line parser, or (``header``) the parser of a task file's argument lines:
+    no task file, no -h/-V (a task file may not carry them)."""
+    parser = _Parser(prog="tasker", usage=USAGE.removeprefix("usage: "), description=DESCRIPTION, epilog=EPILOG,
+                     add_help=False)
+    if not header:
+        parser.add_argument("task_file", help="the task file to run")
+        parser.add_argument("-h", "--help", action=_Show, text=argparse.ArgumentParser.format_help,
+                            help="show this help and exit")
+        parser.add_argument("-V", "--version", action=_Show, text=lambda _parser: f"TASKER v{__version__}",
+                            help="print the version and exit")
+    for option in OPTIONS:
+        option.add_to(parser)
+    return parser
 
 
-def _looks_like_option(word: str) -> bool:
-    if not word.startswith("-") or word == "-":
-        return False
-    return not word[1:].replace(".", "", 1).isdigit()   # -5 is a value, not an option
+def parse(argv: list[str]) -> tuple[dict, list[str]]:
+    """A command line: ({dest: value} for the options given, [task file])."""
+    parser = build_parser()
+    try:
+        namespace, unknown = parser.parse_known_args(argv)
+    except UsageError as exc:
+        took = _json_took_task_file(argv) if "required: task_file" in str(exc) else None
+        if took is None:
+            raise
+        raise UsageError(f"{exc}\n = help: `--output-json` took `{took}` as the path of the JSON file; write "
+                         f"`--output-json=PATH`, or put the task file first: tasker {took} --output-json") from None
+    if unknown:
+        raise UsageError(f"unrecognized arguments: {' '.join(unknown)}{_suggestion(unknown)}")
+    given = vars(namespace)
+    return given, [given.pop("task_file")]
 
 
-def parse(argv: list[str], *, positional: bool = True, ignore_unknown: bool = False) -> tuple[dict, list[str]]:
-    """Parse ``argv``: returns ({dest: value} for the options given, positionals)."""
-    given: dict = {}
-    rest: list[str] = []
-    unknown: list[str] = []
-    i = 0
-    while i < len(argv):
-        word = argv[i]
-        i += 1
+def parse_header(tokens: list[str]) -> dict:
+    """A task file's argument lines: {dest: value} for the options given; unknown ones are ignored."""
+    namespace, _unknown = build_parser(header=True).parse_known_args(tokens)
+    return vars(namespace)
+
+
+def _suggestion(unknown: list[str]) -> str:
+    """`` = help: did you mean `--validate-only`?`` for the first mistyped long option."""
+    names = [o.long for o in OPTIONS] + ["--help", "--version"]
+    for word in unknown:
+        if not word.startswith("-") or len(word) < 3:
+            continue
+        name = word.split("=", 1)[0]
+        name = name if name.startswith("--") else "-" + name    # -validate-only: one dash short
+        close = difflib.get_close_matches(name, names, n=1, cutoff=0.75)
+        if close:
+            return f"\n = help: did you mean `{close[0]}`?"
+    return ""
+
+
+def _json_took_task_file(argv: list[str]) -> str | None:
+    """The word that ``--output-json WORD`` took as its path, when it did."""
+    for word, after in pairwise(argv):
         if word == "--":
-            rest.extend(argv[i:])
-            break
-        if not _looks_like_option(word):
-            rest.append(word)
-            continue
-        if word.startswith("--"):
-            name, eq, inline = word.partition("=")
-            if name in ("--help", "--version") and not ignore_unknown:
-                _special(name)
-            option = _long_option(name)
-            if option is None:
-                unknown.append(word)
-                continue
-            i = _take(option, given, argv, i, inline if eq else None)
-            continue
-        i = _short_cluster(word, given, argv, i, unknown, ignore_unknown)
-    if unknown and not ignore_unknown:
-        raise UsageError(f"unrecognized arguments: {' '.join(unknown)}")
-    if positional:
-        if not rest:
-            raise UsageError("the following arguments are required: task_file")
-        if len(rest) > 1:
-            raise UsageError(f"unrecognized arguments: {' '.join(rest[1:])}")
-    return given, rest
-
-
-def _special(name: str) -> None:
-    if name in ("--help", "-h"):
-        raise HelpRequested(help_text())
-    raise HelpRequested(f"TASKER v{__version__}")
-
-
-def _short_cluster(word: str, given: dict, argv: list[str], i: int, unknown: list[str], ignore: bool) -> int:
-    """``-r``, ``-ry`` (bundled flags), ``-l DIR``, ``-lDIR``."""
-    letters = word[1:]
-    for pos, letter in enumerate(letters):
-        flag = f"-{letter}"
-        if flag in ("-h", "-V") and not ignore:
-            _special("--help" if flag == "-h" else "--version")
-        option = BY_SHORT.get(flag)
-        if option is None:
-            unknown.append(word if pos == 0 else flag)
-            return i
-        if option.kind == FLAG:
-            if letters[pos + 1:pos + 2] == "=":
-                raise UsageError(f"{option.label()}: ignored explicit argument {letters[pos + 2:]!r}")
-            given[option.dest] = True
-            continue
-        inline = letters[pos + 1:]
-        if inline.startswith("="):
-            inline = inline[1:]
-        return _take(option, given, argv, i, inline or None)
-    return i
-
-
-def _take(option: Option, given: dict, argv: list[str], i: int, inline: str | None) -> int:
-    """Store the option's value; returns the index of the next word."""
-    if option.kind == FLAG:
-        if inline is not None:
-            raise UsageError(f"{option.label()}: ignored explicit argument {inline!r}")
-        given[option.dest] = True
-        return i
-    if inline is not None:
-        given[option.dest] = option.value(inline)
-        return i
-    if i < len(argv) and not _looks_like_option(argv[i]):
-        given[option.dest] = option.value(argv[i])
-        return i + 1
-    if option.kind == OPTIONAL:
-        given[option.dest] = OUTPUT_JSON_AUTO
-        return i
-    raise UsageError(f"{option.label()}: expected one argument")
+            return None
+        if len(word) > 3 and "--output-json".startswith(word) and not after.startswith("-"):
+            return after
+    return None

@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import os
 
+from tasker.check.model import Workflow
+from tasker.cli.settings import Settings
 from tasker.exitcodes import Exit, TaskerExit
+from tasker.report.log import Log
 from tasker.vm import checkpoint
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from tasker.check.model import Workflow
-    from tasker.cli.main import Settings
-    from tasker.report.log import Log
-    from tasker.vm.machine import Machine
+from tasker.vm.machine import Machine
 
 
 class Recovery:

@@ -9,21 +9,38 @@ removes spill files and releases the lock and the signal handlers.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import signal
 import sys
 import time
 
+from tasker.check.checker import CheckOptions, compile_workflow
+from tasker.check.dataflow import analyze
+from tasker.check.model import Workflow
+from tasker.cli.hostcheck import HostValidation
+from tasker.cli.options import OUTPUT_JSON_AUTO, USAGE
+from tasker.cli.recovery import Recovery
+from tasker.cli.settings import Settings
 from tasker.diagnostics import Diagnostics, render, summary
 from tasker.exitcodes import Exit, TaskerExit
+from tasker.ir.instructions import Program
+from tasker.ir.lower import LowerOptions, lower
+from tasker.ir.plan import render_plan
+from tasker.report import files
+from tasker.report.alert import prepare, run_alert
+from tasker.report.instance import InstanceBusy, InstanceLock, instance_hash, lock_info
+from tasker.report.json_out import build, default_path, write_atomic
 from tasker.report.log import Log
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from tasker.check.model import Workflow
-    from tasker.cli.main import Settings
-    from tasker.ir.instructions import Program
-    from tasker.vm.machine import Ending, Machine
+from tasker.report.progress import Progress, wanted
+from tasker.report.summary import append_row, summary_path
+from tasker.runners.base import Cancel, SystemClock
+from tasker.runners.exectypes import ExecTypes
+from tasker.runners.process import ProcessRunner, Session
+from tasker.syntax.taskfile import parse_taskfile
+from tasker.vm.checkpoint import CheckpointStore, final_checkpoint, state_path
+from tasker.vm.machine import Ending, Env, Machine
 
 
 class Interrupted(Exception):
@@ -70,8 +87,6 @@ class Run:
     """One invocation: the settings, the log, and what the phases produced so far."""
 
     def __init__(self, settings: Settings) -> None:
-        from tasker.runners.base import Cancel
-
         self.settings = settings
         self.log = Log(settings.log_level)
         self.cancel = Cancel()
@@ -97,10 +112,8 @@ class Run:
 
     def install_signals(self) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
+            with contextlib.suppress(ValueError):  # not the main thread (embedded use)
                 self._old_handlers[sig] = signal.signal(sig, self._on_signal)
-            except ValueError:  # not the main thread (embedded use)
-                pass
 
     def restore_signals(self) -> None:
         for sig, handler in self._old_handlers.items():
@@ -119,8 +132,6 @@ class Run:
         self.prepare_files()                                     # P1-P2
         self.prepare_alert()
         if s.recovery or s.show_recovery_info:
-            from tasker.cli.recovery import Recovery
-
             self.recovery = Recovery(s, self.log_base, self.log)
         if s.show_recovery_info:                                 # P3
             print(self.recovery.describe())
@@ -140,21 +151,13 @@ class Run:
 
     def prepare_alert(self) -> None:
         if self.settings.alert_on_failure:
-            from tasker.report.alert import prepare
-
             self.alert_script = prepare(self.settings.alert_on_failure, self.log.warn)
 
     def prepare_files(self) -> None:
         """P1-P2: log directory, log file and task-file backup (real runs), exec types, JSON path."""
-        from tasker.report import files
-        from tasker.runners.exectypes import ExecTypes
-
         s = self.settings
         self.log_base = files.log_base(s.log_dir, s.environ)
         if s.output_json:
-            from tasker.cli.main import OUTPUT_JSON_AUTO
-            from tasker.report.json_out import default_path
-
             self.json_path = default_path(s.task_file, s.environ) if s.output_json == OUTPUT_JSON_AUTO \
                 else os.path.abspath(s.output_json)
             if not s.auto_recovery:
@@ -190,7 +193,7 @@ class Run:
         if self.settings.type.strip().lower() not in names and \
                 self.exec_types.canonical(self.settings.type) not in names:
             choices = ", ".join(repr(n) for n in names)
-            raise TaskerExit(Exit.USAGE, "usage: tasker [options] TASK_FILE\ntasker: error: argument -t/--type: "
+            raise TaskerExit(Exit.USAGE, f"{USAGE}\ntasker: error: argument -t/--type: "
                                          f"invalid choice: {self.settings.type!r} (choose from {choices})",
                              reason="usage")
 
@@ -200,9 +203,6 @@ class Run:
             self._compile()
 
     def _compile(self) -> None:
-        from tasker.check.checker import CheckOptions, compile_workflow
-        from tasker.syntax.taskfile import parse_taskfile
-
         s = self.settings
         tree = parse_taskfile(s.text, s.task_file)
         saved = self.recovery.saved_env_globals() if self.recovery is not None and s.recovery else {}
@@ -213,9 +213,6 @@ class Run:
                                unresolved_hosts=s.validate_hosts and not s.skip_unresolved_host_validation)
         workflow, diags = compile_workflow(tree, options)
         if s.validate_tasks and not diags.has_errors() and workflow.reads_results():
-            from tasker.check.dataflow import analyze
-            from tasker.ir.lower import LowerOptions
-
             start = s.start_from if s.start_from in workflow.tasks else None
             diags.extend(analyze(workflow, tree, LowerOptions(fire_and_forget=s.fire_and_forget), start).items)
         print_diagnostics(diags, s)
@@ -233,15 +230,11 @@ class Run:
             self.log.info(f"Task validation passed: {len(workflow.tasks)} tasks")
 
     def lower(self) -> None:
-        from tasker.ir.lower import LowerOptions, lower
-
         with _no_gc():
             self.program = lower(self.workflow, LowerOptions(fire_and_forget=self.settings.fire_and_forget))
 
     def confirm_plan(self) -> bool:
         """P6: print the plan; only y/yes proceeds (-y answers yes)."""
-        from tasker.ir.plan import render_plan
-
         text = render_plan(self.program, self.settings)
         if text is not None:
             print(text)
@@ -278,8 +271,6 @@ class Run:
             return
         if not self._remote_tasks():
             return
-        from tasker.cli.hostcheck import HostValidation
-
         self.hosts = HostValidation(self.workflow, s, self.exec_types, self.log, self.cancel).run()
 
     def _remote_tasks(self) -> bool:
@@ -305,8 +296,6 @@ class Run:
         if s.force_instance:
             self.log.warn("--force-instance: the instance check is skipped")
             return
-        from tasker.report.instance import InstanceBusy, InstanceLock, instance_hash, lock_info
-
         values = {name: var.value for name, var in self.workflow.globals.items()}
         digest = instance_hash(s.content, values)
         home = s.environ.get("HOME") or os.path.expanduser("~")
@@ -330,16 +319,10 @@ class Run:
 
     def run_vm(self) -> int:
         """P12-P14: restore a recovery state, run the machine, conclude."""
-        from tasker.runners.base import SystemClock
-        from tasker.runners.process import ProcessRunner, Session
-        from tasker.vm.machine import Env, Machine
-
         s = self.settings
         self.session = Session()
         env = Env(runner=ProcessRunner(self.session), clock=SystemClock(), exec_types=self.exec_types,
                   log=self.log, cancel=self.cancel, dry_run=not s.run, hosts=self.hosts)
-        from tasker.report.progress import Progress, wanted
-
         if wanted(self.log.stream, s.environ):
             self.progress = Progress(self.log.stream)
             self.log.progress = env.progress = self.progress
@@ -371,8 +354,6 @@ class Run:
         return self.program.start
 
     def open_checkpoints(self):
-        from tasker.vm.checkpoint import CheckpointStore, state_path
-
         s = self.settings
         path = self.recovery.path if self.recovery else state_path(self.log_base, s.task_file)
         try:
@@ -417,8 +398,6 @@ class Run:
         if self.log.path:
             self.log.info(f"# Log file: {self.log.path}")
             if s.project:
-                from tasker.report.summary import summary_path
-
                 self.log.info(f"# Project file: {summary_path(self.log_base, s.project)}")
             self.log.info(f"=== Task Execution End: {time.strftime('%d%b%y_%H%M%S')} ===")
         return code
@@ -431,8 +410,6 @@ class Run:
         if ending.reason in ("end", "never", "return"):
             store.delete()
             return
-        from tasker.vm.checkpoint import final_checkpoint
-
         try:
             final_checkpoint(store, self.machine, ending)
             self.log.info(f"Recovery state kept in {store.path}: the next run with --auto-recovery resumes there")
@@ -440,8 +417,6 @@ class Run:
             self.log.error(f"could not write the recovery state {store.path}: {exc.strerror}")
 
     def write_summary(self, ending: Ending) -> None:
-        from tasker.report.summary import append_row, summary_path
-
         s = self.settings
         state = self.machine.state if self.machine is not None else None
         early = {"validation": "task_validation", "no_tasks": "task_validation",
@@ -459,8 +434,6 @@ class Run:
             self.log.error("could not lock the project summary in time: no row written")
 
     def alert(self, ending: Ending) -> None:
-        from tasker.report.alert import run_alert
-
         if not self.settings.run:
             self.log.info(f"[DRY RUN] Would run alert script {self.alert_script} (exit code {ending.exit_code})")
             return
@@ -473,13 +446,9 @@ class Run:
 
     def conclude_early(self, code: int, reason: str, message: str = "") -> int:
         """An ending before the VM ran (validation, host validation, instance, signals in a phase)."""
-        from tasker.vm.machine import Ending
-
         return self.conclude(Ending(reason, code, message))
 
     def write_json(self, ending: Ending, dry_run: bool = False) -> None:
-        from tasker.report.json_out import build
-
         s = self.settings
         variables = {name: var.value for name, var in (self.workflow.globals if self.workflow else {}).items()}
         data = build(task_file=s.task_file, content=s.content, machine=self.machine, ending=ending,
@@ -487,8 +456,6 @@ class Run:
                      total_tasks=len(self.workflow.tasks) if self.workflow else 0, variables=variables,
                      dry_run=dry_run)
         try:
-            from tasker.report.json_out import write_atomic
-
             write_atomic(self.json_path, data)
         except OSError as exc:
             self.log.error(f"could not write the JSON summary {self.json_path}: {exc.strerror}")
@@ -538,13 +505,9 @@ class _no_gc:
     cyclic collector only costs time there (a third of a 20,000-task validation)."""
 
     def __enter__(self) -> None:
-        import gc
-
         gc.disable()
 
     def __exit__(self, *_exc) -> None:
-        import gc
-
         gc.enable()
 
 

@@ -18,7 +18,7 @@ prints them.  Kinds:
 
 from __future__ import annotations
 
-from tasker.nodes import Node, field
+import attrs
 
 EXEC = "exec"
 SKIP = "skip"
@@ -38,7 +38,8 @@ STOP_CONDITION = "stop.condition" # a block/on_success-only condition failed: ex
 STOP_FATAL = "stop.fatal"         # an unsupported construct reached at run time: exit 1
 
 
-class Instr(Node):
+@attrs.frozen
+class Instr:
     """One instruction of the program."""
 
     addr: str
@@ -54,7 +55,8 @@ class Instr(Node):
         raise KeyError(f"{self.addr}: no {outcome!r} edge")
 
 
-class Command(Node):
+@attrs.frozen
+class Command:
     """What ``exec`` runs and how its result is judged (one task, or one block member)."""
 
     task: int
@@ -67,23 +69,26 @@ class Command(Node):
     stderr_split: object
     success: object               # condition or None (exit 0)
     failure: object               # condition or None (ignored for block members)
-    display: str = field(default="", eq=False)
+    display: str = attrs.field(default="", eq=False)
 
 
-class Exec(Node):
+@attrs.frozen
+class Exec:
     """Operand of ``exec``: the command, and whether entering it adds to the execution path."""
 
     command: Command
     main: bool = True             # a top-level task (not a block member)
 
 
-class Skip(Node):
+@attrs.frozen
+class Skip:
     """Operand of ``skip``: the task whose condition= was false."""
 
     task: int
 
 
-class Branch(Node):
+@attrs.frozen
+class Branch:
     """Operand of ``branch``: a condition and the context it sees.
 
     ``context`` is ``pre`` (exit 0, empty output: condition=, decisions,
@@ -99,7 +104,8 @@ class Branch(Node):
     label: str = ""               # what the branch decides, for listings
 
 
-class Loop(Node):
+@attrs.frozen
+class Loop:
     """Operand of ``loop``: ``enter`` starts a loop of ``count`` runs if none is active;
     ``next`` ends it when ``until`` holds or ``while_`` fails, else runs again."""
 
@@ -109,7 +115,8 @@ class Loop(Node):
     while_: object = None         # the condition of next=loop&COND
 
 
-class Member(Node):
+@attrs.frozen
+class Member:
     """One task a block runs: its command plus its own gate, sleep and return value."""
 
     task: int
@@ -119,7 +126,8 @@ class Member(Node):
     return_value: str | None = None
 
 
-class Fork(Node):
+@attrs.frozen
+class Fork:
     """Operand of ``fork``: the members, how many run at once, and retries."""
 
     block: int
@@ -130,21 +138,24 @@ class Fork(Node):
     branch: str = ""              # TRUE / FALSE for conditional blocks
 
 
-class Join(Node):
+@attrs.frozen
+class Join:
     """Operand of ``join``: store the block's record from its members' results."""
 
     block: int
     kind: str                     # parallel | conditional
 
 
-class Sleep(Node):
+@attrs.frozen
+class Sleep:
     """Operand of ``sleep``: seconds (a template, resolved when reached)."""
 
     task: int
     seconds: object
 
 
-class Return(Node):
+@attrs.frozen
+class Return:
     """Operand of ``return``: the value as written (an integer, else exit 50)."""
 
     task: int
@@ -152,20 +163,22 @@ class Return(Node):
     entry: bool = True
 
 
-class Stop(Node):
+@attrs.frozen
+class Stop:
     """Operand of ``stop``: why the run ends here."""
 
     reason: str                   # end | failure | never | condition | fatal
     message: str = ""
 
 
-class Program(Node):
+@attrs.frozen
+class Program:
     """A compiled workflow: instructions by address, and the entry address of every task."""
 
     instrs: dict                  # addr -> Instr, in listing order
     entries: dict                 # task id -> addr of its first instruction
     start: str                    # address the run starts at (lowest id, or END)
-    tasks: dict = field(default=None, eq=False)   # model tasks, for reports (not used to run)
+    tasks: dict = attrs.field(default=None, eq=False)   # model tasks, for reports (not used to run)
 
     def __getitem__(self, addr: str) -> Instr:
         return self.instrs[addr]

@@ -7,12 +7,10 @@ join).  ``describe`` gives the one-line operand text every view uses.
 
 from __future__ import annotations
 
+from tasker.exitcodes import Exit, TaskerExit
 from tasker.ir import instructions as ir
+from tasker.syntax.ast import Template
 from tasker.syntax.condition import show, show_template
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from tasker.syntax.ast import Template
 
 
 def _t(template: Template | None) -> str:
@@ -93,8 +91,6 @@ def describe_parts(instr: ir.Instr) -> list[str]:
 
 
 def _value(value) -> str:
-    from tasker.syntax.ast import Template
-
     return show_template(value) if isinstance(value, Template) else str(value)
 
 
@@ -337,10 +333,9 @@ def render(program: ir.Program, fmt: str) -> str:
 
 def svg(program: ir.Program, environ: dict | None = None) -> bytes:
     """The plan drawn by Graphviz (``dot -Tsvg``); raises ``TaskerExit`` when ``dot`` is missing or fails."""
+    # Lazy: only the Graphviz picture runs a program; the text formats need neither module.
     import shutil
     import subprocess
-
-    from tasker.exitcodes import Exit, TaskerExit
 
     path = (environ or {}).get("PATH")
     exe = shutil.which("dot", path=path)
@@ -361,8 +356,6 @@ def render_plan(program: ir.Program, settings) -> str | None:
 
     ``settings.plan_format`` is one of options.PLAN_FORMATS already (or None: text).
     """
-    from tasker.exitcodes import Exit, TaskerExit
-
     fmt = settings.plan_format or "text"
     out = settings.plan_output
     if fmt == "svg":

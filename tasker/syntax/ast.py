@@ -12,13 +12,15 @@ gives equal trees.
 
 from __future__ import annotations
 
+import attrs
+
 from tasker.diagnostics import Span
-from tasker.nodes import Node, field
 
 # ----------------------------------------------------------------- file nodes
 
 
-class Pair(Node):
+@attrs.frozen
+class Pair:
     """A ``key=value`` line (both sides trimmed) at ``line`` of ``file``.
 
     The line as written is kept instead of columns, which are worked out when a
@@ -28,9 +30,9 @@ class Pair(Node):
 
     key: str
     value: str
-    file: str = field(eq=False)
-    line: int = field(eq=False)
-    raw: str = field(eq=False)
+    file: str = attrs.field(eq=False)
+    line: int = attrs.field(eq=False)
+    raw: str = attrs.field(eq=False)
 
     @property
     def col(self) -> int:
@@ -52,21 +54,24 @@ class Pair(Node):
         return Span(self.file, self.line, self.value_col, max(1, len(self.value)))
 
 
-class FileArg(Node):
+@attrs.frozen
+class FileArg:
     """A line of the file-defined-argument header, e.g. ``--log-level=DEBUG``."""
 
     text: str
-    span: Span = field(eq=False)
+    span: Span = attrs.field(eq=False)
 
 
-class StrayLine(Node):
+@attrs.frozen
+class StrayLine:
     """A line that is neither blank, a comment, a flag nor ``key=value``."""
 
     text: str
-    span: Span = field(eq=False)
+    span: Span = attrs.field(eq=False)
 
 
-class TaskBlock(Node):
+@attrs.frozen
+class TaskBlock:
     """A ``task=`` line and the lines that follow it up to the next ``task=``."""
 
     head: Pair     # the task=ID line
@@ -86,7 +91,8 @@ class TaskBlock(Node):
         return self.head.value_span
 
 
-class TaskFile(Node):
+@attrs.frozen
+class TaskFile:
     """A whole task file: header arguments, global definitions, task blocks."""
 
     path: str
@@ -99,13 +105,14 @@ class TaskFile(Node):
 # ----------------------------------------------------------------- condition nodes
 
 
-class TaskRef(Node):
+@attrs.frozen
+class TaskRef:
     """``@N_field@``: a result of task N, read when the condition or field is evaluated."""
 
     task: int
     name: str                          # canonical lower-case field: stdout, exit, success ...
-    text: str = field(default="", eq=False)   # as written, e.g. "@3_STDOUT@"
-    span: Span | None = field(default=None, eq=False)
+    text: str = attrs.field(default="", eq=False)   # as written, e.g. "@3_STDOUT@"
+    span: Span | None = attrs.field(default=None, eq=False)
 
     @property
     def written(self) -> str:
@@ -113,7 +120,8 @@ class TaskRef(Node):
         return self.text or f"@{self.task}_{self.name}@"
 
 
-class Template(Node):
+@attrs.frozen
+class Template:
     """Text with task-result placeholders: a tuple of ``str`` and ``TaskRef`` parts."""
 
     parts: tuple
@@ -133,112 +141,126 @@ class Template(Node):
 EMPTY_TEMPLATE = Template(())
 
 
-class AnyOf(Node):
+@attrs.frozen
+class AnyOf:
     """``a | b | ...``: true when any item is true."""
 
     items: tuple
-    span: Span | None = field(default=None, eq=False)
+    span: Span | None = attrs.field(default=None, eq=False)
 
 
-class AllOf(Node):
+@attrs.frozen
+class AllOf:
     """``a & b & ...``: true when every item is true."""
 
     items: tuple
-    span: Span | None = field(default=None, eq=False)
+    span: Span | None = attrs.field(default=None, eq=False)
 
 
-class ExitCode(Node):
+@attrs.frozen
+class ExitCode:
     """``exit_N``: the exit code equals N."""
 
     code: int
-    span: Span | None = field(default=None, eq=False)
+    span: Span | None = attrs.field(default=None, eq=False)
 
 
-class ExitNotZero(Node):
+@attrs.frozen
+class ExitNotZero:
     """``exit_not_0``: the exit code is not 0."""
 
-    span: Span | None = field(default=None, eq=False)
+    span: Span | None = attrs.field(default=None, eq=False)
 
 
-class Keyword(Node):
+@attrs.frozen
+class Keyword:
     """``true``, ``false`` or ``success`` (the task's own success; exit 0 elsewhere)."""
 
     word: str
-    span: Span | None = field(default=None, eq=False)
+    span: Span | None = attrs.field(default=None, eq=False)
 
 
-class Multi(Node):
+@attrs.frozen
+class Multi:
     """A multi-task condition of a block: ``all_success``, ``min_success=N`` ..."""
 
     kind: str         # all_success any_success majority_success min_success max_success
     count: int | None = None   # min_failed max_failed take a count too
-    span: Span | None = field(default=None, eq=False)
+    span: Span | None = attrs.field(default=None, eq=False)
 
 
-class StreamTest(Node):
+@attrs.frozen
+class StreamTest:
     """``stdout~text`` / ``stdout!~text``; ``pattern`` None means the bare ``stdout~`` (is empty)."""
 
     stream: str       # stdout | stderr
     negate: bool
     pattern: Template | None
-    span: Span | None = field(default=None, eq=False)
+    span: Span | None = attrs.field(default=None, eq=False)
 
 
-class StreamCount(Node):
+@attrs.frozen
+class StreamCount:
     """``stdout_count<op>N``: the number of output lines compared with N."""
 
     stream: str
     op: str
     count: int
-    span: Span | None = field(default=None, eq=False)
+    span: Span | None = attrs.field(default=None, eq=False)
 
 
-class Compare(Node):
+@attrs.frozen
+class Compare:
     """``subject <op> operand``; subject is ``stdout``/``stderr``/``exit`` or a Template."""
 
     subject: object   # "stdout" | "stderr" | "exit" | Template
     op: str           # = != < <= > >= ~ !~
     operand: Template
-    span: Span | None = field(default=None, eq=False)
+    span: Span | None = attrs.field(default=None, eq=False)
 
 
-class Contains(Node):
+@attrs.frozen
+class Contains:
     """Legacy ``contains:text`` / ``not_contains:text`` on the task's stdout."""
 
     negate: bool
     pattern: Template
-    span: Span | None = field(default=None, eq=False)
+    span: Span | None = attrs.field(default=None, eq=False)
 
 
-class RefTest(Node):
+@attrs.frozen
+class RefTest:
     """A bare ``@N_field@``: true when its value is ``true`` (any case)."""
 
     ref: TaskRef
-    span: Span | None = field(default=None, eq=False)
+    span: Span | None = attrs.field(default=None, eq=False)
 
 
-class Invalid(Node):
+@attrs.frozen
+class Invalid:
     """A condition that did not parse (only kept when validation is skipped): always false."""
 
     text: str
     message: str
-    span: Span | None = field(default=None, eq=False)
+    span: Span | None = attrs.field(default=None, eq=False)
 
 
 # ----------------------------------------------------------------- flow-control values
 
 
-class Next(Node):
+@attrs.frozen
+class Next:
     """A ``next=`` value: ``never``, ``always``, ``loop`` (optionally ``loop&COND``) or a condition."""
 
     kind: str                    # never | always | loop | condition
     condition: object = None     # the condition for kind "condition", the while-condition for "loop"
-    span: Span | None = field(default=None, eq=False)
+    span: Span | None = attrs.field(default=None, eq=False)
 
 
-class Split(Node):
+@attrs.frozen
+class Split:
     """``stdout_split=DELIM,INDEX``: keep field INDEX of the output split by DELIM."""
 
     delimiter: str               # keyword (space, comma ...) or literal/regular expression text
     index: int
-    span: Span | None = field(default=None, eq=False)
+    span: Span | None = attrs.field(default=None, eq=False)

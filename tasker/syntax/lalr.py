@@ -10,14 +10,13 @@ receive the list of kept children (tokens as tuples, rules as their values).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from typing import Any
+
 from tasker.resources import grammar_digest
+from tasker.syntax import _tables
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
-    from typing import Any
-
-    Callbacks = dict[str, Callable[[list], Any]]
+Callbacks = dict[str, Callable[[list], Any]]
 
 END = "$END"
 END_TOKEN = (END, None)
@@ -57,11 +56,10 @@ def table(name: str) -> Table:
     """The table for ``grammar/<name>.lark``, rebuilt in memory if the grammar changed."""
     cached = _TABLES.get(name)
     if cached is None:
-        from tasker.syntax import _tables
-
         if _tables.GRAMMAR_DIGEST.get(name) == grammar_digest(name):
             raw = _tables.TABLES[name]
         else:  # an edited grammar: never run a stale table
+            # Lazy: the table generator imports Lark, needed only after a grammar was edited.
             from tasker.syntax.tablegen import build_table
 
             raw = build_table(name)

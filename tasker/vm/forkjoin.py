@@ -15,16 +15,33 @@ from __future__ import annotations
 import heapq
 import threading
 from collections import deque
+from typing import Any, Protocol
 
 from tasker.check.model import HOSTNAMES_BASE
+from tasker.ir import instructions as ir
+from tasker.report.log import Log
 from tasker.syntax.ast import Template
+from tasker.vm.errors import Fatal
 from tasker.vm.evaluate import PRE, evaluate
-from tasker.vm.store import Record
+from tasker.vm.store import Record, ResultStore
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from tasker.ir import instructions as ir
-    from tasker.vm.machine import Machine
+
+class Machine(Protocol):
+    """What a fork needs from the machine that runs it; the machine passes itself in.
+
+    ``env`` is the machine's connection to the world (its ``clock``, ``cancel``,
+    ``dry_run`` and ``checkpoint``); ``state.fork_done`` holds the members that
+    finished, by block, so that a resumed run does not repeat them.
+    """
+
+    env: Any
+    log: Log
+    store: ResultStore
+    state: Any
+
+    def render(self, template: Template) -> str: ...
+
+    def execute(self, command: ir.Command, display: str, *, main: bool) -> tuple[Record, str]: ...
 
 
 class RetryPolicy:
@@ -188,8 +205,6 @@ class _Parallel:
             try:
                 record = run_member(self.machine, self.fork, member, attempt, self.policy)
             except Exception as exc:  # a member's crash is that member's failure, not the run's
-                from tasker.vm.machine import Fatal
-
                 text = exc.message if isinstance(exc, Fatal) else f"{type(exc).__name__}: {exc}"
                 record = Record(1, "", text, False)
             self._finish(member, attempt, record)

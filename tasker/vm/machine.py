@@ -13,20 +13,17 @@ import re
 
 from tasker.exitcodes import Exit
 from tasker.ir import instructions as ir
-from tasker.report.log import show_output
-from tasker.runners.exectypes import ArgumentsError, ExecTypeError
+from tasker.report.log import Log, show_output
+from tasker.runners.base import Cancel, Runner, SystemClock
+from tasker.runners.exectypes import ArgumentsError, ExecTypeError, ExecTypes
 from tasker.runners.limits import too_long
 from tasker.runners.output import Output
+from tasker.syntax.condition import show
+from tasker.vm.errors import Fatal
 from tasker.vm.evaluate import PRE, Context, evaluate, reads_results
+from tasker.vm.forkjoin import run_fork
+from tasker.vm.split import apply_split
 from tasker.vm.store import Record, ResultStore
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from tasker.report.log import Log
-    from tasker.runners.base import Cancel, Runner, SystemClock
-    from tasker.runners.exectypes import ExecTypes
-
-
 
 _STOPS = {
     ir.END: "the end of the workflow (no next task)",
@@ -81,16 +78,6 @@ class Ending:
 
     def __repr__(self) -> str:
         return f"Ending({self.reason}, {self.exit_code})"
-
-
-class Fatal(Exception):
-    """Ends the run at once with ``exit_code`` (missing command, unknown exec type ...)."""
-
-    def __init__(self, reason: str, exit_code: int, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.exit_code = exit_code
-        self.message = message
 
 
 class State:
@@ -187,8 +174,6 @@ class Machine:
         ``failure=``, not to hold), and the assumption is printed; True when so assumed."""
         if not self.env.dry_run or not reads_results(cond, own):
             return False
-        from tasker.syntax.condition import show
-
         verb = "holds" if holds else "does not hold"
         self.log.info(f"Task {display}: [DRY RUN] assuming {what} '{show(cond)}' {verb}")
         return True
@@ -330,8 +315,6 @@ class Machine:
     def apply_splits(self, command: ir.Command, record: Record, member: bool) -> None:
         if command.stdout_split is None and command.stderr_split is None:
             return
-        from tasker.vm.split import apply_split
-
         for name in ("stdout", "stderr"):
             spec = getattr(command, f"{name}_split")
             if spec is not None:
@@ -341,8 +324,6 @@ class Machine:
         """Success of a task (semantics.md §5 step 10)."""
         if command.success is None and command.failure is None:
             return record.exit_code == 0
-        from tasker.syntax.condition import show
-
         ctx = Context(record.exit_code, record.stdout, record.stderr, None)
         if command.success is not None:
             if self.assumed(command.success, True, display, "success condition"):
@@ -404,9 +385,6 @@ class Machine:
         return target
 
     def _log_branch(self, instr: ir.Instr, op: ir.Branch, value: bool, target: str) -> None:
-        if op.test != "success":
-            from tasker.syntax.condition import show
-
         task = self.display(instr.task)
         where = f"Task {target}" if target.isdigit() else _STOPS.get(target, target)
         if op.label == "condition":
@@ -455,8 +433,6 @@ class Machine:
     # ------------------------------------------------------------ blocks
 
     def _fork(self, instr: ir.Instr) -> str | Ending:
-        from tasker.vm.forkjoin import run_fork
-
         fork: ir.Fork = instr.op
         block = fork.block
         if not fork.sequential:

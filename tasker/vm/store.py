@@ -11,10 +11,7 @@ import threading
 import time
 
 from tasker.runners.output import SUBSTITUTION_LIMIT, Output
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from tasker.syntax.ast import Template
+from tasker.syntax.ast import Template
 
 
 class Record:
