@@ -91,6 +91,7 @@ class Run:
         self.progress = None        # tasker.report.progress.Progress (on a terminal)
         self.checkpoints = None     # tasker.vm.checkpoint.CheckpointStore
         self.instance_lock = None
+        self.state_lock = None      # tasker.cli.recovery.StateLock while a run owns its recovery state
         self.hosts: dict[str, str] = {}   # host validation's resolved names, for the VM
 
     # ------------------------------------------------------------ signals
@@ -118,6 +119,11 @@ class Run:
         warn_flags(s)
         self.prepare_files()                                     # P1-P2
         self.prepare_alert()
+        if s.recovery and s.run and not s.validate_only and not s.show_recovery_info:
+            from tasker.cli.recovery import lock_state
+            from tasker.vm.checkpoint import state_path
+
+            self.state_lock = lock_state(state_path(self.log_base, s.task_file))   # before reading it
         if s.recovery or s.show_recovery_info:
             from tasker.cli.recovery import Recovery
 
@@ -375,10 +381,9 @@ class Run:
         path = self.recovery.path if self.recovery else state_path(self.log_base, s.task_file)
         try:
             store = CheckpointStore(path, s.task_file, s.content, self.workflow, self.log.path, s.environ)
-            probe = f"{path}.{os.getpid()}.probe"   # refuse now, not at the first checkpoint
-            with open(probe, "w"):
-                pass
-            os.unlink(probe)
+            from tasker.report.private import probe_dir
+
+            probe_dir(os.path.dirname(path))   # refuse now, not at the first checkpoint
         except OSError as exc:
             raise TaskerExit(Exit.START_OR_RESUME,
                              f"tasker: cannot write the recovery state in {os.path.dirname(path)}: {exc.strerror}\n"
@@ -490,6 +495,8 @@ class Run:
             self.session.cleanup()
         if self.instance_lock is not None:
             self.instance_lock.release()
+        if self.state_lock is not None:
+            self.state_lock.release()
         self.restore_signals()
         self.log.close()
         self.cancel.close()

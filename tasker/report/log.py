@@ -48,7 +48,9 @@ class Log:
         self.progress = None   # report.progress.Progress on a terminal: lines go above it
 
     def open(self, path: str) -> None:
-        self.file = open(path, "a", encoding="utf-8", errors="replace")  # noqa: SIM115 - closed in close()
+        from tasker.report.private import open_append
+
+        self.file = open_append(path)   # mode 600: the log holds outputs
         self.path = path
 
     def close(self) -> None:

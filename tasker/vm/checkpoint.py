@@ -20,7 +20,9 @@ import os
 import time
 
 from tasker.ir import instructions as ir
+from tasker.report.files import short_name
 from tasker.report.json_out import iso
+from tasker.report.private import private_dir, sweep_temp, write_atomic
 from tasker.runners.output import Output
 from tasker.vm.store import Record, ResultStore
 
@@ -39,9 +41,10 @@ class RecoveryError(Exception):
 
 
 def state_path(log_base: str, task_file: str) -> str:
-    """``L/recovery/<stem>_<hash8>.recovery.json`` (stem: base name without a trailing .txt)."""
+    """``L/recovery/<stem>_<hash8>.recovery.json`` (stem: base name without a trailing .txt, at most
+    100 characters, so that the name and its lock and temporary files fit any file system's limit)."""
     name = os.path.basename(task_file)
-    stem = name[:-4] if name.endswith(".txt") else name
+    stem = short_name(name[:-4] if name.endswith(".txt") else name, 100)
     digest = hashlib.sha256(os.path.abspath(task_file).encode()).hexdigest()[:8]
     return os.path.join(log_base, "recovery", f"{stem}_{digest}.recovery.json")
 
@@ -94,17 +97,14 @@ class CheckpointStore:
         environ = environ if environ is not None else {}
         kill = environ.get(KILL_HOOK, "")
         self.kill_after = int(kill) if kill.isdigit() else None
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        directory = os.path.dirname(os.path.abspath(path))
+        private_dir(directory)
+        sweep_temp(directory)      # temporary files of runs that were killed mid-write
 
     def save(self, machine: Machine, _instr: ir.Instr | None = None, *, final: dict | None = None) -> None:
         """Write the machine's state atomically (called after every instruction)."""
         data = self.document(machine, final)
-        tmp = f"{self.path}.{os.getpid()}.tmp"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, separators=(",", ":"))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
+        write_atomic(self.path, json.dumps(data, separators=(",", ":")).encode("utf-8"))
         self.count += 1
         if self.kill_after is not None and self.count >= self.kill_after:
             os.kill(os.getpid(), 9)   # crash tests: die right after this checkpoint

@@ -1,0 +1,186 @@
+"""One run must not corrupt another; files tasker writes are private and created safely.
+
+Each test runs the real CLI in a private HOME.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import time
+
+import pytest
+from support import dedent
+
+KILL = "TASKER_TEST_KILL_AFTER_CHECKPOINT"
+
+
+def recovery_dir(tasker):
+    return tasker.home / "TASKER" / "recovery"
+
+
+def wait_for(path, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} did not appear"
+        time.sleep(0.02)
+
+
+def py_task(tid: int, code: str) -> str:
+    return f"task={tid}\nhostname=localhost\ncommand={sys.executable}\narguments=-c \"{code}\"\nexec=local\n\n"
+
+
+# ----------------------------------------------------------------- one live run per recovery state
+
+
+def test_a_second_recovery_run_of_a_live_run_is_refused_with_25(tasker):
+    marks = tasker.tmp / "marks"
+    marks.mkdir()
+    go = tasker.tmp / "go"
+    started = tasker.tmp / "started"
+    text = py_task(0, f"import os,time; open('{started}','w').close(); "
+                      f"[time.sleep(0.02) for _ in range(3000) if not os.path.exists('{go}')]")
+    text += "".join(py_task(i, f"open('{marks}/{i}','a').write('x')") for i in range(1, 6))
+    flow = tasker.write(text)
+    first = subprocess.Popen([sys.executable, "-m", "tasker", str(flow), "-r", "--auto-recovery"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=tasker.env(),
+                             cwd=tasker.tmp)
+    try:
+        wait_for(started)
+        second = tasker.run(flow, "-r", "--auto-recovery")
+        assert second.returncode == 25, second.stdout + second.stderr
+        assert "another run of this task file is running" in second.stderr
+        assert f"pid {first.pid}" in second.stderr
+        assert "Traceback" not in second.stderr + second.stdout
+    finally:
+        go.touch()
+        out, err = first.communicate(timeout=120)
+    assert first.returncode == 0, out + err
+    assert sorted(os.listdir(marks)) == [str(i) for i in range(1, 6)]
+    assert all((marks / str(i)).read_text() == "x" for i in range(1, 6))
+    assert os.listdir(recovery_dir(tasker)) == []   # state and lock gone after the defined end
+
+
+def test_a_killed_run_does_not_block_its_resume(tasker):
+    out = tasker.tmp / "out"
+    flow = tasker.write("".join(py_task(i, f"open('{out}','a').write('{i} ')") for i in range(3)))
+    first = tasker.run(flow, "-r", "--auto-recovery", env={KILL: "2"})
+    assert first.returncode == -9
+    second = tasker.run(flow, "-r", "--auto-recovery")
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert out.read_text().split() == ["0", "1", "2"]
+
+
+# ----------------------------------------------------------------- private files, whatever the umask
+
+
+def _with_umask(mask: int):
+    def set_mask() -> None:
+        os.umask(mask)
+    return set_mask
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o000])
+def test_every_file_tasker_writes_is_600_in_700_directories(tasker, umask):
+    flow = tasker.write(py_task(0, "print(42)") + py_task(1, "import sys; sys.exit(3)"))
+    json_path = tasker.tmp / "results" / "out.json"
+    r = subprocess.run([sys.executable, "-m", "tasker", str(flow), "-r", f"--output-json={json_path}",
+                        "-p", "proj"], capture_output=True, text=True, env=tasker.env(), cwd=tasker.tmp,
+                       timeout=60, preexec_fn=_with_umask(umask))
+    assert r.returncode == 3, r.stdout + r.stderr
+    base = tasker.home / "TASKER"
+    files = [json_path]
+    dirs = [json_path.parent, base]
+    for root, dnames, fnames in os.walk(base):
+        dirs += [os.path.join(root, d) for d in dnames]
+        files += [os.path.join(root, f) for f in fnames]
+    kinds = {os.path.basename(os.path.dirname(f)) for f in files}
+    assert {"log", "recovery", "backup", "project", "results"} <= kinds, files
+    for f in files:
+        assert stat.S_IMODE(os.stat(f).st_mode) == 0o600, f
+    for d in dirs:
+        assert stat.S_IMODE(os.stat(d).st_mode) == 0o700, d
+
+
+# ----------------------------------------------------------------- temporary files: safe, and swept
+
+
+def test_planted_symlinks_at_temporary_names_are_never_followed(tasker):
+    from tasker.vm.checkpoint import state_path
+
+    victim = tasker.tmp / "victim"
+    victim.write_text("precious")
+    out_dir = tasker.tmp / "o"
+    out_dir.mkdir()
+    rec = recovery_dir(tasker)
+    rec.mkdir(parents=True)
+    flow = tasker.write(py_task(0, "print(1)"))
+    state = os.path.basename(state_path(str(tasker.home / "TASKER"), str(flow)))
+    # The wrapper plants symlinks to the victim at every temporary name a run with its pid could
+    # pick (the names earlier versions opened with open("w")), then becomes tasker: same pid.
+    plant = (f"import os,sys; p=os.getpid(); v={str(victim)!r}; "
+             f"[os.symlink(v, n) for n in ({str(out_dir)!r}+f'/.out.json.{{p}}.tmp', "
+             f"{str(rec)!r}+f'/{state}.{{p}}.tmp', {str(rec)!r}+f'/{state}.{{p}}.probe')]; "
+             f"os.execv(sys.executable, [sys.executable, '-m', 'tasker'] + sys.argv[1:])")
+    r = subprocess.run([sys.executable, "-c", plant, str(flow), "-r", f"--output-json={out_dir / 'out.json'}"],
+                       capture_output=True, text=True, env=tasker.env(), cwd=tasker.tmp, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert victim.read_text() == "precious"
+    assert json.loads((out_dir / "out.json").read_text())["workflow_metadata"]["status"] == "success"
+
+
+def test_stale_temporary_files_of_dead_runs_are_removed(tasker):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    rec = recovery_dir(tasker)
+    rec.mkdir(parents=True)
+    out_dir = tasker.tmp / "o"
+    out_dir.mkdir()
+    stale = [rec / f"x_1234abcd.recovery.json.{dead}.tmp", rec / f"x_1234abcd.recovery.json.{dead}.probe",
+             rec / f".tasker.{dead}.abc_12xy.tmp", out_dir / f".out.json.{dead}.tmp",
+             out_dir / f".tasker.{dead}.k2j3h4g5.tmp"]
+    for f in stale:
+        f.write_text("partial")
+    mine = out_dir / "notes.1.tmp"   # not a name tasker uses: left alone
+    mine.write_text("user file")
+    live = rec / f".tasker.{os.getpid()}.abcdefgh.tmp"   # a live writer's file: left alone
+    live.write_text("in progress")
+    flow = tasker.write(py_task(0, "print(1)"))
+    r = tasker.run(flow, "-r", f"--output-json={out_dir / 'out.json'}")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert [f for f in stale if f.exists()] == []
+    assert mine.exists() and live.exists()
+
+
+# ----------------------------------------------------------------- names
+
+
+def test_a_250_character_task_file_name_runs_with_recovery(tasker):
+    name = "n" * 246 + ".txt"
+    flow = tasker.write(py_task(0, "print(1)") + py_task(1, "import sys; sys.exit(2)"), name)
+    r = tasker.run(flow, "-r", "--auto-recovery")
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "File name too long" not in r.stdout + r.stderr
+    kept = [n for n in os.listdir(recovery_dir(tasker)) if n.endswith(".recovery.json")]
+    assert len(kept) == 1 and len(kept[0]) < 150
+    assert len(os.listdir(tasker.home / "TASKER" / "backup")) == 1
+    r = tasker.run(flow, "-r", "--auto-recovery")
+    assert r.returncode == 2 and "Resuming from" in r.stdout
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_name(tasker):
+    flow = tasker.tmp / "bom.txt"
+    flow.write_bytes(b"\xef\xbb\xbf" + dedent("""
+        task=0
+        hostname=localhost
+        command=echo
+        arguments=fine
+        exec=local
+        """).encode())
+    r = tasker.run(flow, "-r")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "\ufeff" not in r.stdout + r.stderr
+    assert "fine" in r.stdout
