@@ -11,6 +11,7 @@ import stat
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from support import dedent
@@ -184,3 +185,70 @@ def test_a_byte_order_mark_is_not_part_of_the_first_name(tasker):
     assert r.returncode == 0, r.stdout + r.stderr
     assert "\ufeff" not in r.stdout + r.stderr
     assert "fine" in r.stdout
+
+
+# ----------------------------------------------------------------- secrets are masked in every file
+
+
+SECRET = "s3cretvalue-Zq9"
+
+
+def secret_flow(tasker, global_line: str, last_exit: int):
+    return tasker.write(f"""
+        {global_line}
+        URL=db://app:@DB_PASSWORD@@localhost
+
+        task=0
+        hostname=localhost
+        command=echo
+        arguments=connecting with @DB_PASSWORD@ to @URL@
+        exec=local
+
+        task=1
+        hostname=localhost
+        command={sys.executable}
+        arguments=-c "import sys; sys.stderr.write(sys.argv[1]); sys.exit({last_exit})" @0_stdout@
+        exec=local
+        """)
+
+
+def files_written(tasker, *extra) -> list[str]:
+    found = [str(p) for p in extra]
+    for root, _dirs, names in os.walk(tasker.home / "TASKER"):
+        found += [os.path.join(root, n) for n in names]
+    return found
+
+
+def test_a_secret_from_the_environment_is_in_no_file_a_run_writes(tasker):
+    flow = secret_flow(tasker, "DB_PASSWORD=$DB_PASS_ENV", 0)
+    out = tasker.tmp / "run.json"
+    r = tasker.run(flow, "-r", f"--output-json={out}", "-p", "proj", env={"DB_PASS_ENV": SECRET})
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert SECRET not in r.stdout + r.stderr
+    assert "STDOUT: connecting with <masked len=15> to db://app:<masked len=15>@localhost" in r.stdout
+    written = files_written(tasker, out)
+    assert any("/log/" in f for f in written) and any("/project/" in f for f in written)
+    for f in written:
+        assert SECRET.encode() not in Path(f).read_bytes(), f
+    doc = json.loads(out.read_text())
+    assert doc["variables"]["DB_PASSWORD"] == "<masked len=15>"
+
+
+def test_a_kept_recovery_state_masks_all_but_what_a_resume_needs(tasker):
+    flow = secret_flow(tasker, f"DB_PASSWORD={SECRET}", 4)
+    r = tasker.run(flow, "-r", "--auto-recovery", "-p", "proj")
+    assert r.returncode == 4
+    assert SECRET not in r.stdout + r.stderr
+    (state,) = [p for p in recovery_dir(tasker).iterdir() if p.name.endswith(".recovery.json")]
+    assert stat.S_IMODE(state.stat().st_mode) == 0o600
+    data = json.loads(state.read_text())
+    results = data.pop("task_results")
+    data["vm"].pop("fork_done"), data["vm"].pop("members")
+    assert SECRET not in json.dumps(data)                    # globals, failure, paths ...
+    assert SECRET in results["0"]["stdout"]                  # the output task 1's resume substitutes
+    for f in files_written(tasker):
+        if "/backup/" not in f and f != str(state):          # the backup is the task file itself
+            assert SECRET.encode() not in Path(f).read_bytes(), f
+    r = tasker.run(flow, "-r", "--auto-recovery")
+    assert r.returncode == 4 and "Resuming from" in r.stdout
+    assert SECRET not in r.stdout + r.stderr

@@ -233,7 +233,9 @@ class Run:
             self.log.error(f"No tasks defined in {s.task_file}")
             raise TaskerExit(Exit.NO_TASKS, reason="no_tasks")
         self.workflow = workflow
-        self.log.masks = _secret_masks(workflow)
+        from tasker.report.masking import Masker
+
+        self.log.masker = Masker.for_globals(workflow.globals)
         if s.validate_tasks:
             self.log.info(f"Task validation passed: {len(workflow.tasks)} tasks")
 
@@ -380,7 +382,8 @@ class Run:
         s = self.settings
         path = self.recovery.path if self.recovery else state_path(self.log_base, s.task_file)
         try:
-            store = CheckpointStore(path, s.task_file, s.content, self.workflow, self.log.path, s.environ)
+            store = CheckpointStore(path, s.task_file, s.content, self.workflow, self.log.path, s.environ,
+                                    masker=self.log.masker)
             from tasker.report.private import probe_dir
 
             probe_dir(os.path.dirname(path))   # refuse now, not at the first checkpoint
@@ -451,7 +454,8 @@ class Run:
             task, host, command = state.final_task, state.final_host, state.final_command
             exit_code = "N/A" if ending.reason == "missing_command" else ending.exit_code
         ok = append_row(summary_path(self.log_base, s.project), success=ending.success, exit_code=exit_code,
-                        task_file=s.task_file, task_id=task, hostname=host, command=command,
+                        task_file=s.task_file, task_id=task, hostname=self.log.mask(host or ""),
+                        command=self.log.mask(command),
                         log_file=self.log.path, environ=s.environ)
         if not ok:
             self.log.error("could not lock the project summary in time: no row written")
@@ -486,7 +490,7 @@ class Run:
         try:
             from tasker.report.json_out import write_atomic
 
-            write_atomic(self.json_path, data)
+            write_atomic(self.json_path, self.log.masker.data(data))
         except OSError as exc:
             self.log.error(f"could not write the JSON summary {self.json_path}: {exc.strerror}")
 
@@ -531,18 +535,6 @@ class _no_gc:
         import gc
 
         gc.enable()
-
-
-def _secret_masks(workflow: Workflow) -> list[tuple[str, str]]:
-    """Values of globals whose names mark them as secrets (cli.md §5)."""
-    prefixes = ("SECRET_", "MASK_", "HIDE_", "PASSWORD_", "TOKEN_")
-    suffixes = ("_PASSWORD", "_TOKEN", "_SECRET", "_KEY")
-    masks = []
-    for name, var in workflow.globals.items():
-        upper = name.upper()
-        if var.value and (upper.startswith(prefixes) or upper.endswith(suffixes)):
-            masks.append((var.value, f"<masked len={len(var.value)}>"))
-    return masks
 
 
 def _id_summary(entries) -> str:

@@ -22,6 +22,7 @@ import time
 from tasker.ir import instructions as ir
 from tasker.report.files import short_name
 from tasker.report.json_out import iso
+from tasker.report.masking import NO_SECRETS, Masker
 from tasker.report.private import private_dir, sweep_temp, write_atomic
 from tasker.runners.output import Output
 from tasker.vm.store import Record, ResultStore
@@ -85,8 +86,9 @@ class CheckpointStore:
     """Writes checkpoints for one run and deletes the file at a defined end."""
 
     def __init__(self, path: str, task_file: str, content: bytes, workflow: Workflow, log_file: str = "",
-                 environ: dict | None = None) -> None:
+                 environ: dict | None = None, masker: Masker = NO_SECRETS) -> None:
         self.path = path
+        self.masker = masker
         self.task_file = os.path.abspath(task_file)
         self.task_hash = hashlib.sha256(content).hexdigest()
         self.workflow = workflow
@@ -143,7 +145,7 @@ class CheckpointStore:
             "current_task": state.final_task,
             "intended_next_task": _task_of(machine.program, state.pc),
             "task_results": records,
-            "global_vars": {n: v.value for n, v in self.workflow.globals.items()},
+            "global_vars": self.global_values(),
             "global_vars_metadata": {n: ({"source": "env", "template": v.template} if v.from_env
                                          else {"source": "literal"}) for n, v in self.workflow.globals.items()},
             "loop_state": {},
@@ -151,8 +153,14 @@ class CheckpointStore:
             "vm": vm_state(state, self),
         }
         if final:
-            data.update(final)
+            data.update(self.masker.data(final))
         return data
+
+    def global_values(self) -> dict:
+        """Globals as a resume reads them: a secret is kept only when it came from the environment
+        (the resume may need it when the variable is gone); one written in the file is masked."""
+        mask = self.masker.text
+        return {n: v.value if v.from_env else mask(v.value) for n, v in self.workflow.globals.items()}
 
 
 def vm_state(state: State, store: CheckpointStore) -> dict:

@@ -212,7 +212,7 @@ class Machine:
         host = self.render(command.hostname)
         host = env.hosts.get(host, host)
         program = self.render(command.command)
-        arguments = self.render(command.arguments)
+        arguments = self.store.arguments(command.arguments)
         requested = self.render(command.exec) if command.exec is not None else None
         try:
             name = env.exec_types.requested(requested)

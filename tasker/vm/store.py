@@ -117,6 +117,26 @@ class ResultStore:
             out.append(value if value is not None else part.written)
         return "".join(out)
 
+    def arguments(self, template: Template | None):
+        """``arguments=`` for the exec types: its text, or an ``Arguments`` when it holds result values
+        (they are inserted after the text is split into words, never re-read as text)."""
+        if template is None:
+            return ""
+        parts = template.parts
+        if all(type(p) is str for p in parts):
+            return "".join(parts)
+        from tasker.runners.exectypes import Arguments, Value
+
+        pieces: list = []
+        for part in parts:
+            if type(part) is str:
+                pieces.append(part)
+                continue
+            record = self.records.get(part.task)
+            value = record.field(part.name) if record is not None else None
+            pieces.append(Value(value) if value is not None else part.written)
+        return Arguments(pieces)
+
     def unresolved(self, template: Template | None) -> list[str]:
         """Placeholders of ``template`` that the store cannot fill yet."""
         if template is None:
