@@ -61,3 +61,58 @@ def test_end_to_end_output_cannot_read_taskers_environment_nor_break_quoting(tas
     assert "t0psecret-value" not in r.stdout + r.stderr
     expected = ["--v=$SECRET_TOKEN", "${PATH}", "it's", '"a', 'b"', "\\x", "*", "--q=" + HOSTILE]
     assert f"STDOUT: {expected!r}" in r.stdout, r.stdout
+
+
+def fake_p7s(tasker):
+    """A ``p7s`` on PATH that records each argv it gets."""
+    bin_dir = tasker.tmp / "bin"
+    bin_dir.mkdir()
+    calls = tasker.tmp / "p7s-calls"
+    script = bin_dir / "p7s"
+    script.write_text(f"#!{sys.executable}\nimport sys\nopen({str(calls)!r}, 'a').write(repr(sys.argv) + '\\n')\n"
+                      "print('OK')\n")
+    script.chmod(0o755)
+    return {"PATH": f"{bin_dir}:/usr/bin:/bin"}, calls
+
+
+def test_a_host_name_from_output_is_checked_before_use(tasker):
+    env, calls = fake_p7s(tasker)
+    for hostile in ("-oProxyCommand=touch /tmp/pwned", "web1;reboot"):
+        calls.unlink(missing_ok=True)
+        (tasker.tmp / "host").write_text(hostile)
+        flow = tasker.write(f"""
+            task=0
+            hostname=localhost
+            command=cat
+            arguments={tasker.tmp / 'host'}
+            exec=local
+
+            task=1
+            hostname=@0_stdout@
+            command=uptime
+            exec=p7s
+            """)
+        r = tasker.run(flow, "-r", "--skip-unresolved-host-validation", env=env)
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert "Task 1: refused: hostname" in r.stdout
+        assert not calls.exists(), calls.read_text()
+        assert "Traceback" not in r.stdout + r.stderr
+    (tasker.tmp / "host").write_text("web1")
+    r = tasker.run(flow, "-r", "--skip-unresolved-host-validation", env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "'web1', 'uptime'" in calls.read_text()
+
+
+def test_a_static_host_name_starting_with_a_dash_is_refused_in_any_case(tasker):
+    env, calls = fake_p7s(tasker)
+    flow = tasker.write("""
+        task=0
+        hostname=-oProxyCommand=x
+        command=uptime
+        exec=p7s
+        """)
+    r = tasker.run(flow, "-r", "--skip-host-validation", env=env)
+    assert r.returncode == 20 and "starts with '-'" in r.stdout + r.stderr
+    r = tasker.run(flow, "-r", "--skip-validation", env=env)
+    assert r.returncode == 1 and "Task 0: refused: hostname" in r.stdout
+    assert not calls.exists()

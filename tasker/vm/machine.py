@@ -224,6 +224,11 @@ class Machine:
             if not main:
                 return Record(1, "", str(exc), False, hostname=host), program
             raise Fatal("error", Exit.FAILURE, f"Task {display}: {exc}") from None
+        if canonical != "local":
+            problem = self._host_problem(command, host, canonical)
+            if problem:
+                self.log.error(f"Task {display}: refused: {problem}")
+                return Record(1, "", f"refused: {problem}", False, hostname=host), program
         shown = self.log.mask(_shown_command(argv))
         self._progress("start", task=command.task)
         if env.dry_run:
@@ -254,6 +259,12 @@ class Machine:
         record.success = self.judge(command, record, display)
         self._progress("done", task=command.task, success=record.success)
         return record, shown
+
+    def _host_problem(self, command: ir.Command, host: str, canonical: str) -> str | None:
+        from tasker.check.security import exec_context, runtime_host_problem
+
+        dynamic = command.hostname is not None and not command.hostname.is_literal
+        return runtime_host_problem(host, exec_context(canonical), dynamic)
 
     def log_result(self, display: str, record: Record, result) -> None:
         log = self.log
