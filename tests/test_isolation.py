@@ -252,3 +252,110 @@ def test_a_kept_recovery_state_masks_all_but_what_a_resume_needs(tasker):
     r = tasker.run(flow, "-r", "--auto-recovery")
     assert r.returncode == 4 and "Resuming from" in r.stdout
     assert SECRET not in r.stdout + r.stderr
+
+
+# ----------------------------------------------------------------- children die with tasker
+
+
+def processes_with(marker: str) -> list[int]:
+    """Live (not zombie) processes whose command line holds ``marker``."""
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{name}/cmdline").read_bytes()
+            state = Path(f"/proc/{name}/stat").read_bytes().rsplit(b")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if marker.encode() in cmdline and state != b"Z":
+            found.append(int(name))
+    return found
+
+
+def wait_gone(marker: str, timeout: float = 30.0) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while (left := processes_with(marker)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return left
+
+
+def sleeper_flow(tasker):
+    """Task 0 starts a child and a grandchild that sleep, unless the file ``go`` exists."""
+    marker = f"tasker-test-sleeper-{os.getpid()}-{tasker.tmp.name}"
+    nap = f"{sys.executable} -c 'import time; time.sleep(300)' {marker}"
+    go, started = tasker.tmp / "go", tasker.tmp / "started"
+    flow = tasker.write(f"""
+        task=0
+        hostname=localhost
+        command=sh
+        arguments=-c "test -e {go} && exit 0; touch {started}; {nap} & {nap}; wait"
+        exec=local
+        """)
+    return flow, marker, go, started
+
+
+def start_tasker(tasker, flow):
+    return subprocess.Popen([sys.executable, "-m", "tasker", str(flow), "-r", "--auto-recovery"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=tasker.env(), cwd=tasker.tmp)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="needs /proc")
+def test_kill_9_of_tasker_takes_its_running_commands_with_it(tasker):
+    flow, marker, _go, started = sleeper_flow(tasker)
+    proc = start_tasker(tasker, flow)
+    try:
+        wait_for(started)
+        deadline = time.monotonic() + 30
+        while len(processes_with(marker)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(processes_with(marker)) == 3   # sh and its two sleepers
+    finally:
+        proc.kill()
+        proc.wait()
+    left = wait_gone(marker)
+    for pid in left:
+        os.kill(pid, 9)
+    assert left == []
+
+
+def watchdog_of(pid: int) -> list[int]:
+    kids = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                stat_ = Path(f"/proc/{name}/stat").read_bytes().rsplit(b")", 1)[1].split()
+                cmd = Path(f"/proc/{name}/cmdline").read_bytes()
+            except (OSError, IndexError):
+                continue
+            if int(stat_[1]) == pid and b"-m\x00tasker" in cmd:
+                kids.append(int(name))
+    return kids
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="needs /proc")
+def test_a_resume_first_kills_what_a_killed_run_left_running(tasker):
+    flow, marker, go, started = sleeper_flow(tasker)
+    proc = start_tasker(tasker, flow)
+    try:
+        wait_for(started)
+        deadline = time.monotonic() + 30
+        while len(processes_with(marker)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for pid in watchdog_of(proc.pid):   # as a kill of tasker's whole process group would
+            os.kill(pid, 9)
+    finally:
+        proc.kill()
+        proc.wait()
+    try:
+        time.sleep(0.3)
+        assert len(processes_with(marker)) == 3   # nothing took them down this time
+        go.touch()
+        r = tasker.run(flow, "-r", "--auto-recovery")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "Stopped 1 process group(s) that a killed earlier run left running" in r.stdout
+        assert processes_with(marker) == []
+    finally:
+        for pid in processes_with(marker):
+            os.kill(pid, 9)
+    assert sorted(os.listdir(recovery_dir(tasker))) == []

@@ -41,6 +41,7 @@ class StateLock:
 
     def __init__(self, state_path: str) -> None:
         self.path = state_path + ".lock"
+        self.journal_path = state_path + ".procs"   # process groups of the run (runners.guard)
         self.fd: int | None = None
 
     def acquire(self) -> None:

@@ -92,6 +92,9 @@ class Run:
         self.checkpoints = None     # tasker.vm.checkpoint.CheckpointStore
         self.instance_lock = None
         self.state_lock = None      # tasker.cli.recovery.StateLock while a run owns its recovery state
+        from tasker.runners.guard import Guard
+
+        self.guard = Guard()        # the commands' process groups die with tasker
         self.hosts: dict[str, str] = {}   # host validation's resolved names, for the VM
 
     # ------------------------------------------------------------ signals
@@ -124,6 +127,7 @@ class Run:
             from tasker.vm.checkpoint import state_path
 
             self.state_lock = lock_state(state_path(self.log_base, s.task_file))   # before reading it
+            self.adopt_journal()
         if s.recovery or s.show_recovery_info:
             from tasker.cli.recovery import Recovery
 
@@ -143,6 +147,19 @@ class Run:
             return Exit.OK
         self.take_instance_lock()                                # P11
         return self.run_vm()                                     # P12-P14
+
+    def adopt_journal(self) -> None:
+        """Kill what a killed earlier run of this state left running, then journal our own commands."""
+        from tasker.runners.guard import kill_journal
+
+        path = self.state_lock.journal_path
+        hit = kill_journal(path)
+        if hit:
+            self.log.warn(f"Stopped {hit} process group(s) that a killed earlier run left running")
+        try:
+            self.guard.open_journal(path)
+        except OSError as exc:
+            self.log.warn(f"cannot write the process journal {path}: {exc.strerror}")
 
     def prepare_alert(self) -> None:
         if self.settings.alert_on_failure:
@@ -343,7 +360,9 @@ class Run:
 
         s = self.settings
         self.session = Session()
-        env = Env(runner=ProcessRunner(self.session), clock=SystemClock(), exec_types=self.exec_types,
+        if s.run:
+            self.guard.start_watchdog()
+        env = Env(runner=ProcessRunner(self.session, guard=self.guard), clock=SystemClock(), exec_types=self.exec_types,
                   log=self.log, cancel=self.cancel, dry_run=not s.run, hosts=self.hosts)
         from tasker.report.progress import Progress, wanted
 
@@ -495,6 +514,7 @@ class Run:
             self.log.error(f"could not write the JSON summary {self.json_path}: {exc.strerror}")
 
     def cleanup(self) -> None:
+        self.guard.close(self.state_lock.journal_path if self.state_lock is not None else None)
         if self.session is not None:
             self.session.cleanup()
         if self.instance_lock is not None:
