@@ -359,3 +359,13 @@ def test_a_resume_first_kills_what_a_killed_run_left_running(tasker):
         for pid in processes_with(marker):
             os.kill(pid, 9)
     assert sorted(os.listdir(recovery_dir(tasker))) == []
+
+
+def test_the_masker_hides_the_longest_secret_whole_and_masking_twice_changes_nothing():
+    from tasker.report.masking import Masker
+
+    m = Masker(["a", "pw", "pw-long"])
+    once = m.text("a pw-long pw")
+    assert once == "<masked len=1> <masked len=7> <masked len=2>"
+    assert m.text(once) == once
+    assert m.data({"x": ["pw", 3, {"y": "a"}]}) == {"x": ["<masked len=2>", 3, {"y": "<masked len=1>"}]}

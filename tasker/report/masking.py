@@ -14,6 +14,7 @@ a history database) takes the run's ``Masker`` and calls one of the two.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 SECRET_PREFIXES = ("SECRET_", "MASK_", "HIDE_", "PASSWORD_", "TOKEN_")
@@ -32,6 +33,8 @@ class Masker:
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         values = sorted({s for s in secrets if s}, key=len, reverse=True)
         self.pairs = [(v, f"<masked len={len(v)}>") for v in values]
+        # one pass; a mark already in the text is kept as it is, so masking twice changes nothing
+        self._pattern = re.compile("|".join([_MARK, *(re.escape(v) for v in values)])) if values else None
 
     @classmethod
     def for_globals(cls, globals_: dict) -> Masker:
@@ -42,10 +45,9 @@ class Masker:
         return bool(self.pairs)
 
     def text(self, text: str) -> str:
-        for value, shown in self.pairs:
-            if value in text:
-                text = text.replace(value, shown)
-        return text
+        if self._pattern is None or not any(value in text for value, _shown in self.pairs):
+            return text
+        return self._pattern.sub(_shown, text)
 
     def data(self, value):
         """A copy of a JSON-like value (dicts, lists, strings ...) with every string masked."""
@@ -58,6 +60,15 @@ class Masker:
         if isinstance(value, (list, tuple)):
             return [self.data(v) for v in value]
         return value
+
+
+_MARK = r"<masked len=\d+>"
+
+
+def _shown(m: re.Match) -> str:
+    text = m.group(0)
+    return text if text.startswith("<masked len=") and text.endswith(">") and len(text) > 13 and \
+        text[12:-1].isdigit() else f"<masked len={len(text)}>"
 
 
 NO_SECRETS = Masker()
