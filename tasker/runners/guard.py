@@ -131,8 +131,10 @@ class Guard:
             os.close(self.pipe)
             self.pipe = None
         if self.watchdog is not None:
+            deadline = time.monotonic() + 1.0   # it exits at once; never hold up the end of a run for it
             try:
-                os.waitpid(self.watchdog, 0)
+                while os.waitpid(self.watchdog, os.WNOHANG)[0] == 0 and time.monotonic() < deadline:
+                    time.sleep(0.005)
             except ChildProcessError:
                 pass
             self.watchdog = None
