@@ -111,6 +111,9 @@ def check_hostname(value: str, context: str) -> list[Finding]:
     if not value:
         return [(ERROR, "hostname is empty", "write the target host, e.g. hostname=localhost")]
     found = _common("hostname", value, context)
+    if value.startswith("-"):
+        found.append((ERROR, f"hostname {value!r} starts with '-': a remote tool would read it as an option",
+                      "a host name starts with a letter or digit"))
     m = _METACHARS.search(value)
     if m:
         found.append((ERROR, f"hostname contains the shell character {m.group(0)!r}",
@@ -118,6 +121,22 @@ def check_hostname(value: str, context: str) -> list[Finding]:
     elif _HOST_CHARS.search(value) and not _PLACEHOLDER.search(value):
         found.append((WARNING, f"hostname {value!r} has characters outside A-Z a-z 0-9 . -", None))
     return found
+
+
+def runtime_host_problem(value: str, context: str, dynamic: bool) -> str | None:
+    """Why a host name must not be used for a remote exec type, or None.
+
+    A name starting with ``-`` is refused in every case (even with validation
+    skipped); a name that came from a task's output gets the checks a name
+    written in the file gets before the run.
+    """
+    if value.startswith("-"):
+        return f"hostname {value!r} starts with '-': a remote tool would read it as an option"
+    if dynamic:
+        errors = [message for severity, message, _help in check_hostname(value, context) if severity == ERROR]
+        if errors:
+            return "; ".join(errors)
+    return None
 
 
 @memoised

@@ -39,7 +39,8 @@ def read_task_file(path: str) -> tuple[bytes, str]:
     except OSError as exc:
         raise TaskerExit(Exit.FAILURE, f"tasker: cannot read task file {path}: {exc.strerror}") from None
     try:
-        return data, data.decode("utf-8")
+        text = data.decode("utf-8")
+        return data, text[1:] if text.startswith("\ufeff") else text   # a byte-order mark is not text
     except UnicodeDecodeError as exc:
         line = data[:exc.start].count(b"\n") + 1
         raise TaskerExit(Exit.FAILURE, f"tasker: {path}:{line}: the task file is not UTF-8 text "

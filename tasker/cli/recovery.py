@@ -19,6 +19,91 @@ from tasker.vm import checkpoint
 from tasker.vm.machine import Machine
 
 
+class StateBusy(Exception):
+    """Another live run holds the recovery state's lock; ``holder`` is what it wrote there."""
+
+    def __init__(self, path: str, holder: str) -> None:
+        super().__init__(path)
+        self.path = path
+        self.holder = holder
+
+
+class StateLock:
+    """An exclusive advisory lock on ``<state>.lock``, held for the life of a run.
+
+    The kernel drops it when the process dies in any way, so a killed run never
+    blocks the resume; while a run lives, a second run of the same task file
+    cannot read or overwrite its state.
+    """
+
+    def __init__(self, state_path: str) -> None:
+        self.path = state_path + ".lock"
+        self.journal_path = state_path + ".procs"   # process groups of the run (runners.guard)
+        self.fd: int | None = None
+
+    def acquire(self) -> None:
+        import fcntl
+
+        from tasker.report.private import private_dir
+
+        private_dir(os.path.dirname(self.path))
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _read_holder(fd)
+                os.close(fd)
+                raise StateBusy(self.path, holder) from None
+            # the holder before us may have removed the file between our open and our lock
+            try:
+                same = os.path.samestat(os.fstat(fd), os.stat(self.path, follow_symlinks=False))
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()}\n".encode())
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is None:
+            return
+        try:
+            os.unlink(self.path)   # while still holding it: a waiter re-checks the inode
+        except OSError:
+            pass
+        os.close(self.fd)
+        self.fd = None
+
+
+def _read_holder(fd: int) -> str:
+    try:
+        return os.read(fd, 200).decode("utf-8", "replace").strip()
+    except OSError:
+        return ""
+
+
+def lock_state(state_path: str) -> StateLock:
+    """Take the state's lock or end the run with exit 25 (as --instance-check does)."""
+    lock = StateLock(state_path)
+    try:
+        lock.acquire()
+    except StateBusy as busy:
+        who = f" ({busy.holder})" if busy.holder else ""
+        raise TaskerExit(Exit.INSTANCE_RUNNING,
+                         f"tasker: another run of this task file is running{who} and holds its recovery "
+                         f"state {state_path}\n = help: wait for it to finish; a resume while it runs would "
+                         "run its tasks twice", reason="instance") from None
+    except OSError as exc:
+        raise TaskerExit(Exit.START_OR_RESUME,
+                         f"tasker: cannot write the recovery state in {os.path.dirname(lock.path)}: {exc.strerror}\n"
+                         " = help: fix the directory's permissions (or pass -l DIR), or run without "
+                         "--auto-recovery/--output-json", reason="recovery") from None
+    return lock
+
+
 class Recovery:
     """The recovery state of one task file."""
 

@@ -21,7 +21,7 @@ from tasker.check.dataflow import analyze
 from tasker.check.model import Workflow
 from tasker.cli.hostcheck import HostValidation
 from tasker.cli.options import OUTPUT_JSON_AUTO, USAGE
-from tasker.cli.recovery import Recovery
+from tasker.cli.recovery import Recovery, lock_state
 from tasker.cli.settings import Settings
 from tasker.diagnostics import Diagnostics, render, summary
 from tasker.exitcodes import Exit, TaskerExit
@@ -33,10 +33,13 @@ from tasker.report.alert import prepare, run_alert
 from tasker.report.instance import InstanceBusy, InstanceLock, instance_hash, lock_info
 from tasker.report.json_out import build, default_path, write_atomic
 from tasker.report.log import Log
+from tasker.report.masking import Masker
+from tasker.report.private import probe_dir
 from tasker.report.progress import Progress, wanted
 from tasker.report.summary import append_row, summary_path
 from tasker.runners.base import Cancel, SystemClock
 from tasker.runners.exectypes import ExecTypes
+from tasker.runners.guard import Guard, kill_journal
 from tasker.runners.process import ProcessRunner, Session
 from tasker.syntax.taskfile import parse_taskfile
 from tasker.vm.checkpoint import CheckpointStore, final_checkpoint, state_path
@@ -106,6 +109,8 @@ class Run:
         self.progress = None        # tasker.report.progress.Progress (on a terminal)
         self.checkpoints = None     # tasker.vm.checkpoint.CheckpointStore
         self.instance_lock = None
+        self.state_lock = None      # tasker.cli.recovery.StateLock while a run owns its recovery state
+        self.guard = Guard()        # the commands' process groups die with tasker
         self.hosts: dict[str, str] = {}   # host validation's resolved names, for the VM
 
     # ------------------------------------------------------------ signals
@@ -131,6 +136,9 @@ class Run:
         warn_flags(s)
         self.prepare_files()                                     # P1-P2
         self.prepare_alert()
+        if s.recovery and s.run and not s.validate_only and not s.show_recovery_info:
+            self.state_lock = lock_state(state_path(self.log_base, s.task_file))   # before reading it
+            self.adopt_journal()
         if s.recovery or s.show_recovery_info:
             self.recovery = Recovery(s, self.log_base, self.log)
         if s.show_recovery_info:                                 # P3
@@ -148,6 +156,17 @@ class Run:
             return Exit.OK
         self.take_instance_lock()                                # P11
         return self.run_vm()                                     # P12-P14
+
+    def adopt_journal(self) -> None:
+        """Kill what a killed earlier run of this state left running, then journal our own commands."""
+        path = self.state_lock.journal_path
+        hit = kill_journal(path)
+        if hit:
+            self.log.warn(f"Stopped {hit} process group(s) that a killed earlier run left running")
+        try:
+            self.guard.open_journal(path)
+        except OSError as exc:
+            self.log.warn(f"cannot write the process journal {path}: {exc.strerror}")
 
     def prepare_alert(self) -> None:
         if self.settings.alert_on_failure:
@@ -225,7 +244,7 @@ class Run:
             self.log.error(f"No tasks defined in {s.task_file}")
             raise TaskerExit(Exit.NO_TASKS, reason="no_tasks")
         self.workflow = workflow
-        self.log.masks = _secret_masks(workflow)
+        self.log.masker = Masker.for_globals(workflow.globals)
         if s.validate_tasks:
             self.log.info(f"Task validation passed: {len(workflow.tasks)} tasks")
 
@@ -321,7 +340,9 @@ class Run:
         """P12-P14: restore a recovery state, run the machine, conclude."""
         s = self.settings
         self.session = Session()
-        env = Env(runner=ProcessRunner(self.session), clock=SystemClock(), exec_types=self.exec_types,
+        if s.run:
+            self.guard.start_watchdog()
+        env = Env(runner=ProcessRunner(self.session, guard=self.guard), clock=SystemClock(), exec_types=self.exec_types,
                   log=self.log, cancel=self.cancel, dry_run=not s.run, hosts=self.hosts)
         if wanted(self.log.stream, s.environ):
             self.progress = Progress(self.log.stream)
@@ -357,11 +378,9 @@ class Run:
         s = self.settings
         path = self.recovery.path if self.recovery else state_path(self.log_base, s.task_file)
         try:
-            store = CheckpointStore(path, s.task_file, s.content, self.workflow, self.log.path, s.environ)
-            probe = f"{path}.{os.getpid()}.probe"   # refuse now, not at the first checkpoint
-            with open(probe, "w"):
-                pass
-            os.unlink(probe)
+            store = CheckpointStore(path, s.task_file, s.content, self.workflow, self.log.path, s.environ,
+                                    masker=self.log.masker)
+            probe_dir(os.path.dirname(path))   # refuse now, not at the first checkpoint
         except OSError as exc:
             raise TaskerExit(Exit.START_OR_RESUME,
                              f"tasker: cannot write the recovery state in {os.path.dirname(path)}: {exc.strerror}\n"
@@ -428,7 +447,8 @@ class Run:
             task, host, command = state.final_task, state.final_host, state.final_command
             exit_code = "N/A" if ending.reason == "missing_command" else ending.exit_code
         ok = append_row(summary_path(self.log_base, s.project), success=ending.success, exit_code=exit_code,
-                        task_file=s.task_file, task_id=task, hostname=host, command=command,
+                        task_file=s.task_file, task_id=task, hostname=self.log.mask(host or ""),
+                        command=self.log.mask(command),
                         log_file=self.log.path, environ=s.environ)
         if not ok:
             self.log.error("could not lock the project summary in time: no row written")
@@ -456,15 +476,18 @@ class Run:
                      total_tasks=len(self.workflow.tasks) if self.workflow else 0, variables=variables,
                      dry_run=dry_run)
         try:
-            write_atomic(self.json_path, data)
+            write_atomic(self.json_path, self.log.masker.data(data))
         except OSError as exc:
             self.log.error(f"could not write the JSON summary {self.json_path}: {exc.strerror}")
 
     def cleanup(self) -> None:
+        self.guard.close(self.state_lock.journal_path if self.state_lock is not None else None)
         if self.session is not None:
             self.session.cleanup()
         if self.instance_lock is not None:
             self.instance_lock.release()
+        if self.state_lock is not None:
+            self.state_lock.release()
         self.restore_signals()
         self.log.close()
         self.cancel.close()
@@ -509,18 +532,6 @@ class _no_gc:
 
     def __exit__(self, *_exc) -> None:
         gc.enable()
-
-
-def _secret_masks(workflow: Workflow) -> list[tuple[str, str]]:
-    """Values of globals whose names mark them as secrets (cli.md §5)."""
-    prefixes = ("SECRET_", "MASK_", "HIDE_", "PASSWORD_", "TOKEN_")
-    suffixes = ("_PASSWORD", "_TOKEN", "_SECRET", "_KEY")
-    masks = []
-    for name, var in workflow.globals.items():
-        upper = name.upper()
-        if var.value and (upper.startswith(prefixes) or upper.endswith(suffixes)):
-            masks.append((var.value, f"<masked len={len(var.value)}>"))
-    return masks
 
 
 def _id_summary(entries) -> str:

@@ -16,6 +16,18 @@ def prefix_of(path_or_name: str) -> str:
     return _UNSAFE.sub("_", stem)[:50] or "task"
 
 
+def short_name(name: str, limit: int = 120) -> str:
+    """``name`` itself when short, else its first characters and a hash of the whole: file names
+    derived from it (plus a time stamp or suffix) must stay under the usual 255-byte limit."""
+    if len(name.encode("utf-8", "surrogateescape")) <= limit:
+        return name
+    import hashlib
+
+    digest = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    head = name.encode("utf-8", "surrogateescape")[:limit - 9].decode("utf-8", "ignore")
+    return f"{head}_{digest}"
+
+
 def timestamp(t: float | None = None) -> str:
     """``YYYYmmdd_HHMMSS_ffffff``."""
     t = time.time() if t is None else t
@@ -33,8 +45,10 @@ def log_base(explicit: str | None, environ: dict) -> str:
 
 
 def make_dir(path: str) -> None:
-    """Create a directory (and parents); raises OSError with a readable message."""
-    os.makedirs(path, exist_ok=True)
+    """Create a directory (and parents, each new one mode 700); raises OSError with a readable message."""
+    from tasker.report.private import private_dir
+
+    private_dir(path)
 
 
 def backup_task_file(base: str, task_file: str, content: bytes, stamp: str) -> str | None:
@@ -44,8 +58,8 @@ def backup_task_file(base: str, task_file: str, content: bytes, stamp: str) -> s
     their imports (~4 ms) off every run's start.
     """
     directory = os.path.join(base, "backup")
-    os.makedirs(directory, exist_ok=True)
-    name = os.path.basename(task_file)
+    make_dir(directory)
+    name = short_name(os.path.basename(task_file))
     with os.scandir(directory) as entries:
         for entry in entries:
             if entry.name.startswith(name + "_") and _same_content(entry, content):
@@ -54,7 +68,7 @@ def backup_task_file(base: str, task_file: str, content: bytes, stamp: str) -> s
     n = 0
     while True:
         try:
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
             break
         except FileExistsError:
             n += 1

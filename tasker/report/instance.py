@@ -42,7 +42,9 @@ class InstanceLock:
     def acquire(self, info: dict) -> None:
         import fcntl
 
-        os.makedirs(self.directory, mode=0o700, exist_ok=True)
+        from tasker.report.private import private_dir
+
+        private_dir(self.directory)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -87,16 +87,13 @@ def build(*, task_file: str, content: bytes, machine: Machine, ending: Ending, s
 
 
 def write_atomic(path: str, data: dict) -> None:
-    """Write ``data`` as JSON to ``path`` atomically (temp file in the same directory, rename)."""
+    """Write ``data`` as JSON to ``path`` atomically, mode 600 (see ``tasker.report.private``)."""
+    from tasker.report import private
+
     directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="ascii") as fh:
-        json.dump(data, fh, indent=2, ensure_ascii=True)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    private.private_dir(directory)
+    private.sweep_temp(directory)
+    private.write_atomic(path, (json.dumps(data, indent=2, ensure_ascii=True) + "\n").encode("ascii"))
 
 
 def default_path(task_file: str, environ: dict) -> str:

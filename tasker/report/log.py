@@ -11,6 +11,8 @@ import sys
 import threading
 import time
 
+from tasker.report.masking import NO_SECRETS
+
 LEVELS = {"ERROR": 40, "WARN": 30, "INFO": 20, "DEBUG": 10}
 PREFIX = {"ERROR": "ERROR: ", "WARN": "WARN: ", "INFO": "", "DEBUG": "DEBUG: "}
 
@@ -43,12 +45,14 @@ class Log:
         self.stream = stream or sys.stdout
         self.file = None
         self.path = ""
-        self.masks: list[tuple[str, str]] = []
+        self.masker = NO_SECRETS    # masking.Masker of the workflow's secret globals
         self.lock = threading.Lock()
         self.progress = None   # report.progress.Progress on a terminal: lines go above it
 
     def open(self, path: str) -> None:
-        self.file = open(path, "a", encoding="utf-8", errors="replace")  # noqa: SIM115 - closed in close()
+        from tasker.report.private import open_append
+
+        self.file = open_append(path)   # mode 600: the log holds outputs
         self.path = path
 
     def close(self) -> None:
@@ -62,6 +66,8 @@ class Log:
     def write(self, level: str, message: str) -> None:
         if LEVELS[level] < self.threshold:
             return
+        if self.masker:
+            message = self.masker.text(message)   # outputs and errors can hold secrets too
         line = f"[{stamp()}] {PREFIX[level]}{message}\n"
         with self.lock:   # lines of parallel members never interleave
             if self.progress is not None:
@@ -96,10 +102,5 @@ class Log:
             self.write("DEBUG", message)
 
     def mask(self, text: str) -> str:
-        """Hide the values of secret globals in a command line (cli.md §5)."""
-        if not self.masks:
-            return text
-        for value, shown in self.masks:
-            if value and value in text:
-                text = text.replace(value, shown)
-        return text
+        """Hide the values of secret globals (see ``tasker.report.masking``)."""
+        return self.masker.text(text) if self.masker else text

@@ -29,7 +29,9 @@ def append_row(path: str, *, success: bool, exit_code: object, task_file: str, t
     """Append one row under an exclusive lock; False when the lock could not be had in time."""
     import fcntl
 
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    from tasker.report.private import open_append, private_dir
+
+    private_dir(os.path.dirname(path))
     row = "\t".join(_clean(v) for v in (
         time.strftime("%Y-%m-%d %H:%M:%S"), "SUCCESS" if success else "FAILURE", exit_code,
         os.path.basename(task_file), task_id, hostname or "N/A", command, os.path.basename(log_file) if log_file
@@ -37,7 +39,7 @@ def append_row(path: str, *, success: bool, exit_code: object, task_file: str, t
     limit = 45.0 if environ.get("TASK_EXECUTOR_HIGH_LOAD") else 20.0
     deadline = time.monotonic() + limit
     delay = 0.01
-    with open(path, "a", encoding="utf-8") as fh:
+    with open_append(path) as fh:
         while True:
             try:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -175,6 +175,118 @@ def split_arguments(text: str) -> list[str]:
     return words
 
 
+# ---------------------------------------------------------------- result values in arguments
+
+_MARK_OPEN, _MARK_CLOSE = "\ufdd0", "\ufdd1"   # Unicode noncharacters: never in a task file's text
+_MARK = re.compile("\ufdd0(\\d+)\ufdd1")
+
+
+class Arguments:
+    """A task's ``arguments=`` as the file wrote it, with the values of its ``@N_…@`` references.
+
+    The values are data: the file's text is ``$``-expanded and split into words
+    first, then each value goes into its word.  Outside quotes a value splits on
+    blanks (its first and last pieces join the text around it), inside quotes it
+    stays in its word; nothing in a value is expanded, unquoted or unescaped.
+    """
+
+    __slots__ = ("pieces",)
+
+    def __init__(self, pieces: list[str | Value]) -> None:
+        self.pieces = pieces
+
+    def marked(self) -> tuple[str, list[str]]:
+        """The text with each value replaced by a marker, and the values."""
+        values: list[str] = []
+        out = []
+        for piece in self.pieces:
+            if type(piece) is Value:
+                out.append(f"{_MARK_OPEN}{len(values)}{_MARK_CLOSE}")
+                values.append(piece.text)
+            else:
+                out.append(piece)
+        return "".join(out), values
+
+
+class Value:
+    """A substituted result value inside ``Arguments``."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def _insert(text: str, values: list[str]) -> str:
+    return _MARK.sub(lambda m: values[int(m.group(1))], text) if _MARK_OPEN in text else text
+
+
+def argument_words(marked: str, values: list[str]) -> list[str]:
+    """The words of ``marked`` (already ``$``-expanded) with the values put in (see ``Arguments``)."""
+    words: list[str] = []
+    for word in _split_pieces(marked):
+        current: list[str] = []
+        has = False
+        for piece, quoted in word:
+            if quoted or _MARK_OPEN not in piece:
+                current.append(_insert(piece, values) if quoted else piece)
+                has = True
+                continue
+            for i, part in enumerate(_MARK.split(piece)):
+                if i % 2 == 0:
+                    if part:
+                        current.append(part)
+                        has = True
+                    continue
+                fields = _BLANKS.split(values[int(part)])
+                for j, field in enumerate(fields):
+                    if j:
+                        if has:
+                            words.append("".join(current))
+                        current, has = [], False
+                    if field:
+                        current.append(field)
+                        has = True
+        if has:
+            words.append("".join(current))
+    return words
+
+
+def _split_pieces(text: str) -> list[list[tuple[str, bool]]]:
+    """Shell-like words as lists of (text, quoted) pieces (quotes removed, escapes applied)."""
+    if "'" not in text and '"' not in text and "\\" not in text:
+        return [[(w, False)] for w in _BLANKS.split(text) if w]
+    words: list[list[tuple[str, bool]]] = []
+    current: list[tuple[str, bool]] = []
+    started = False
+    pos = 0
+    end = len(text)
+    while pos < end:
+        m = _PIECE.match(text, pos)
+        if m is None:
+            problem = "No escaped character" if text[pos] == "\\" else "No closing quotation"
+            raise ArgumentsError(f"cannot split arguments {text!r}: {problem}")
+        plain, single, double, escaped, blank = m.groups()
+        if blank is not None:
+            if started:
+                words.append(current)
+                current, started = [], False
+        else:
+            started = True
+            if plain is not None:
+                current.append((plain, False))
+            elif single is not None:
+                current.append((single, True))
+            elif double is not None:
+                current.append((_DQ_ESCAPE.sub(r"\1", double) if "\\" in double else double, True))
+            else:
+                current.append((escaped, True))
+        pos = m.end()
+    if started:
+        words.append(current)
+    return words
+
+
 class ExecTypes:
     """Resolves exec types and builds argv for the VM (config loaded lazily)."""
 
@@ -215,15 +327,22 @@ class ExecTypes:
         mapped = self.config.aliases.get(low, self.config.aliases.get(name.strip(), low))
         return mapped.lower()
 
-    def argv(self, canonical: str, hostname: str, command: str, arguments: str) -> list[str]:
-        """The argv for one task (execution_types.md §5)."""
-        expanded = expand_env_value(arguments, self.environ)
+    def argv(self, canonical: str, hostname: str, command: str, arguments: str | Arguments) -> list[str]:
+        """The argv for one task: ``$`` expanded in the file's text, never in result values."""
+        if type(arguments) is Arguments:
+            marked, values = arguments.marked()
+            marked = expand_env_value(marked, self.environ)
+            words = None if canonical != "local" and not values else argument_words(marked, values)
+            text = _insert(marked, values)
+        else:
+            text = expand_env_value(arguments, self.environ)
+            words = None
         if canonical == "local":
-            return [command, *split_arguments(expanded)]
+            return [command, *(words if words is not None else split_arguments(text))]
         spec = self.config.types.get(canonical)
         if spec is None:
             raise ExecTypeError(self.unknown_message(canonical))
-        return render_template(spec, hostname, command, expanded)
+        return render_template(spec, hostname, command, text, words)
 
     def unknown_message(self, name: str) -> str:
         cfg = self.config
@@ -278,20 +397,20 @@ def expand_env_value(text: str, environ: dict) -> str:
 class _Fields(dict):
     """The values of a template's placeholders; ``{command_line}`` is built on first use."""
 
-    def __init__(self, command: str, arguments: str, **values: str) -> None:
+    def __init__(self, command: str, arguments: str, words: list[str] | None, **values: str) -> None:
         super().__init__(command=command, arguments=arguments, **values)
-        self._words = (command, arguments)
+        self._words = (command, arguments, words)
 
     def __missing__(self, key: str) -> str:
         if key == "command_line":
-            command, arguments = self._words
-            value = command_line(command, arguments)
+            command, arguments, words = self._words
+            value = command_line(command, arguments, words)
             self[key] = value
             return value
         raise ExecTypeError(f"unknown placeholder {{{key}}} in command_template")
 
 
-def command_line(command: str, arguments: str) -> str:
+def command_line(command: str, arguments: str, words: list[str] | None = None) -> str:
     """The command and its split arguments as one POSIX-shell-quoted string.
 
     For programs that hand one string to a remote shell (``ssh host STRING``):
@@ -301,16 +420,17 @@ def command_line(command: str, arguments: str) -> str:
     """
     import shlex
 
-    return shlex.join([command, *split_arguments(arguments)])
+    return shlex.join([command, *(words if words is not None else split_arguments(arguments))])
 
 
-def render_template(spec: ExecType, hostname: str, command: str, arguments: str) -> list[str]:
-    """Fill a command_template (execution_types.md §5.2, plus ``{command_line}``)."""
-    fields = _Fields(command, arguments, binary=spec.binary, hostname=hostname)
+def render_template(spec: ExecType, hostname: str, command: str, arguments: str,
+                    words: list[str] | None = None) -> list[str]:
+    """Fill a command_template; ``words``: the arguments already split (with result values in)."""
+    fields = _Fields(command, arguments, words, binary=spec.binary, hostname=hostname)
     argv: list[str] = []
     for part in spec.template:
         if part == "{arguments_split}":
-            argv.extend(split_arguments(arguments))
+            argv.extend(words if words is not None else split_arguments(arguments))
             continue
         try:
             argv.append(part.format_map(fields))

@@ -101,8 +101,9 @@ def _alive(pid: int) -> bool:
 class ProcessRunner:
     """Runs commands as real processes (see module docstring)."""
 
-    def __init__(self, session: Session | None = None, env: dict | None = None) -> None:
+    def __init__(self, session: Session | None = None, env: dict | None = None, guard=None) -> None:
         self.session = session
+        self.guard = guard      # runners.guard.Guard: running groups die with tasker
         # None: the children inherit tasker's environment.  Taken once, as a plain
         # bytes dict: handing os.environ to every spawn decodes and re-encodes it
         # each time, ~50 us a member; tasker never changes its own environment.
@@ -117,7 +118,14 @@ class ProcessRunner:
             return _spawn_failure(start, exc, not_found=True)
         except OSError as exc:
             return _spawn_failure(start, exc, not_found=False)
-        return _Watch(child, timeout, cancel, self.session, start).run()
+        guard = self.guard
+        if guard is None:
+            return _Watch(child, timeout, cancel, self.session, start).run()
+        guard.started(child.pid)
+        try:
+            return _Watch(child, timeout, cancel, self.session, start).run()
+        finally:
+            guard.finished(child.pid)
 
 
 def _environment() -> dict:

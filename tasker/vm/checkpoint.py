@@ -20,7 +20,10 @@ import os
 import time
 
 from tasker.ir import instructions as ir
+from tasker.report.files import short_name
 from tasker.report.json_out import iso
+from tasker.report.masking import NO_SECRETS, Masker
+from tasker.report.private import private_dir, sweep_temp, write_atomic
 from tasker.runners.output import Output
 from tasker.vm.store import Record, ResultStore
 
@@ -39,9 +42,10 @@ class RecoveryError(Exception):
 
 
 def state_path(log_base: str, task_file: str) -> str:
-    """``L/recovery/<stem>_<hash8>.recovery.json`` (stem: base name without a trailing .txt)."""
+    """``L/recovery/<stem>_<hash8>.recovery.json`` (stem: base name without a trailing .txt, at most
+    100 characters, so that the name and its lock and temporary files fit any file system's limit)."""
     name = os.path.basename(task_file)
-    stem = name[:-4] if name.endswith(".txt") else name
+    stem = short_name(name[:-4] if name.endswith(".txt") else name, 100)
     digest = hashlib.sha256(os.path.abspath(task_file).encode()).hexdigest()[:8]
     return os.path.join(log_base, "recovery", f"{stem}_{digest}.recovery.json")
 
@@ -82,8 +86,9 @@ class CheckpointStore:
     """Writes checkpoints for one run and deletes the file at a defined end."""
 
     def __init__(self, path: str, task_file: str, content: bytes, workflow: Workflow, log_file: str = "",
-                 environ: dict | None = None) -> None:
+                 environ: dict | None = None, masker: Masker = NO_SECRETS) -> None:
         self.path = path
+        self.masker = masker
         self.task_file = os.path.abspath(task_file)
         self.task_hash = hashlib.sha256(content).hexdigest()
         self.workflow = workflow
@@ -94,17 +99,14 @@ class CheckpointStore:
         environ = environ if environ is not None else {}
         kill = environ.get(KILL_HOOK, "")
         self.kill_after = int(kill) if kill.isdigit() else None
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        directory = os.path.dirname(os.path.abspath(path))
+        private_dir(directory)
+        sweep_temp(directory)      # temporary files of runs that were killed mid-write
 
     def save(self, machine: Machine, _instr: ir.Instr | None = None, *, final: dict | None = None) -> None:
         """Write the machine's state atomically (called after every instruction)."""
         data = self.document(machine, final)
-        tmp = f"{self.path}.{os.getpid()}.tmp"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, separators=(",", ":"))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
+        write_atomic(self.path, json.dumps(data, separators=(",", ":")).encode("utf-8"))
         self.count += 1
         if self.kill_after is not None and self.count >= self.kill_after:
             os.kill(os.getpid(), 9)   # crash tests: die right after this checkpoint
@@ -143,7 +145,7 @@ class CheckpointStore:
             "current_task": state.final_task,
             "intended_next_task": _task_of(machine.program, state.pc),
             "task_results": records,
-            "global_vars": {n: v.value for n, v in self.workflow.globals.items()},
+            "global_vars": self.global_values(),
             "global_vars_metadata": {n: ({"source": "env", "template": v.template} if v.from_env
                                          else {"source": "literal"}) for n, v in self.workflow.globals.items()},
             "loop_state": {},
@@ -151,8 +153,14 @@ class CheckpointStore:
             "vm": vm_state(state, self),
         }
         if final:
-            data.update(final)
+            data.update(self.masker.data(final))
         return data
+
+    def global_values(self) -> dict:
+        """Globals as a resume reads them: a secret is kept only when it came from the environment
+        (the resume may need it when the variable is gone); one written in the file is masked."""
+        mask = self.masker.text
+        return {n: v.value if v.from_env else mask(v.value) for n, v in self.workflow.globals.items()}
 
 
 def vm_state(state: State, store: CheckpointStore) -> dict:

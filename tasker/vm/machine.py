@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 
+from tasker.check.security import exec_context, runtime_host_problem
 from tasker.exitcodes import Exit
 from tasker.ir import instructions as ir
 from tasker.report.log import Log, show_output
@@ -228,7 +229,8 @@ class Machine:
         host = self.render(command.hostname)
         host = env.hosts.get(host, host)
         program = self.render(command.command)
-        arguments = self.render(command.arguments)
+        # a dry run shows placeholders as written; a real run inserts result values as data
+        arguments = self.render(command.arguments) if env.dry_run else self.store.arguments(command.arguments)
         requested = self.render(command.exec) if command.exec is not None else None
         try:
             name = env.exec_types.requested(requested)
@@ -243,6 +245,11 @@ class Machine:
             if not main:
                 return Record(1, "", str(exc), False, hostname=host), program
             raise Fatal("error", Exit.FAILURE, f"Task {display}: {exc}") from None
+        if canonical != "local":
+            problem = self._host_problem(command, host, canonical)
+            if problem:
+                self.log.error(f"Task {display}: refused: {problem}")
+                return Record(1, "", f"refused: {problem}", False, hostname=host), program
         shown = self.log.mask(_shown_command(argv))
         self._progress("start", task=command.task)
         oversize = too_long(argv)
@@ -293,6 +300,10 @@ class Machine:
         record = Record(1, "", message, False, hostname=host, start=now, end=now)
         self._progress("done", task=command.task, success=False)
         return record
+
+    def _host_problem(self, command: ir.Command, host: str, canonical: str) -> str | None:
+        dynamic = command.hostname is not None and not command.hostname.is_literal
+        return runtime_host_problem(host, exec_context(canonical), dynamic)
 
     def log_result(self, display: str, record: Record, result) -> None:
         log = self.log

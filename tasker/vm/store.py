@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 
+from tasker.runners.exectypes import Arguments, Value
 from tasker.runners.output import SUBSTITUTION_LIMIT, Output
 from tasker.syntax.ast import Template
 
@@ -114,12 +115,17 @@ class ResultStore:
             if type(part) is str:
                 out.append(part)
                 continue
-            record = self.records.get(part.task)
-            value = record.field(part.name) if record is not None else None
-            if value == "" and part.name in ("stdout_file", "stderr_file") and self.spill_file is not None:
-                value = self._file_of(part.task, record, part.name[:6])
+            value = self._value(part)
             out.append(value if value is not None else part.written)
         return "".join(out)
+
+    def _value(self, part) -> str | None:
+        """The value of one task-result placeholder, or None when its task has not run."""
+        record = self.records.get(part.task)
+        value = record.field(part.name) if record is not None else None
+        if value == "" and part.name in ("stdout_file", "stderr_file") and self.spill_file is not None:
+            value = self._file_of(part.task, record, part.name[:6])
+        return value
 
     def _file_of(self, task: int, record: Record, stream: str) -> str:
         """A private file holding a stream kept in memory, written on first use per record."""
@@ -136,6 +142,23 @@ class ResultStore:
                 return ""
             self._files[(task, stream)] = (record, path)
             return path
+
+    def arguments(self, template: Template | None):
+        """``arguments=`` for the exec types: its text, or an ``Arguments`` when it holds result values
+        (they are inserted after the text is split into words, never re-read as text)."""
+        if template is None:
+            return ""
+        parts = template.parts
+        if all(type(p) is str for p in parts):
+            return "".join(parts)
+        pieces: list = []
+        for part in parts:
+            if type(part) is str:
+                pieces.append(part)
+                continue
+            value = self._value(part)
+            pieces.append(Value(value) if value is not None else part.written)
+        return Arguments(pieces)
 
     def unresolved(self, template: Template | None) -> list[str]:
         """Placeholders of ``template`` that the store cannot fill yet."""
