@@ -156,10 +156,10 @@ def wide_run(members: int, width: int, seconds: float = 1.0) -> RunData:
 
 
 def labels_by_row(page: Page) -> dict[str, list[tuple[float, str]]]:
-    """x positions of the bar labels (white text), by row."""
+    """x positions of the bar labels (inside a bar: white, after it: grey), by row."""
     rows: dict[str, list[tuple[float, str]]] = {}
     for tag, attrs in page.tags:
-        if tag == "text" and attrs.get("fill") == "#fff":
+        if tag == "text" and attrs.get("fill") in ("#fff", "#424242") and attrs.get("font-size") == "10":
             rows.setdefault(attrs["y"], []).append((float(attrs["x"]), ""))
     return rows
 

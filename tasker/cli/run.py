@@ -207,11 +207,12 @@ class Run:
             except OSError as exc:
                 raise TaskerExit(Exit.FAILURE, f"tasker: cannot write the events file {s.events}: {exc.strerror}",
                                  reason="usage") from None
-        from tasker.report.otel import sink_from_environment
+        if any(name.startswith("OTEL_") for name in s.environ):
+            from tasker.report.otel import sink_from_environment
 
-        otel = sink_from_environment(s.environ, self.log.warn)
-        if otel is not None:
-            self.events.add(otel)
+            otel = sink_from_environment(s.environ, self.log.warn)
+            if otel is not None:
+                self.events.add(otel)
         self.events.run_started(task_file=os.path.abspath(s.task_file),
                                 execution_id=hashlib.sha256(s.content).hexdigest()[:8], dry_run=not s.run,
                                 log_file=self.log.path, start=self.started)

@@ -226,10 +226,13 @@ def gantt(data: RunData) -> str:
             body.extend(_density(bars, x, y, t0, span))
         else:
             for r, row in enumerate(rows):
-                body.extend(_bar(bar, x, y + r * ROW) for bar in row)
+                for i, bar in enumerate(row):   # rows are in start order: the next bar bounds the label room
+                    room = (x(row[i + 1].start) if i + 1 < len(row) else LABEL_W + PLOT_W + 16) - x(bar.end)
+                    body.append(_bar(bar, x, y + r * ROW, room))
         body.append("</g>")
         y += height + 8
     body.extend(_blocks(data, x, y))
+    y += 36 if data.blocks else 0
     axis = _axis(x, t0, span, y)
     width = LABEL_W + PLOT_W + 20
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{y + 30}" '
@@ -237,7 +240,8 @@ def gantt(data: RunData) -> str:
             + "".join(axis) + "".join(body) + "</svg>")
 
 
-def _bar(bar: _Bar, x, y: float) -> str:
+def _bar(bar: _Bar, x, y: float, room: float) -> str:
+    """One bar with its tooltip; its label inside when it fits, else after it when there is ``room``."""
     run = bar.run
     x0 = x(bar.start)
     w = max(x(bar.end) - x0, 1.5)
@@ -246,8 +250,11 @@ def _bar(bar: _Bar, x, y: float) -> str:
            f"{run['duration']:.3f} s, attempt {run['attempt']}"
            + (f", loop round {run['loop_round']}" if run["loop_round"] else ""))
     text = ""
-    if w >= len(label) * CHAR_W + 6:
+    need = len(label) * CHAR_W + 6
+    if w >= need:
         text = f'<text x="{x0 + 3:.1f}" y="{y + 11}" font-size="10" fill="#fff">{esc(label)}</text>'
+    elif room >= need:
+        text = f'<text x="{x0 + w + 3:.1f}" y="{y + 11}" font-size="10" fill="#424242">{esc(label)}</text>'
     stroke = ' stroke="#b71c1c" stroke-dasharray="3 2"' if bar.outcome == "retried" else ""
     return (f'<g class="bar {bar.outcome}" data-task="{esc(run["task"])}" data-display="{esc(label)}">'
             f'<title>{esc(tip)}</title><rect x="{x0:.1f}" y="{y + 1}" width="{w:.1f}" height="{ROW - 3}" rx="2" '
@@ -293,10 +300,14 @@ def _blocks(data: RunData, x, y: float) -> list[str]:
     for i, block in enumerate(data.blocks):
         start, end = parse_iso(block["start"]), parse_iso(block["end"])
         colour = COLOURS["ok"] if block["success"] else COLOURS["failed"]
-        yy = y + 4 + (i % 3) * 6
+        yy = y + 12 + (i % 3) * 12
         tip = f"block {block['block']}: {block['succeeded']}/{block['total']} succeeded, {block['duration']:.3f} s"
+        width = max(x(end) - x(start), 1.5)
+        label = f"block {block['block']}"
+        text = (f'<text x="{x(start):.1f}" y="{yy - 1}" font-size="9" fill="{colour}">{esc(label)}</text>'
+                if width >= len(label) * CHAR_W * 0.9 else "")
         out.append(f'<g class="block"><title>{esc(tip)}</title><rect x="{x(start):.1f}" y="{yy}" '
-                   f'width="{max(x(end) - x(start), 1.5):.1f}" height="3" fill="{colour}"/></g>')
+                   f'width="{width:.1f}" height="3" fill="{colour}"/>{text}</g>')
     return out
 
 
