@@ -79,6 +79,7 @@ class Run:
         # the timeline of --output-json, OpenTelemetry spans.  The log's masking applies to all.
         self.events = Events(mask=self.log.mask, warn=self.log.warn)
         self.timeline: ListSink | None = None
+        self.events_finished = False
         self.cancel = Cancel()
         self.session = None
         self.workflow: Workflow | None = None
@@ -429,12 +430,7 @@ class Run:
             self.progress.close()
         code = ending.exit_code
         finished = time.time()
-        state = self.machine.state if self.machine is not None else None
-        self.events.run_finished(status="success" if ending.success else "failed", exit_code=code,
-                                 reason=ending.reason, message=ending.message or "",
-                                 path=list(state.path) if state else [],
-                                 final_task=state.final_task if state else None,
-                                 start=self.started, end=finished)
+        self.finish_events(ending, finished)
         if self.json_path and ending.reason != "instance":
             self.write_json(ending, finished)
         self.settle_recovery_file(ending)
@@ -454,6 +450,19 @@ class Run:
                 self.log.info(f"# Project file: {summary_path(self.log_base, s.project)}")
             self.log.info(f"=== Task Execution End: {time.strftime('%d%b%y_%H%M%S')} ===")
         return code
+
+    def finish_events(self, ending: Ending, finished: float) -> None:
+        """The last event: how the run ended (once, whichever way it ended)."""
+        if self.events_finished:
+            return
+        self.events_finished = True
+        state = self.machine.state if self.machine is not None else None
+        ok = ending.success or (ending.reason == "not_run" and ending.exit_code == 0)
+        self.events.run_finished(status="success" if ok else "failed", exit_code=ending.exit_code,
+                                 reason=ending.reason, message=ending.message or "",
+                                 path=list(state.path) if state else [],
+                                 final_task=state.final_task if state else None,
+                                 start=self.started, end=finished)
 
     def settle_recovery_file(self, ending: Ending) -> None:
         """D17: delete at a defined end, keep (pointing at the task to retry) otherwise."""
@@ -595,7 +604,12 @@ def run(settings: Settings) -> int:
     app.install_signals()
     try:
         try:
-            return app.execute()
+            code = app.execute()
+            if not app.events_finished:   # validate-only, recovery info, a declined plan: nothing ran
+                from tasker.vm.machine import Ending
+
+                app.finish_events(Ending("not_run", code), time.time())
+            return code
         except TaskerExit as exc:
             if exc.message:
                 print(exc.message, file=sys.stderr)
