@@ -123,6 +123,18 @@ def test_the_page_is_self_contained(failed_run):
     assert "url(http" not in html and "@import" not in html
 
 
+def test_an_events_file_cut_off_mid_run_gives_a_report_of_what_happened(failed_run, tmp_path):
+    _json, events_path, _tasker = failed_run
+    lines = events_path.read_text().splitlines()
+    cut = tmp_path / "cut.events"
+    cut.write_text("\n".join(lines[:6]) + "\n" + lines[6][:20])      # killed while writing line 7
+    data = load(str(cut))
+    assert data.status == "unknown" and data.exit_code is None and data.end is not None
+    page = Page(render(data, None))
+    assert "DID NOT FINISH" in "".join(page.text)
+    assert len(page.with_class("bar")) == len(data.runs) > 0
+
+
 def test_a_report_from_a_missing_or_foreign_file_is_a_clear_error(tasker):
     r = tasker.run("report", tasker.tmp / "nope.json")
     assert r.returncode == 1 and "no such file" in r.stderr and "Traceback" not in r.stderr
@@ -167,6 +179,8 @@ def labels_by_row(page: Page) -> dict[str, list[tuple[float, str]]]:
 def test_a_1000_member_block_running_wide_is_drawn_as_a_band_not_1000_labels():
     page = Page(render(wide_run(1000, 1000), None))
     assert page.with_class("density")
+    failed = [int(a["data-task"]) for a in page.with_class("failed-task")]   # all listed, most folded
+    assert failed == [1000 + n for n in range(1000) if n % 7 == 0]
     assert len([a for a in page.with_class("bar")]) == len([n for n in range(1000) if n % 7 == 0])  # failures
     assert labels_by_row(page) == {}
     rows = [a for t, a in page.tags if t == "tr" and "data-task" in a]
@@ -237,6 +251,16 @@ def test_the_report_renders_in_chromium_without_console_messages(failed_run, tmp
     png = tmp_path / "report.png"
     console = screenshot(out, png)
     assert console == []
+    colours, not_background = colour_stats(png)
+    assert colours > 50 and not_background > 0.03, (colours, not_background)
+
+
+@needs_chromium
+def test_a_1000_member_report_renders_in_chromium(tmp_path):
+    page = tmp_path / "wide.html"
+    page.write_text(render(wide_run(1000, 50), None))
+    png = tmp_path / "wide.png"
+    assert screenshot(page, png) == []
     colours, not_background = colour_stats(png)
     assert colours > 50 and not_background > 0.03, (colours, not_background)
 

@@ -34,6 +34,7 @@ PLOT_W = 960           # the time axis
 CHAR_W = 6.2           # width of a label character at 10px (to decide whether a label fits)
 MAX_HOST_LANES = 8     # a block on more hosts gets one lane (its members stack by time instead)
 STDERR_SHOWN = 400
+FAILED_SHOWN = 8       # failed tasks listed in full at the top; more are folded
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:0;color:#212121;
@@ -48,7 +49,7 @@ ol#failed{padding-left:20px}ol#failed li{margin:6px 0}
 pre{background:#fff;border:1px solid #e0e0e0;padding:6px 8px;margin:4px 0;white-space:pre-wrap;
 word-break:break-all;max-height:12em;overflow:auto;font-size:12px}
 .scroll{overflow:auto;background:#fff;border:1px solid #e0e0e0;max-height:80vh}
-#plan svg{max-width:100%;height:auto}
+#plan svg,#timeline svg{max-width:100%;height:auto}
 svg text{font-family:system-ui,Helvetica,Arial,sans-serif}
 table{border-collapse:collapse;width:100%;background:#fff;font-size:13px}
 th,td{border-bottom:1px solid #eee;padding:3px 8px;text-align:left;white-space:nowrap}
@@ -125,8 +126,14 @@ def _outcome(data: RunData) -> str:
         items.append(f'<li class="failed-task" data-task="{esc(run["task"])}"><b>Task {esc(run["display"])}</b> '
                      f'on {esc(run["host"])}: {esc(kind)}'
                      + (f"<pre>{esc(stderr)}</pre>" if stderr else "") + "</li>")
-    listing = (f'<h3>Failed tasks ({len(failed)})</h3><ol id="failed">{"".join(items)}</ol>' if failed
-               else '<p id="failed-none">No task failed.</p>')
+    if not failed:
+        listing = '<p id="failed-none">No task failed.</p>'
+    else:   # the first few in full; the rest folded, so the timeline stays near the top
+        shown, folded = items[:FAILED_SHOWN], items[FAILED_SHOWN:]
+        more = (f'<details><summary>{len(folded)} more failed tasks</summary><ol id="failed-more" '
+                f'start="{FAILED_SHOWN + 1}">{"".join(folded)}</ol></details>' if folded else "")
+        listing = f'<h3>Failed tasks ({len(failed)})</h3><ol id="failed">{"".join(shown)}</ol>{more}'
+
     return (f'<section id="outcome"><p><span class="status {status}">{label}</span></p>'
             f'<dl class="facts">{rows}</dl>{listing}</section>')
 
