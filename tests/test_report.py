@@ -206,8 +206,22 @@ def test_the_plan_without_graphviz_is_a_plain_drawing_of_the_path(failed_run):
     svg, note = plan_svg(data, {"PATH": ""})
     assert "Graphviz not found" in note
     page = Page(svg)
-    assert sorted(int(a["data-task"]) for a in page.with_class("plan-task")) == [0, 1, 2, 100, 101, 102]
+    assert sorted(int(a["data-task"]) for a in page.with_class("plan-task")) == [0, 1, 2]   # members folded
+    assert "task 1 (block of 3)" in "".join(page.text)
     assert len([t for t, _a in page.tags if t == "path"]) >= 2          # 0 -> 1 -> 2
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz `dot` is not installed")
+def test_a_plan_too_big_for_graphviz_is_drawn_plainly(tmp_path):
+    ids = range(1000, 1000 + 500)
+    flow = tmp_path / "wide.txt"
+    flow.write_text(f"task=1\ntype=parallel\ntasks={','.join(map(str, ids))}\n\n"
+                    + "".join(f"task={i}\nhostname=localhost\ncommand=true\nexec=local\n\n" for i in ids))
+    data = wide_run(500, 50)
+    data.task_file = str(flow)
+    svg, note = plan_svg(data)
+    assert "too many for a readable graph" in note
+    assert [a["data-task"] for a in Page(svg).with_class("plan-task")] == ["1"]
 
 
 @pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz `dot` is not installed")
