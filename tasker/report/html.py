@@ -42,7 +42,7 @@ background:#fafafa}
 main{max-width:1200px;margin:0 auto;padding:16px 24px 48px}
 h1{font-size:20px;margin:8px 0}h2{font-size:16px;margin:28px 0 8px;border-bottom:1px solid #ddd}
 .status{display:inline-block;padding:2px 10px;border-radius:4px;color:#fff;font-weight:600}
-.status.success{background:#2e7d32}.status.failed{background:#c62828}.status.unknown{background:#757575}
+.status.success{background:#2e7d32}.status.failed{background:#c62828}.status.unknown,.status.dry_run{background:#757575}
 dl.facts{display:grid;grid-template-columns:max-content auto;gap:2px 16px;margin:8px 0}
 dl.facts dt{color:#616161}dl.facts dd{margin:0}
 ol#failed{padding-left:20px}ol#failed li{margin:6px 0}
@@ -105,8 +105,8 @@ def render(data: RunData, plan_svg: str | None, plan_note: str = "") -> str:
 
 
 def _outcome(data: RunData) -> str:
-    status = data.status if data.status in ("success", "failed") else "unknown"
-    label = {"success": "SUCCESS", "failed": "FAILED", "unknown": "DID NOT FINISH"}[status]
+    status = data.status if data.status in ("success", "failed", "dry_run") else "unknown"
+    label = {"success": "SUCCESS", "failed": "FAILED", "dry_run": "DRY RUN", "unknown": "DID NOT FINISH"}[status]
     duration = f"{data.end - data.start:.2f} s" if data.start is not None and data.end is not None else "?"
     facts = [("exit code", data.exit_code if data.exit_code is not None else "?"), ("duration", duration),
              ("path", " → ".join(map(str, data.path)) or "(none)"), ("task file", data.task_file),
