@@ -14,6 +14,7 @@ import os
 import sys
 from collections.abc import Callable
 
+from tasker.cli import report
 from tasker.cli.options import FLAG_DESTS, USAGE, VALUE_DESTS, HelpRequested, UsageError, parse, parse_header
 from tasker.cli.run import run
 from tasker.cli.settings import Settings
@@ -21,7 +22,8 @@ from tasker.exitcodes import Exit, TaskerExit
 
 # Commands that are not a run of a task file (``tasker NAME ...``): dispatched on
 # the first word before the option parser sees the command line.
-SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {}
+# A task file named like one is run as ./report.
+SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {"report": report.main}
 
 HEADER_FORBIDDEN = ("--help", "-h", "--version", "-V", "--force-instance")
 HEADER_SENSITIVE = ("--skip-security-validation", "--skip-validation", "--fire-and-forget")

@@ -122,6 +122,8 @@ OPTIONS = (
     Option(None, "--alert-on-failure", VALUE, "run SCRIPT when the workflow fails", metavar="SCRIPT"),
     Option(None, "--output-json", OPTIONAL, "write a JSON summary (default path ~/TASKER/output/...); "
            "implies --auto-recovery", metavar="PATH"),
+    Option(None, "--events", VALUE, "write the run's events to FILE as JSON Lines (one event a line, "
+           "flushed as it happens)", metavar="FILE"),
     Option(None, "--exec-config", VALUE, "exec-type configuration instead of the shipped "
            "cfg/execution_types.yaml (also $TASKER_EXEC_CONFIG)", metavar="YAML"),
     Option(None, "--show-effective-args", FLAG, "print the merged settings, then exit"),

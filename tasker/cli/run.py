@@ -30,6 +30,7 @@ from tasker.ir.lower import LowerOptions, lower
 from tasker.ir.plan import render_plan
 from tasker.report import files
 from tasker.report.alert import prepare, run_alert
+from tasker.report.events import Events, ListSink
 from tasker.report.instance import InstanceBusy, InstanceLock, instance_hash, lock_info
 from tasker.report.json_out import build, default_path, write_atomic
 from tasker.report.log import Log
@@ -92,6 +93,11 @@ class Run:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.log = Log(settings.log_level)
+        # The run's facts: the VM and the phases report here; sinks write the events file,
+        # the timeline of --output-json, OpenTelemetry spans.  The log's masking applies to all.
+        self.events = Events(mask=self.log.mask, warn=self.log.warn)
+        self.timeline: ListSink | None = None
+        self.events_finished = False
         self.cancel = Cancel()
         self.session = None
         self.workflow: Workflow | None = None
@@ -135,6 +141,7 @@ class Run:
         s = self.settings
         warn_flags(s)
         self.prepare_files()                                     # P1-P2
+        self.open_events()
         self.prepare_alert()
         if s.recovery and s.run and not s.validate_only and not s.show_recovery_info:
             self.state_lock = lock_state(state_path(self.log_base, s.task_file))   # before reading it
@@ -206,6 +213,32 @@ class Run:
                 files.backup_task_file(self.log_base, s.task_file, s.content, stamp)
             except OSError as exc:
                 self.log.warn(f"could not back up the task file: {exc}")
+
+    def open_events(self) -> None:
+        """Connect the event sinks the settings ask for, then report that the run started."""
+        import hashlib
+
+        s = self.settings
+        if self.json_path:
+            self.timeline = ListSink(TIMELINE_EVENTS)
+            self.events.add(self.timeline)
+        if s.events:
+            from tasker.report.events import JsonLinesSink
+
+            try:
+                self.events.add(JsonLinesSink(os.path.abspath(s.events)))
+            except OSError as exc:
+                raise TaskerExit(Exit.FAILURE, f"tasker: cannot write the events file {s.events}: {exc.strerror}",
+                                 reason="usage") from None
+        if any(name.startswith("OTEL_") for name in s.environ):
+            from tasker.report.otel import sink_from_environment
+
+            otel = sink_from_environment(s.environ, self.log.warn)
+            if otel is not None:
+                self.events.add(otel)
+        self.events.run_started(task_file=os.path.abspath(s.task_file),
+                                execution_id=hashlib.sha256(s.content).hexdigest()[:8], dry_run=not s.run,
+                                log_file=self.log.path, start=self.started)
 
     def check_type_option(self) -> None:
         names = self.exec_types.config.names()
@@ -343,7 +376,7 @@ class Run:
         if s.run:
             self.guard.start_watchdog()
         env = Env(runner=ProcessRunner(self.session, guard=self.guard), clock=SystemClock(), exec_types=self.exec_types,
-                  log=self.log, cancel=self.cancel, dry_run=not s.run, hosts=self.hosts)
+                  log=self.log, cancel=self.cancel, dry_run=not s.run, hosts=self.hosts, events=self.events)
         if wanted(self.log.stream, s.environ):
             self.progress = Progress(self.log.stream)
             self.log.progress = env.progress = self.progress
@@ -401,8 +434,10 @@ class Run:
         walked = not s.run and self.machine is not None and ending.reason in _WALK_ENDINGS
         if walked:
             code = Exit.OK     # a dry run of a valid file succeeds wherever its walk ends
+        finished = time.time()
+        self.finish_events(ending, finished, walked)
         if self.json_path and ending.reason != "instance":
-            self.write_json(ending, walked)
+            self.write_json(ending, finished, walked)
         self.settle_recovery_file(ending)
         if s.project and s.run and ending.reason not in ("recovery", "instance", "usage", "error"):
             self.write_summary(ending)
@@ -420,6 +455,22 @@ class Run:
                 self.log.info(f"# Project file: {summary_path(self.log_base, s.project)}")
             self.log.info(f"=== Task Execution End: {time.strftime('%d%b%y_%H%M%S')} ===")
         return code
+
+    def finish_events(self, ending: Ending, finished: float, walked: bool = False) -> None:
+        """The last event: how the run ended (once, whichever way it ended).
+
+        A dry run's walk ends with status dry_run and exit code 0, as its JSON does."""
+        if self.events_finished:
+            return
+        self.events_finished = True
+        state = self.machine.state if self.machine is not None else None
+        ok = ending.success or (ending.reason == "not_run" and ending.exit_code == 0)
+        status = "dry_run" if walked else "success" if ok else "failed"
+        self.events.run_finished(status=status, exit_code=0 if walked else ending.exit_code,
+                                 reason=ending.reason, message=ending.message or "",
+                                 path=list(state.path) if state else [],
+                                 final_task=state.final_task if state else None,
+                                 start=self.started, end=finished)
 
     def settle_recovery_file(self, ending: Ending) -> None:
         """D17: delete at a defined end, keep (pointing at the task to retry) otherwise."""
@@ -468,13 +519,13 @@ class Run:
         """An ending before the VM ran (validation, host validation, instance, signals in a phase)."""
         return self.conclude(Ending(reason, code, message))
 
-    def write_json(self, ending: Ending, dry_run: bool = False) -> None:
+    def write_json(self, ending: Ending, finished: float, dry_run: bool = False) -> None:
         s = self.settings
         variables = {name: var.value for name, var in (self.workflow.globals if self.workflow else {}).items()}
         data = build(task_file=s.task_file, content=s.content, machine=self.machine, ending=ending,
-                     started=self.vm_started or self.started, finished=time.time(), log_file=self.log.path,
+                     started=self.vm_started or self.started, finished=finished, log_file=self.log.path,
                      total_tasks=len(self.workflow.tasks) if self.workflow else 0, variables=variables,
-                     dry_run=dry_run)
+                     dry_run=dry_run, timeline=self.timeline.events if self.timeline is not None else [])
         try:
             write_atomic(self.json_path, self.log.masker.data(data))
         except OSError as exc:
@@ -489,12 +540,16 @@ class Run:
         if self.state_lock is not None:
             self.state_lock.release()
         self.restore_signals()
+        self.events.close()
         self.log.close()
         self.cancel.close()
 
 
 # How a dry run's walk may end (anything else, such as an unknown exec type, is an error).
 _WALK_ENDINGS = ("end", "never", "return", "failure", "condition", "invalid_return", "nothing")
+
+# The events --output-json keeps as its "timeline": every command's run, retry and block.
+TIMELINE_EVENTS = ("task_finished", "retry_scheduled", "block_finished")
 
 
 def _walk_summary(ending: Ending) -> str:
@@ -547,7 +602,12 @@ def run(settings: Settings) -> int:
     app.install_signals()
     try:
         try:
-            return app.execute()
+            code = app.execute()
+            if not app.events_finished:   # validate-only, recovery info, a declined plan: nothing ran
+                from tasker.vm.machine import Ending
+
+                app.finish_events(Ending("not_run", code), time.time())
+            return code
         except TaskerExit as exc:
             if exc.message:
                 print(exc.message, file=sys.stderr)
