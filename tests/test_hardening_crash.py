@@ -50,3 +50,49 @@ def test_runner_refuses_an_environment_with_a_nul_byte():
     finally:
         cancel.close()
     assert result.exit_code == 1 and "environment variable 'A'" in result.error
+
+
+# ----------------------------------------------------------------- deep condition nesting
+
+
+def nested(depth: int, atom: str = "exit_1") -> str:
+    """``exit_1|(exit_1&(exit_1|(... exit_0)))``: ``depth`` levels of alternating parentheses."""
+    text = "exit_0"
+    for level in range(depth):
+        text = f"{atom}{'|' if level % 2 == 0 else '&'}({text})"
+    return text
+
+
+def test_nesting_at_the_limit_runs_through_every_stage(tasker):
+    from tasker.syntax.condlex import MAX_NESTING
+
+    flow = tasker.write(local_task(0, "true", "", f"success={nested(MAX_NESTING, 'exit_0')}",
+                                       f"next={nested(MAX_NESTING, 'exit_0')}")
+                        + local_task(1, "true", "", f"condition={nested(MAX_NESTING, '@0_exit@=1')}"))
+    out = tasker.tmp / "out.json"
+    r = tasker.run(flow, "-r", "--auto-recovery", f"--output-json={out}")
+    no_traceback(r)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+    for fmt in ("text", "dot", "mermaid"):
+        r = tasker.run(flow, "-y", "--show-plan", f"--plan-format={fmt}")
+        no_traceback(r)
+        assert r.returncode == 0
+
+
+def test_nesting_beyond_the_limit_is_a_diagnostic(tasker):
+    from tasker.syntax.condlex import MAX_NESTING
+
+    flow = tasker.write(local_task(0, "true", "", f"success={nested(MAX_NESTING + 1)}"))
+    r = tasker.run(flow, "--validate-only")
+    no_traceback(r)
+    assert r.returncode == 20
+    assert "flow.txt:5:" in r.stderr + r.stdout and f"nested more than {MAX_NESTING} deep" in r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("depth", [350, 1000, 5000])
+def test_deep_nesting_never_crashes_even_without_validation(tasker, depth):
+    flow = tasker.write(local_task(0, "true", "", f"success={nested(depth)}", f"next={nested(depth)}"))
+    for args in (("--validate-only",), ("-y", "--show-plan", "--skip-validation"), ("-r", "--skip-validation")):
+        r = tasker.run(flow, *args)
+        no_traceback(r)
+        assert r.returncode in (1, 20), r.stdout[-2000:] + r.stderr[-2000:]

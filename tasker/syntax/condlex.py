@@ -39,19 +39,32 @@ EXPECTED_FORMS = ("expected exit_N, exit_not_0, stdout~TEXT, stderr~TEXT, stdout
                   "a comparison such as @3_stdout@=ready or exit<2, true or false")
 
 
+# Parentheses may nest this deep.  Every later stage (printing, evaluation, hashing,
+# the plan, the checkpoint) walks a condition tree recursively; bounding the depth
+# here keeps each of those walks far below Python's recursion limit.
+MAX_NESTING = 50
+
+
 def tokenize(text: str) -> list[tuple]:
     """Split a condition into tokens; raises ``ConditionError`` on text that has no meaning."""
     tokens: list[tuple] = []
     i = 0
     n = len(text)
+    depth = 0
     while i < n:
         c = text[i]
         if c.isspace():
             i += 1
         elif c == "(":
+            depth += 1
+            if depth > MAX_NESTING:
+                raise ConditionError(f"parentheses nested more than {MAX_NESTING} deep", i, 1,
+                                     help="split the condition: give parts of it to earlier tasks and "
+                                          "test their @N_success@")
             tokens.append(("_LPAR", c, i))
             i += 1
         elif c == ")":
+            depth = max(0, depth - 1)
             tokens.append(("_RPAR", c, i))
             i += 1
         elif c in "&|":
