@@ -96,3 +96,67 @@ def test_deep_nesting_never_crashes_even_without_validation(tasker, depth):
         r = tasker.run(flow, *args)
         no_traceback(r)
         assert r.returncode in (1, 20), r.stdout[-2000:] + r.stderr[-2000:]
+
+
+# ----------------------------------------------------------------- numbers too long to convert
+
+HUGE = "9" * 5000     # Python refuses to convert more than 4,300 digits
+
+
+@pytest.mark.parametrize("lines", [
+    [f"task={HUGE}", "hostname=localhost", "command=true"],
+    *(["task=0", "hostname=localhost", "command=true", f"{key}={HUGE}"]
+      for key in ("timeout", "loop", "on_success", "on_failure", "return", "max_parallel", "retry_count",
+                  "retry_delay", "sleep", "next", "stdout_split=space,", "stderr_split=comma,")),
+    *(["task=0", "hostname=localhost", "command=true", f"success={cond}"]
+      for cond in (f"exit_{HUGE}", f"stdout_count>{HUGE}", f"@{HUGE}_exit@=0", f"exit_0|exit_{HUGE}")),
+    ["task=0", "type=parallel", f"tasks=1,{HUGE}", "next=min_success=" + HUGE, "task=1", "hostname=localhost",
+     "command=true"],
+    ["task=0", "hostname=localhost", "command=true", f"arguments=@{HUGE}_stdout@"],
+    ["task=0", f"hostname={HUGE}.1.1.1", "command=true"],
+    [f"N={HUGE}", "task=0", "hostname=localhost", "command=true", "timeout=@N@"],
+], ids=lambda lines: next((line.split("=")[0] for line in reversed(lines) if HUGE in line), "?"))
+def test_huge_numbers_in_a_task_file_are_diagnostics(tasker, lines):
+    lines = [line + HUGE if line.endswith("split=space,") or line.endswith("split=comma,") else line
+             for line in lines]
+    flow = tasker.write("\n".join(lines) + "\n")
+    r = tasker.run(flow, "--validate-only")
+    no_traceback(r)
+    assert r.returncode == 20, r.stdout[-2000:] + r.stderr[-2000:]
+    assert len(r.stdout + r.stderr) < 200_000     # a diagnostic, not an echo of every digit
+
+
+@pytest.mark.parametrize("flag", ["--timeout", "--start-from"])
+def test_huge_numbers_on_the_command_line_are_usage_errors(tasker, flag):
+    flow = tasker.write(local_task(0, "true"))
+    r = tasker.run(flow, f"{flag}={HUGE}")
+    no_traceback(r)
+    assert r.returncode == 2 and "5000 digits" in r.stderr
+
+
+def test_huge_numbers_in_task_output_are_values_not_crashes(tasker):
+    digits = tasker.tmp / "digits"
+    digits.write_text(HUGE + "\n")
+    flow = tasker.write(local_task(0, "cat", str(digits))
+                        + local_task(1, "true", "", "timeout=@0_stdout@", "sleep=0", "success=exit_0")
+                        + "task=2\ntype=parallel\ntasks=10\nretry_failed=true\nretry_count=@0_stdout@\n"
+                        + local_task(10, "true", "", "timeout=@0_stdout@")
+                        + "task=3\nreturn=@0_stdout@\n")
+    r = tasker.run(flow, "-r", "--skip-validation")
+    no_traceback(r)
+    assert r.returncode == 50, r.stdout[-3000:] + r.stderr[-3000:]   # an invalid return value
+
+
+def test_an_infinite_sleep_waits_until_cancelled():
+    import threading
+
+    from tasker.runners.base import SystemClock
+
+    cancel = Cancel()
+    timer = threading.Timer(0.2, cancel.set, (15,))
+    timer.start()
+    try:
+        assert SystemClock().sleep(float("inf"), cancel) is False
+    finally:
+        timer.cancel()
+        cancel.close()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from tasker.check.model import CONDITIONAL, DECISION, PARALLEL
 from tasker.diagnostics import Diagnostics, Span
+from tasker.numbers import clamped
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -168,7 +169,7 @@ class _Analysis:
             for block in self.tree.tasks:
                 text = block.id_text.strip()
                 if text.lstrip("+-").isdigit():
-                    self._blocks[int(text)] = block
+                    self._blocks[clamped(text)] = block
         return self._blocks
 
     def warn(self, tid: int, key: str, text: str, n: int, message: str) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from tasker.numbers import clamped
 from tasker.syntax.ast import EMPTY_TEMPLATE, TaskRef, Template
 
 # Result fields a task reference may name (decisions.md D7); exit_code is an alias of exit.
@@ -78,7 +79,7 @@ def global_refs(text: str) -> list[re.Match]:
 
 def make_ref(m: re.Match, span=None) -> TaskRef:
     name = m.group(2).lower()
-    return TaskRef(int(m.group(1)), ALIASES.get(name, name), m.group(0), span)
+    return TaskRef(clamped(m.group(1)), ALIASES.get(name, name), m.group(0), span)
 
 
 def parse_template(text: str, span=None) -> Template:

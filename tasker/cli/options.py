@@ -12,6 +12,7 @@ run's start-up; the table below is the single source of the options and of
 from __future__ import annotations
 
 from tasker import __version__
+from tasker.numbers import abbreviate, whole
 
 FLAG = "flag"
 VALUE = "value"
@@ -52,7 +53,7 @@ class Option:
                 raw = self.convert(raw)
             except ValueError:
                 kind = getattr(self.convert, "label", "value")
-                raise UsageError(f"{self.label()}: invalid {kind} value: {raw!r}") from None
+                raise UsageError(f"{self.label()}: invalid {kind} value: {abbreviate(raw)!r}") from None
         if self.choices and raw not in self.choices:
             listed = ", ".join(repr(c) for c in self.choices)
             raise UsageError(f"{self.label()}: invalid choice: {raw!r} (choose from {listed})")
@@ -71,7 +72,7 @@ _log_level.label = "log level"
 
 
 def _int(value: str) -> int:
-    return int(value)
+    return whole(value)
 
 
 _int.label = "int"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 
 from tasker.check.variables import TASKREF_RE, make_ref
+from tasker.numbers import MAX_DIGITS, OutOfRange, whole
 from tasker.syntax.errors import ConditionError
 
 __all__ = ["ConditionError", "tokenize"]
@@ -143,7 +144,7 @@ def classify(atom: str, off: int) -> list[tuple]:
         if not _INT_RE.match(count):
             raise ConditionError(f"`{m.group(1)}=` needs a whole number, got `{count}`", off, len(atom),
                                  help=f"for example {m.group(1).lower()}=2")
-        return [("MULTI", (m.group(1).lower(), int(count)), off)]
+        return [("MULTI", (m.group(1).lower(), _number(count, off + m.start(2))), off)]
     if low in COUNTED_KINDS:
         raise ConditionError(f"`{atom}` needs a count", off, len(atom), help=f"write {low}=N, e.g. {low}=2")
     if low.startswith("exit_"):
@@ -170,10 +171,19 @@ def classify(atom: str, off: int) -> list[tuple]:
     return _generic(atom, off)
 
 
+def _number(text: str, off: int) -> int:
+    try:
+        return whole(text)
+    except OutOfRange as exc:
+        lead = len(text) - len(text.lstrip())
+        raise ConditionError(str(exc), off + lead, len(text.strip()),
+                             help=f"write a number of at most {MAX_DIGITS} digits") from None
+
+
 def _exit_code(atom: str, off: int) -> tuple:
     rest = atom[5:]
     if _INT_RE.match(rest):
-        return ("EXIT_CODE", int(rest), off)
+        return ("EXIT_CODE", _number(rest, off + 5), off)
     help = "write exit_ and a number, e.g. exit_0 or exit_124"
     if "," in rest:
         help = "`,` does not combine conditions: write `|` for or, `&` for and"
@@ -194,7 +204,8 @@ def _stream(atom: str, off: int, m: re.Match) -> list[tuple]:
         if not _INT_RE.match(rest):
             raise ConditionError(f"`{stream}_count{op}` needs a whole number, got `{rest.strip()}`",
                                  off + m.end(), max(1, len(rest)), help=f"for example {stream}_count{op}3")
-        return [("STREAM_COUNT", stream, off), (OP_TOKENS[op], op, op_off), ("NUMBER", int(rest), off + m.end())]
+        count = _number(rest, off + m.end())
+        return [("STREAM_COUNT", stream, off), (OP_TOKENS[op], op, op_off), ("NUMBER", count, off + m.end())]
     return [("STREAM", stream, off), (OP_TOKENS[op], op, op_off), *operand(rest, off + m.end())]
 
 
