@@ -160,3 +160,41 @@ def test_an_infinite_sleep_waits_until_cancelled():
     finally:
         timer.cancel()
         cancel.close()
+
+
+# ----------------------------------------------------------------- a reader that went away (EPIPE)
+
+
+def run_with_closed_stdout(tasker, *args: str, stderr_too: bool = False) -> tuple[int, str]:
+    """Run tasker with stdout (and maybe stderr) a pipe whose reader is already gone."""
+    import os
+    import subprocess
+    import sys
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        err = write_end if stderr_too else subprocess.PIPE
+        proc = subprocess.run([sys.executable, "-m", "tasker", *args], stdout=write_end, stderr=err,
+                              env=tasker.env(), cwd=tasker.tmp, timeout=120)
+    finally:
+        os.close(write_end)
+    return proc.returncode, (proc.stderr or b"").decode()
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["--show-effective-args", "flow.txt"],
+                                  ["--validate-only", "flow.txt"], ["--show-recovery-info", "flow.txt"]])
+def test_closed_stdout_is_not_a_traceback(tasker, args):
+    tasker.write(local_task(0, "true"))
+    _code, err = run_with_closed_stdout(tasker, *args)
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def test_closed_console_keeps_the_run_and_its_exit_code(tasker):
+    flow = tasker.write(local_task(0, "echo", "one") + local_task(1, "false") + local_task(2, "echo", "two"))
+    code, _err = run_with_closed_stdout(tasker, "-r", str(flow), stderr_too=True)
+    assert code == 1
+    logs = list((tasker.home / "TASKER" / "log").glob("flow_*.log"))
+    assert len(logs) == 1
+    text = logs[0].read_text()
+    assert "Task 1: Exit code: 1" in text and "FAILURE: exit code 1" in text

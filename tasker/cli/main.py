@@ -172,7 +172,24 @@ def print_effective(settings: Settings) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``tasker`` command."""
-    argv = sys.argv[1:] if argv is None else argv
+    code = Exit.FAILURE
+    try:
+        code = _main(sys.argv[1:] if argv is None else argv)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader of stdout or stderr went away (`tasker --help | head -1`): end
+        # quietly; the streams go to /dev/null so the flush at exit cannot fail again.
+        from tasker.report.log import quiet_stream
+
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                quiet_stream(stream)
+    return code
+
+
+def _main(argv: list[str]) -> int:
     try:
         settings = parse_settings(argv, dict(os.environ))
     except HelpRequested as exc:

@@ -35,6 +35,27 @@ def show_output(text: str, limit: int = 200) -> str:
     return flat
 
 
+def quiet_stream(stream) -> None:
+    """Point a console stream whose reader went away (EPIPE) at /dev/null.
+
+    Later writes, and the flush at interpreter exit, then succeed silently instead
+    of raising BrokenPipeError (``tasker --help | head -1``).
+    """
+    import os
+
+    try:
+        fd = stream.fileno()
+        null = os.open(os.devnull, os.O_WRONLY)
+    except (OSError, ValueError, AttributeError):
+        return
+    try:
+        os.dup2(null, fd)
+    except OSError:
+        pass
+    finally:
+        os.close(null)
+
+
 class Log:
     """Writes log lines to the console and (once opened) to the log file."""
 
@@ -79,6 +100,8 @@ class Log:
         try:
             self.stream.write(line)
             self.stream.flush()
+        except BrokenPipeError:
+            quiet_stream(self.stream)   # `tasker ... | head`: the run goes on, the log file keeps it all
         except (OSError, ValueError):
             pass  # a closed console must not stop the run
 
