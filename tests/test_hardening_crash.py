@@ -198,3 +198,24 @@ def test_closed_console_keeps_the_run_and_its_exit_code(tasker):
     assert len(logs) == 1
     text = logs[0].read_text()
     assert "Task 1: Exit code: 1" in text and "FAILURE: exit code 1" in text
+
+
+# ----------------------------------------------------------------- reports that cannot be written
+
+
+@pytest.mark.parametrize("failing", [False, True])
+def test_unwritable_project_summary_warns_and_keeps_exit_code_and_alert(tasker, failing):
+    (tasker.home / "TASKER").mkdir()
+    (tasker.home / "TASKER" / "project").write_text("a file where the directory should be\n")
+    marker = tasker.tmp / "alerted"
+    script = tasker.tmp / "alert.sh"
+    script.write_text(f"#!/bin/sh\necho \"$TASKER_EXIT_CODE\" > {marker}\n")
+    flow = tasker.write(local_task(0, "false" if failing else "true"))
+    r = tasker.run(flow, "-r", "-p", "proj", f"--alert-on-failure={script}")
+    no_traceback(r)
+    assert r.returncode == (1 if failing else 0), r.stdout + r.stderr
+    assert "could not write the project summary" in r.stdout
+    if failing:
+        assert marker.read_text().strip() == "1"
+    else:
+        assert not marker.exists()

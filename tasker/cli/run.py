@@ -445,9 +445,14 @@ class Run:
         else:
             task, host, command = state.final_task, state.final_host, state.final_command
             exit_code = "N/A" if ending.reason == "missing_command" else ending.exit_code
-        ok = append_row(summary_path(self.log_base, s.project), success=ending.success, exit_code=exit_code,
-                        task_file=s.task_file, task_id=task, hostname=host, command=command,
-                        log_file=self.log.path, environ=s.environ)
+        path = summary_path(self.log_base, s.project)
+        try:
+            ok = append_row(path, success=ending.success, exit_code=exit_code, task_file=s.task_file,
+                            task_id=task, hostname=host, command=command, log_file=self.log.path,
+                            environ=s.environ)
+        except OSError as exc:   # the row is a report: the workflow's own result stands
+            self.log.warn(f"could not write the project summary {path}: {exc.strerror or exc}")
+            return
         if not ok:
             self.log.error("could not lock the project summary in time: no row written")
 
