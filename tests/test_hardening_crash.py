@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tasker.runners.base import Cancel
@@ -219,3 +221,150 @@ def test_unwritable_project_summary_warns_and_keeps_exit_code_and_alert(tasker, 
         assert marker.read_text().strip() == "1"
     else:
         assert not marker.exists()
+
+
+# ----------------------------------------------------------------- damaged recovery files
+
+
+def _set(path: str, value):
+    """A mutator that sets the dotted ``path`` of the state to ``value``."""
+    def apply(doc):
+        *parents, last = path.split(".")
+        node = doc
+        for name in parents:
+            node = node.setdefault(name, {}) if isinstance(node, dict) else node[int(name)]
+        node[last] = value
+        return doc
+    return apply
+
+
+def _raw(text: str):
+    return lambda _doc: text
+
+
+def _replace_number(path: str, literal: str):
+    """Set ``path`` to a marker, then swap the marker for a JSON literal json.dumps cannot write."""
+    def apply(doc):
+        return json.dumps(_set(path, "@@MARK@@")(doc)).replace('"@@MARK@@"', literal)
+    return apply
+
+
+REC = "task_results.0"
+DAMAGE = {
+    "results-list": _set("task_results", []),
+    "results-string": _set("task_results", "x"),
+    "results-null": _set("task_results", None),
+    "record-string": _set(REC, "x"),
+    "record-list": _set(REC, [1, 2]),
+    "exit-1e400": _replace_number(f"{REC}.exit_code", "1e400"),
+    "exit-infinity": _replace_number(f"{REC}.exit_code", "Infinity"),
+    "exit-nan": _replace_number(f"{REC}.exit_code", "NaN"),
+    "exit-5000-digits": _replace_number(f"{REC}.exit_code", HUGE),
+    "exit-30-digits": _set(f"{REC}.exit_code", 10 ** 30),
+    "exit-text": _set(f"{REC}.exit_code", "one"),
+    "exit-object": _set(f"{REC}.exit_code", {}),
+    "stdout-number": _set(f"{REC}.stdout", 5),
+    "success-text": _set(f"{REC}.success", "yes"),
+    "start-text": _set(f"{REC}.start", "noon"),
+    "start-1e400": _replace_number(f"{REC}.start", "1e400"),
+    "counts-text": _set(f"{REC}.counts", "ab"),
+    "counts-items": _set(f"{REC}.counts", [1, "x"]),
+    "result-key": _set("task_results.abc", {"exit_code": 0}),
+    "path-string": _set("execution_path", "0"),
+    "path-null-item": _set("execution_path", [None]),
+    "path-float": _set("execution_path", [1.5]),
+    "metadata-list": _set("global_vars_metadata", []),
+    "metadata-item": _set("global_vars_metadata", {"X": "env"}),
+    "globals-list": _set("global_vars", []),
+    "globals-object": _set("global_vars", {"X": {"a": 1}}),
+    "failure-string": _set("failure_info", "boom"),
+    "failure-list": _set("failure_info", []),
+    "failure-task": _set("failure_info", {"task_id": "x", "exit_code": 1, "error": "e"}),
+    "last-ok-text": _set("last_successful_task", "x"),
+    "next-list": _set("intended_next_task", []),
+    "hash-number": _set("task_file_hash", 5),
+    "vm-list": _set("vm", []),
+    "vm-branch-list": _set("vm.branch", []),
+    "vm-branch-value": _set("vm.branch", {"1": 5}),
+    "vm-loops-value": _set("vm.loops", {"0": 5}),
+    "vm-loops-short": _set("vm.loops", {"0": [1]}),
+    "vm-loops-key": _set("vm.loops", {"x": [1, 1, False]}),
+    "vm-final-string": _set("vm.final", "x"),
+    "vm-final-short": _set("vm.final", [1]),
+    "vm-subtasks-string": _set("vm.subtasks", {"1": "abc"}),
+    "vm-subtasks-null": _set("vm.subtasks", {"1": [None]}),
+    "vm-fork-done-pair": _set("vm.fork_done", {"1": [[1]]}),
+    "vm-fork-done-id": _set("vm.fork_done", {"1": [["x", {}]]}),
+    "vm-members-record": _set("vm.members", {"1": [[1, "rec"]]}),
+    "vm-pc-number": _set("vm.pc", 5),
+    "vm-pc-unknown": _set("vm.pc", "nowhere"),
+    "vm-steps-text": _set("vm.steps", "x"),
+    "vm-steps-1e400": _replace_number("vm.steps", "1e400"),
+    "vm-in-flight-text": _set("vm.in_flight", "0"),
+    "vm-in-flight-huge": _set("vm.in_flight", 10 ** 20),
+    "vm-resumed-number": _set("vm.resumed_from", 5),
+    "old-format-next": lambda doc: {k: v for k, v in _set("intended_next_task", "x")(doc).items() if k != "vm"},
+    "old-format-last-ok": lambda doc: json.dumps({k: v for k, v in _set("last_successful_task", "@@M@@")(doc).items()
+                                                  if k != "vm"}).replace('"@@M@@"', "1e400"),
+    "document-list": _raw("[]"),
+    "document-null": _raw("null"),
+    "document-string": _raw('"state"'),
+    "nested-100000": _raw("[" * 100_000 + "]" * 100_000),
+    "nested-object": _raw('{"a":' * 100_000 + "1" + "}" * 100_000),
+    "truncated": lambda doc: json.dumps(doc)[: len(json.dumps(doc)) // 2],
+    "empty": _raw(""),
+    "not-utf8": _raw("\udcff"),
+    "version-number": _set("version", 1.0),
+    "no-version": lambda doc: {k: v for k, v in doc.items() if k != "version"},
+}
+
+
+@pytest.fixture
+def damaged_state(tasker):
+    """A kept recovery state (task 1 failed) and a function that writes a damaged copy of it."""
+    import json as _json
+
+    flow = tasker.write(local_task(0, "true") + local_task(1, "false") + local_task(2, "true"))
+    first = tasker.run(flow, "-r", "--auto-recovery")
+    assert first.returncode == 1, first.stdout[-2000:]
+    (state,) = (tasker.home / "TASKER" / "recovery").glob("*.recovery.json")
+    good = state.read_text()
+
+    def damage(name: str) -> None:
+        out = DAMAGE[name](_json.loads(good))
+        text = out if isinstance(out, str) else _json.dumps(out)
+        state.write_bytes(text.encode("utf-8", "surrogateescape"))
+    return flow, damage
+
+
+def test_every_damaged_recovery_file_is_refused_with_exit_12(tasker, damaged_state, capsys, monkeypatch):
+    """In process (fast): each variant, resumed and described, ends with exit 12 or a description."""
+    from tasker.cli.main import main
+
+    flow, damage = damaged_state
+    monkeypatch.setenv("HOME", str(tasker.home))
+    monkeypatch.chdir(tasker.tmp)
+    assert len(DAMAGE) >= 40
+    wrong = {}
+    for name in DAMAGE:
+        damage(name)
+        try:
+            code = main(["-r", "--auto-recovery", str(flow)])
+            info = main(["--show-recovery-info", str(flow)])
+        except BaseException as exc:
+            wrong[name] = f"{type(exc).__name__}: {str(exc)[:200]}"
+            continue
+        out = capsys.readouterr()
+        if code != 12 or info != 0 or "cannot resume" not in out.out + out.err:
+            wrong[name] = f"exit {code}/{info}: {(out.out + out.err)[-300:]}"
+    assert not wrong, wrong
+
+
+@pytest.mark.parametrize("name", ["exit-1e400", "vm-branch-list", "nested-100000", "results-list"])
+def test_damaged_recovery_file_end_to_end(tasker, damaged_state, name):
+    flow, damage = damaged_state
+    damage(name)
+    for args in (("-r", "--auto-recovery"), ("--show-recovery-info",)):
+        r = tasker.run(flow, *args)
+        no_traceback(r)
+        assert r.returncode == (12 if "-r" in args else 0), r.stdout[-2000:] + r.stderr[-2000:]

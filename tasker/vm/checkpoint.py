@@ -22,6 +22,7 @@ import time
 from tasker.ir import instructions as ir
 from tasker.report.json_out import iso
 from tasker.runners.output import Output
+from tasker.vm import shape
 from tasker.vm.store import Record, ResultStore
 
 TYPE_CHECKING = False
@@ -216,8 +217,9 @@ def load(path: str) -> dict:
     try:
         with open(path, encoding="utf-8") as fh:
             data = json.load(fh)
-    except json.JSONDecodeError as exc:
-        raise RecoveryError(f"the recovery file {path} is not valid JSON ({exc}); delete it to start over") \
+    except (ValueError, RecursionError) as exc:   # bad JSON or UTF-8, a huge number, absurd nesting
+        why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:200]
+        raise RecoveryError(f"the recovery file {path} is not valid JSON ({why}); delete it to start over") \
             from None
     except OSError as exc:
         raise RecoveryError(f"cannot read the recovery file {path}: {exc.strerror}") from None
@@ -227,7 +229,12 @@ def load(path: str) -> dict:
     if missing:
         raise RecoveryError(f"the recovery file {path} lacks {', '.join(missing)}; delete it to start over")
     if data.get("version") != VERSION:
-        raise RecoveryError(f"the recovery file {path} has version {data.get('version')!r}, expected {VERSION}")
+        raise RecoveryError(f"the recovery file {path} has version {str(data.get('version'))[:40]!r}, "
+                            f"expected {VERSION}")
+    try:
+        shape.check(data)
+    except shape.ShapeError as exc:
+        raise RecoveryError(f"the recovery file {path} is damaged: {exc}; delete it to start over") from None
     return data
 
 
