@@ -368,3 +368,78 @@ def test_damaged_recovery_file_end_to_end(tasker, damaged_state, name):
         r = tasker.run(flow, *args)
         no_traceback(r)
         assert r.returncode == (12 if "-r" in args else 0), r.stdout[-2000:] + r.stderr[-2000:]
+
+
+# ----------------------------------------------------------------- a full disk
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 64 KiB tmpfs (root only); grown to 16 MiB by calling the returned function."""
+    import os
+    import subprocess
+
+    path = tmp_path / "small"
+    path.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(path)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+
+    def grow() -> None:
+        subprocess.run(["mount", "-o", "remount,size=16m", str(path)], check=True)
+    try:
+        yield path, grow
+    finally:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def test_full_disk_while_checkpointing_stops_cleanly_and_resumes_later(tasker, small_disk):
+    import sys
+
+    disk, grow = small_disk
+    out = tasker.tmp / "ran"
+    out.mkdir()
+    members = [200 + i for i in range(20)]
+    text = local_task(0, "true") + f"task=1\ntype=parallel\nmax_parallel=4\ntasks={','.join(map(str, members))}\n"
+    for sid in members:
+        text += local_task(sid, sys.executable, f"-c \"print('x' * 6000); open('{out}/{sid}', 'a').write('1')\"")
+    flow = tasker.write(text + local_task(2, "true"))
+    r = tasker.run(flow, "-r", "--auto-recovery", "-l", disk)
+    no_traceback(r)
+    assert r.returncode == 1, r.stdout[-3000:]
+    assert r.stdout.count("could not write the recovery state") >= 1
+    assert "No space left on device" in r.stdout
+    recovery = disk / "recovery"
+    assert not list(recovery.glob("*.tmp")), list(recovery.iterdir())
+    (state,) = recovery.glob("*.recovery.json")
+    json.loads(state.read_text())          # the last good state, whole
+    grow()
+    r = tasker.run(flow, "-r", "--auto-recovery", "-l", disk)
+    no_traceback(r)
+    assert r.returncode == 0, r.stdout[-3000:]
+    assert "Resuming from" in r.stdout
+    assert sorted(int(p.name) for p in out.iterdir()) == members
+    assert not list(recovery.iterdir())
+
+
+def test_log_file_that_stops_taking_lines_is_said_once_on_the_console():
+    import io
+
+    from tasker.report.log import Log
+
+    console = io.StringIO()
+    log = Log(stream=console)
+    log.open("/dev/full")       # every write fails with ENOSPC
+    try:
+        for n in range(3):
+            log.info(f"line {n}")
+    finally:
+        try:
+            log.close()
+        except OSError:
+            pass
+    text = console.getvalue()
+    assert text.count("could not write the log file /dev/full") == 1
+    assert all(f"line {n}" in text for n in range(3))

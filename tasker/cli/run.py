@@ -424,13 +424,17 @@ class Run:
         if ending.reason in ("end", "never", "return"):
             store.delete()
             return
-        from tasker.vm.checkpoint import final_checkpoint
+        if ending.reason == "checkpoint":   # keep the last state written whole, as it is
+            self.log.info(f"Recovery state kept in {store.path} (its last complete checkpoint): the next run "
+                          "with --auto-recovery resumes there")
+            return
+        from tasker.vm.checkpoint import CheckpointError, final_checkpoint
 
         try:
             final_checkpoint(store, self.machine, ending)
             self.log.info(f"Recovery state kept in {store.path}: the next run with --auto-recovery resumes there")
-        except OSError as exc:
-            self.log.error(f"could not write the recovery state {store.path}: {exc.strerror}")
+        except CheckpointError as exc:
+            self.log.error(f"{exc} (the last complete checkpoint is kept)")
 
     def write_summary(self, ending: Ending) -> None:
         from tasker.report.summary import append_row, summary_path

@@ -67,6 +67,7 @@ class Log:
         self.masks: list[tuple[str, str]] = []
         self.lock = threading.Lock()
         self.progress = None   # report.progress.Progress on a terminal: lines go above it
+        self.file_error = ""   # why the log file stopped taking lines (said once on the console)
 
     def open(self, path: str) -> None:
         self.file = open(path, "a", encoding="utf-8", errors="replace")  # noqa: SIM115 - closed in close()
@@ -74,7 +75,10 @@ class Log:
 
     def close(self) -> None:
         if self.file is not None:
-            self.file.close()
+            try:
+                self.file.close()
+            except OSError:
+                pass   # lines it could not take were already reported
             self.file = None
 
     def enabled(self, level: str) -> bool:
@@ -90,11 +94,17 @@ class Log:
             else:
                 self._console(line)
             if self.file is not None:
-                try:
-                    self.file.write(line)
-                    self.file.flush()
-                except OSError:
-                    pass
+                self._to_file(line)
+
+    def _to_file(self, line: str) -> None:
+        try:
+            self.file.write(line)
+            self.file.flush()
+        except OSError as exc:   # a full disk: lines go on to the console; say so once
+            if not self.file_error:
+                self.file_error = exc.strerror or str(exc)
+                self._console(f"[{stamp()}] {PREFIX['ERROR']}could not write the log file {self.path}: "
+                              f"{self.file_error}; from here on lines go to the console only\n")
 
     def _console(self, line: str) -> None:
         try:

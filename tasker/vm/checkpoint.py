@@ -39,6 +39,10 @@ class RecoveryError(Exception):
     """A recovery file that cannot be used (exit 12)."""
 
 
+class CheckpointError(Exception):
+    """A checkpoint could not be written (a full disk ...); the file on disk is the last good one."""
+
+
 def state_path(log_base: str, task_file: str) -> str:
     """``L/recovery/<stem>_<hash8>.recovery.json`` (stem: base name without a trailing .txt)."""
     name = os.path.basename(task_file)
@@ -101,11 +105,19 @@ class CheckpointStore:
         """Write the machine's state atomically (called after every instruction)."""
         data = self.document(machine, final)
         tmp = f"{self.path}.{os.getpid()}.tmp"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, separators=(",", ":"))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
+        try:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                json.dump(data, fh, separators=(",", ":"))
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            try:
+                os.unlink(tmp)      # never leave a partial state behind
+            except OSError:
+                pass
+            raise CheckpointError(f"could not write the recovery state {self.path}: "
+                                  f"{exc.strerror or exc}") from None
         self.count += 1
         if self.kill_after is not None and self.count >= self.kill_after:
             os.kill(os.getpid(), 9)   # crash tests: die right after this checkpoint
