@@ -443,3 +443,36 @@ def test_log_file_that_stops_taking_lines_is_said_once_on_the_console():
     text = console.getvalue()
     assert text.count("could not write the log file /dev/full") == 1
     assert all(f"line {n}" in text for n in range(3))
+
+
+# ----------------------------------------------------------------- globals that explode
+
+
+@pytest.mark.parametrize("globals_", [
+    ["S=@S@@S@@S@@S@@S@@S@@S@@S@"],
+    ["A=@B@@B@@B@@B@", "B=@C@@C@@C@@C@", "C=@A@@A@@A@@A@"],
+    ["S=" + "x" * 1000, "T=" + "@S@" * 300, "U=@T@@T@@T@@T@"],
+], ids=["self", "cycle", "fan-out"])
+def test_exploding_globals_are_capped_with_the_chain(tasker, globals_):
+    flow = tasker.write("\n".join(globals_) + "\n" + local_task(0, "echo", "@" + globals_[-1].split("=")[0] + "@"))
+    r = tasker.run(flow, "--validate-only", timeout=60)
+    no_traceback(r)
+    assert r.returncode == 20, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "more than the limit of 1,000,000" in r.stderr + r.stdout and "(chain: @" in r.stderr + r.stdout
+
+
+def test_many_uses_of_a_long_global_on_one_line_are_capped(tasker):
+    flow = tasker.write("S=" + "x" * 1000 + "\n" + local_task(0, "echo", "@S@" * 2000))
+    r = tasker.run(flow, "--validate-only")
+    no_traceback(r)
+    assert r.returncode == 20 and "more than the limit" in r.stderr + r.stdout
+
+
+def test_expand_globals_stops_before_building_a_huge_text():
+    from tasker.check.variables import MAX_EXPANSION, ExpansionTooLarge, expand_globals
+
+    values = {"S": "@S@" * 8}
+    with pytest.raises(ExpansionTooLarge) as info:
+        expand_globals("@S@", values)
+    assert info.value.chain[0] == "S" and info.value.size <= 8 * MAX_EXPANSION
+    assert expand_globals("@A@", {"A": "@B@", "B": "done"}) == "done"

@@ -35,9 +35,11 @@ from tasker.check.model import (
 from tasker.check.variables import (
     CHAIN_DEPTH,
     GLOBAL_RE,
+    MAX_EXPANSION,
     NAME_RE,
     TASKISH_RE,
     TASKREF_RE,
+    ExpansionTooLarge,
     env_names,
     expand_env,
     expand_globals,
@@ -350,6 +352,12 @@ class _Compiler:
             seen.append(m)
             return defined.get(m.group(1), m.group(0))
 
+        size = len(pair.value) + sum(len(defined.get(m.group(1), "")) for m in GLOBAL_RE.finditer(pair.value))
+        if size > MAX_EXPANSION:   # many uses of long globals on one line
+            first = GLOBAL_RE.search(pair.value).group(1)
+            self.error(f"task {tid}: {key}: {ExpansionTooLarge([first], size)}", pair.value_span,
+                       help="use fewer or shorter globals in this field")
+            return pair.value
         value = GLOBAL_RE.sub(repl, pair.value)
         for m in seen:
             name = m.group(1)
@@ -362,7 +370,13 @@ class _Compiler:
                             pair.value_span.at(m.start(), len(m.group(0))),
                             help=self._undefined_global_help(name))
         if "@" in value and any(m.group(1) in defined for m in seen):
-            value = expand_globals(value, defined, CHAIN_DEPTH)   # chains: a global's value names another
+            try:
+                value = expand_globals(value, defined, CHAIN_DEPTH)   # chains: a global's value names another
+            except ExpansionTooLarge as exc:
+                self.error(f"task {tid}: {key}: {exc}", pair.value_span,
+                           help="a global that uses itself, or globals that each use another several times, "
+                                "grow at every step of the chain; use each global once")
+                return pair.value
         return value
 
     def closest_ids(self, tid: int) -> str:
