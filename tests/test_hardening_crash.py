@@ -476,3 +476,27 @@ def test_expand_globals_stops_before_building_a_huge_text():
         expand_globals("@S@", values)
     assert info.value.chain[0] == "S" and info.value.size <= 8 * MAX_EXPANSION
     assert expand_globals("@A@", {"A": "@B@", "B": "done"}) == "done"
+
+
+# ----------------------------------------------------------------- long conditions parse in linear time
+
+
+@pytest.mark.parametrize("joiner,atom", [("|", "exit_0"), ("&", "stdout~a"), ("|", "stdout~\"a|b\"&exit_0")])
+def test_long_conditions_copy_each_item_a_bounded_number_of_times(monkeypatch, joiner, atom):
+    """Counted, not timed: every AnyOf/AllOf built while parsing, and how many items each held."""
+    from tasker.syntax import condition
+    from tasker.syntax.ast import AllOf, AnyOf
+
+    built = []
+    for cls in (AnyOf, AllOf):
+        def counting(self, items, *args, _init=cls.__init__, **kwargs):
+            built.append(len(items))
+            _init(self, items, *args, **kwargs)
+        monkeypatch.setattr(cls, "__init__", counting)
+    n = 5000
+    text = joiner.join([atom] * n)
+    condition._parse(text)
+    assert sum(built) <= 3 * n, f"{len(built)} nodes built holding {sum(built)} items for {n} atoms"
+    monkeypatch.undo()
+    tree = condition._parse(text)
+    assert condition._parse(condition.show(tree)) == tree

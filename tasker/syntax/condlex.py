@@ -28,6 +28,7 @@ _MULTI_RE = re.compile(r"(min_success|max_success|min_failed|max_failed)\s*=\s*(
 _STREAM_RE = re.compile(r"(stdout|stderr)(_count)?\s*(!~|!=|<=|>=|~|=|<|>)?", re.IGNORECASE)
 _EXIT_WORD_RE = re.compile(r"exit\s*(!~|!=|<=|>=|~|=|<|>)", re.IGNORECASE)
 _OP_RE = re.compile(r"!~|!=|<=|>=|~|=|<|>")
+_ENDS_OPERAND = re.compile(r"\s*(?:[&|)]|\Z)")
 _INT_RE = re.compile(r"\s*[+-]?\d+\s*\Z")
 _WORD_OP_RE = re.compile(r"(?:^|\s)(and|or|not)(?:\s|$)", re.IGNORECASE)
 _COMMA_ATOM_RE = re.compile(r",\s*(?:exit_|stdout|stderr|(?:true|false|success)\s*(?:$|[&|])|@\d+_)", re.IGNORECASE)
@@ -124,8 +125,7 @@ def find_closing_quote(text: str, k: int) -> int | None:
             return None
         if text[m - 1] == "\\":
             continue
-        rest = text[m + 1:].lstrip()
-        if not rest or rest[0] in "&|)":
+        if _ENDS_OPERAND.match(text, m + 1):   # matched in place: slicing the rest was quadratic
             return m
 
 
