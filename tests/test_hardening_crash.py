@@ -500,3 +500,55 @@ def test_long_conditions_copy_each_item_a_bounded_number_of_times(monkeypatch, j
     monkeypatch.undo()
     tree = condition._parse(text)
     assert condition._parse(condition.show(tree)) == tree
+
+
+# ----------------------------------------------------------------- splitting a spilled output
+
+
+def spilled(tmp_path, text: str):
+    from tasker.runners.output import Output
+
+    path = tmp_path / f"spill{len(list(tmp_path.iterdir()))}"
+    path.write_text(text)
+    return Output(path=str(path), size=path.stat().st_size)
+
+
+def _split(out, delimiter: str, index: int):
+    from tasker.syntax.ast import Split
+    from tasker.vm.split import apply_split
+
+    return apply_split(out, Split(delimiter, index))
+
+
+def test_split_of_a_spilled_output_gives_the_same_field_as_in_memory(tmp_path):
+    from tasker.runners.output import Output
+
+    mib = 1024 * 1024
+    # delimiters right at and around the 1 MiB read boundaries, runs of blanks across them
+    text = ("a" * (mib - 3) + "   b,c;" + "x" * (mib + 5) + " \t d" + "y" * 700_000 + ",last\n")
+    cases = [("space", i) for i in range(5)] + [("whitespace", i) for i in range(5)] + \
+            [("comma", 0), ("comma", 1), ("comma", 2), ("comma", 9), ("semicolon", 1), ("newline", 0),
+             ("(,)", 1), ("(,)", 2), ("(,)", 3), ("b(,)?c", 1), ("zzz", 0), ("zzz", 1), ("d", 1)]
+    for delimiter, index in cases:
+        expected = _split(Output(text), delimiter, index)
+        got = _split(spilled(tmp_path, text), delimiter, index)
+        want = expected.text() if expected.text() != text else None
+        assert (got.text() if got.text() != text else None) == want, (delimiter, index)
+
+
+def test_split_of_a_large_spilled_output_streams(tmp_path):
+    import tracemalloc
+
+    size = 48 * 1024 * 1024
+    line = "field0 field1 " + "z" * 50 + "\n"
+    out = spilled(tmp_path, line * (size // len(line)) + "tail")
+    tracemalloc.start()
+    try:
+        first = _split(out, "space", 1)
+        big = _split(out, "comma", 0)          # no comma: the whole output is the only piece
+        _cur, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert first.text() == "field1"
+    assert big.size == out.size
+    assert peak < 16 * 1024 * 1024, f"peak {peak} bytes for a {out.size}-byte output"
