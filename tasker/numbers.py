@@ -40,11 +40,22 @@ def whole(text: str) -> int:
     """``int(text)``; raises ``OutOfRange`` (a ValueError) for more than ``MAX_DIGITS`` digits."""
     if too_long(text):
         raise OutOfRange(text)
-    return int(text)
+    return _to_int(text)
 
 
 def clamped(text: str) -> int:
     """``int(text)``, or +-``LIMIT`` for a longer number (where a range check follows anyway)."""
     if too_long(text):
         return -LIMIT if text.strip().startswith("-") else LIMIT
-    return int(text)
+    return _to_int(text)
+
+
+def _to_int(text: str) -> int:
+    """``int`` of at most ``MAX_DIGITS`` significant digits: leading zeros do not count (int()
+    counts them against its 4,300-digit limit)."""
+    body = text.strip()
+    sign = body[:1] if body[:1] in "+-" else ""
+    digits = body[len(sign):]
+    if len(digits) > MAX_DIGITS and digits.isdigit():
+        digits = digits.lstrip("0") or "0"
+    return int(sign + digits)

@@ -552,3 +552,15 @@ def test_split_of_a_large_spilled_output_streams(tmp_path):
     assert first.text() == "field1"
     assert big.size == out.size
     assert peak < 16 * 1024 * 1024, f"peak {peak} bytes for a {out.size}-byte output"
+
+
+def test_leading_zeros_do_not_count_as_digits(tasker):
+    from tasker.numbers import OutOfRange, whole
+
+    assert whole("0" * 5000 + "7") == 7 and whole(" -" + "0" * 30 + "12 ") == -12
+    with pytest.raises(OutOfRange):
+        whole("1" * 19)
+    flow = tasker.write(local_task(0, "true", "", "timeout=" + "0" * 5000 + "30", "success=exit_" + "0" * 5000))
+    r = tasker.run(flow, "--validate-only")
+    no_traceback(r)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]

@@ -84,7 +84,7 @@ _FLOAT_RE = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*\Z")
 _NUMERIC_FIELDS = ("task", "next", "stdout_split", "stderr_split", "sleep", "loop", "on_failure", "on_success",
                    "timeout", "return", "max_parallel", "tasks", "retry_count", "retry_delay", "if_true_tasks",
                    "if_false_tasks")
-_LONG_NUMBER = re.compile(rf"\d{{{MAX_DIGITS + 1},}}")
+_LONG_NUMBER = re.compile(rf"(?<!\d)0*[1-9]\d{{{MAX_DIGITS},}}")   # leading zeros do not count
 _TRAILING_COMMENT = re.compile(r"\s#\s*\S")
 _IPV4_SHAPE = re.compile(r"\d+(\.\d+){3}\Z")
 _HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)\Z")
