@@ -3,6 +3,8 @@
 1. Any string yields a tree or the parser's own ``ConditionError``, never another exception.
 2. ``show(parse(text))`` parses back to an equal tree.
 3. Evaluating any parsed tree never raises.
+4. The same holds for deeply nested conditions (past the nesting limit too) and for
+   numbers far too long to convert.
 """
 
 from __future__ import annotations
@@ -30,7 +32,25 @@ def condition_like(draw) -> str:
     return "".join(parts)
 
 
-texts = st.one_of(st.text(max_size=60), condition_like())
+HUGE_NUMBERS = ["9" * 5000, "1" * 19, "-" + "9" * 4400, "0" * 30 + "7", "+" + "1" * 18]
+
+
+@st.composite
+def deep_condition(draw) -> str:
+    """Alternating ``|``/``&`` nesting up to past the limit, with long numbers in some atoms."""
+    depth = draw(st.integers(0, 80))   # the limit is 50
+    atoms = st.one_of(st.sampled_from(["exit_0", "stdout~a", "@0_exit@=0", "true"]),
+                      st.sampled_from(HUGE_NUMBERS).flatmap(
+                          lambda n: st.sampled_from([f"exit_{n}", f"stdout_count>{n}", f"min_success={n}",
+                                                     f"exit<{n}", f"@{n}_stdout@=x"])))
+    text = draw(atoms)
+    for level in range(depth):
+        op = draw(st.sampled_from("|&")) if draw(st.booleans()) else "|&"[level % 2]
+        text = f"{draw(atoms)}{op}({text})" if draw(st.booleans()) else f"({text}){op}{draw(atoms)}"
+    return text
+
+
+texts = st.one_of(st.text(max_size=60), condition_like(), deep_condition())
 
 
 @given(texts)

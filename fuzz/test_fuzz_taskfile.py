@@ -1,4 +1,9 @@
-"""Property test of the task-file front end: any text gives an AST and diagnostics, never a traceback."""
+"""Property test of the task-file front end: any text gives an AST and diagnostics, never a traceback.
+
+The values include numbers too long to convert, conditions nested past the limit and
+globals that refer to themselves or to each other (which must hit the expansion cap,
+not run for minutes).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from hypothesis import strategies as st
 
 from tasker.check.checker import CheckOptions, compile_workflow
 from tasker.ir.lower import lower
+from tasker.ir.plan import render
 from tasker.syntax.taskfile import parse_taskfile
 
 KEYS = ["task", "hostname", "command", "arguments", "next", "on_success", "on_failure", "loop", "loop_break",
@@ -15,12 +21,18 @@ KEYS = ["task", "hostname", "command", "arguments", "next", "on_success", "on_fa
         "stdout_split", "exec", "X", "hostname ", " task"]
 VALUES = ["0", "1", "2", "-1", "abc", "parallel", "conditional", "decision", "never", "always", "loop",
           "exit_0", "stdout~x", "@0_stdout@", "@X@", "1,2", "localhost", "echo", "local", "space,1", "",
-          "min_success=1", "(exit_0", "$HOME", "all_success", "3.5", "@task@", "a,b"]
+          "min_success=1", "(exit_0", "$HOME", "all_success", "3.5", "@task@", "a,b",
+          "9" * 5000, "-" + "1" * 19, "space," + "9" * 4400, "1," + "7" * 30, f"exit_{'9' * 5000}",
+          "@S@", "@A@", "@S@@S@@S@", f"@{'9' * 5000}_stdout@", "exit_1|(" * 60 + "exit_0" + ")" * 60,
+          "exit_1|(exit_0&(" * 40 + "true" + "))" * 40]
+GLOBALS = ["S=@S@@S@@S@@S@@S@@S@@S@@S@", "A=@B@@B@@B@@B@", "B=@A@@A@@A@@A@", "S=@S@", "A=@A@x",
+           "L=" + "x" * 1000, "N=" + "9" * 5000]
 
 
 @st.composite
 def task_file(draw) -> str:
-    lines = draw(st.lists(st.one_of(
+    head = draw(st.lists(st.sampled_from(GLOBALS), max_size=4))
+    lines = head + draw(st.lists(st.one_of(
         st.tuples(st.sampled_from(KEYS), st.sampled_from(VALUES)).map(lambda kv: f"{kv[0]}={kv[1]}"),
         st.sampled_from(["# comment", "", "--log-level=DEBUG", "-r", "stray words", "=", "--help"]),
         st.text(max_size=20),
@@ -39,3 +51,5 @@ def test_front_end_never_crashes(text, validate):
         for instr in program.instrs.values():
             for _name, target in instr.succ:
                 assert target in program.instrs
+        for fmt in ("text", "dot", "mermaid"):
+            assert render(program, fmt)

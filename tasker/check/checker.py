@@ -37,9 +37,11 @@ from tasker.check.model import (
 from tasker.check.variables import (
     CHAIN_DEPTH,
     GLOBAL_RE,
+    MAX_EXPANSION,
     NAME_RE,
     TASKISH_RE,
     TASKREF_RE,
+    ExpansionTooLarge,
     env_names,
     expand_env,
     expand_globals,
@@ -47,6 +49,7 @@ from tasker.check.variables import (
     parse_template,
 )
 from tasker.diagnostics import ERROR, Diagnostics, Span, listing
+from tasker.numbers import MAX_DIGITS, OutOfRange, abbreviate, clamped, too_long
 from tasker.syntax.ast import (
     AllOf,
     AnyOf,
@@ -78,6 +81,11 @@ MAX_TASK_ID = 99_999           # 100000 and above are generated hostnames subtas
 MAX_HOSTS = 1000
 _INT_RE = re.compile(r"\s*[+-]?\d+\s*\Z")
 _FLOAT_RE = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*\Z")
+# Fields that hold numbers or task ids (conditions are checked by their own parser).
+_NUMERIC_FIELDS = ("task", "next", "stdout_split", "stderr_split", "sleep", "loop", "on_failure", "on_success",
+                   "timeout", "return", "max_parallel", "tasks", "retry_count", "retry_delay", "if_true_tasks",
+                   "if_false_tasks")
+_LONG_NUMBER = re.compile(rf"(?<!\d)0*[1-9]\d{{{MAX_DIGITS},}}")   # leading zeros do not count
 _TRAILING_COMMENT = re.compile(r"\s#\s*\S")
 _IPV4_SHAPE = re.compile(r"\d+(\.\d+){3}\Z")
 _HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)\Z")
@@ -114,8 +122,8 @@ _UNRESOLVED_RE = re.compile(r"@[A-Za-z0-9_]+@")
 def as_int(text: str) -> int | None:
     """The integer a field value spells (sign and blanks allowed), else None."""
     if text.isdigit() and text.isascii():
-        return int(text)
-    return int(text) if _INT_RE.match(text) else None
+        return clamped(text)
+    return clamped(text) if _INT_RE.match(text) else None
 
 
 def as_number(text: str) -> float | None:
@@ -286,7 +294,10 @@ class _Compiler:
             self.fields[tid] = self.block_fields(tid, block)
 
     def check_task_id(self, tid: int, text: str, block) -> None:
-        if tid < 0:
+        if too_long(text):
+            self.error(f"task id {abbreviate(text)} is out of range", block.id_span,
+                       help=f"task ids are whole numbers from 0 to {MAX_TASK_ID}")
+        elif tid < 0:
             self.error(f"task id {tid} is negative", block.id_span, help="task ids start at 0")
         elif tid > MAX_TASK_ID:
             self.error(f"task id {tid} is too large: ids from 100000 up are reserved for the "
@@ -329,6 +340,8 @@ class _Compiler:
                 value = pair.value
                 if key not in ("task", "type") and "@" in value:
                     value = self.expand(tid, key, pair, defined)
+                if key in _NUMERIC_FIELDS and key != "task":
+                    self.number_range(tid, key, pair, value)
                 comment = self.validate and "#" in value and key != "task" and _TRAILING_COMMENT.search(pair.value)
                 if comment:
                     where = pair.value_span.at(comment.start() + 1, len(pair.value) - comment.start() - 1)
@@ -338,6 +351,13 @@ class _Compiler:
                 expanded[key] = _Field(pair, value)
             self.fields[tid] = expanded
 
+    def number_range(self, tid: int, key: str, pair, value: str) -> None:
+        """A number too long to be meant (and to convert) in a numeric field is a range error."""
+        for m in _LONG_NUMBER.finditer(value):
+            where = pair.value_span.at(m.start() + 1, len(m.group())) if value == pair.value else pair.value_span
+            self.error(f"task {tid}: {key}: {OutOfRange(m.group()).args[0]}", where,
+                       help=f"write a number of at most {MAX_DIGITS} digits")
+
     def expand(self, tid: int, key: str, pair, defined: dict[str, str]) -> str:
         """The field's value with globals expanded; notes uses and reports undefined names."""
         seen: list[re.Match] = []
@@ -346,6 +366,12 @@ class _Compiler:
             seen.append(m)
             return defined.get(m.group(1), m.group(0))
 
+        size = len(pair.value) + sum(len(defined.get(m.group(1), "")) for m in GLOBAL_RE.finditer(pair.value))
+        if size > MAX_EXPANSION:   # many uses of long globals on one line
+            first = GLOBAL_RE.search(pair.value).group(1)
+            self.error(f"task {tid}: {key}: {ExpansionTooLarge([first], size)}", pair.value_span,
+                       help="use fewer or shorter globals in this field")
+            return pair.value
         value = GLOBAL_RE.sub(repl, pair.value)
         for m in seen:
             name = m.group(1)
@@ -358,7 +384,13 @@ class _Compiler:
                             pair.value_span.at(m.start(), len(m.group(0))),
                             help=self._undefined_global_help(name))
         if "@" in value and any(m.group(1) in defined for m in seen):
-            value = expand_globals(value, defined, CHAIN_DEPTH)   # chains: a global's value names another
+            try:
+                value = expand_globals(value, defined, CHAIN_DEPTH)   # chains: a global's value names another
+            except ExpansionTooLarge as exc:
+                self.error(f"task {tid}: {key}: {exc}", pair.value_span,
+                           help="a global that uses itself, or globals that each use another several times, "
+                                "grow at every step of the chain; use each global once")
+                return pair.value
         return value
 
     def closest_ids(self, tid: int) -> str:
@@ -405,7 +437,7 @@ class _Compiler:
         if "max_parallel" in f:
             t["max_parallel"] = self.max_parallel(tid, f["max_parallel"])
         t["retry"] = self.retry(tid, f, kind)
-        reads = [(key, int(m.group(1)), m.group(0)) for key in _READ_FIELDS if key in f and "@" in f[key].value
+        reads = [(key, clamped(m.group(1)), m.group(0)) for key in _READ_FIELDS if key in f and "@" in f[key].value
                  for m in TASKREF_RE.finditer(f[key].value)]
         if reads:
             t["reads"] = tuple(reads)
@@ -455,7 +487,7 @@ class _Compiler:
         if text.isdigit():
             self.verror(f"task {tid}: next={text} is not allowed", fld.span,
                         help=f"to jump to task {text}, write on_success={text} (or on_failure={text})")
-            return Next("jump", int(text), fld.span)
+            return Next("jump", clamped(text), fld.span)
         if low == "success" and kind in BLOCK_KINDS:
             return Next("condition", Multi("all_success"), fld.span)
         return Next("condition", self.condition(tid, fld), fld.span)
@@ -904,9 +936,9 @@ class _Rules:
                 continue
             if key not in _READ_FIELDS and key != "task":   # read fields: task.reads, above
                 for m in TASKREF_RE.finditer(fld.value):
-                    if int(m.group(1)) not in tasks:
+                    if clamped(m.group(1)) not in tasks:
                         self.error(f"task {tid}: {m.group(0)} refers to task {m.group(1)}, which does not exist",
-                                   fld.span, help=self.c.closest_ids(int(m.group(1))))
+                                   fld.span, help=self.c.closest_ids(clamped(m.group(1))))
             for m in TASKISH_RE.finditer(fld.value):
                 if not TASKREF_RE.fullmatch(m.group(0)) and key not in CONDITION_FIELDS and key != "next":
                     self.warn(f"task {tid}: {m.group(0)} is not a task result and stays as text",
@@ -1001,7 +1033,7 @@ class _Rules:
             refs.update(task.members, task.if_true, task.if_false)
             for fld in self.fields[tid].values():
                 if "@" in fld.value:
-                    refs.update(int(m.group(1)) for m in TASKREF_RE.finditer(fld.value))
+                    refs.update(clamped(m.group(1)) for m in TASKREF_RE.finditer(fld.value))
         return refs
 
     def reachability(self, referenced: set[int]) -> None:
@@ -1032,7 +1064,7 @@ class _Rules:
 
 def _valid_host(host: str) -> bool:
     if _IPV4_SHAPE.match(host):
-        return all(int(p) <= 255 for p in host.split("."))
+        return all(clamped(p) <= 255 for p in host.split("."))
     if len(host) > 253 or "@" in host:
         return "@" in host  # placeholders are resolved at run time
     return all(_HOST_LABEL.match(label) for label in host.rstrip(".").split("."))

@@ -16,6 +16,7 @@ from __future__ import annotations
 from tasker.check.model import CONDITIONAL, DECISION, PARALLEL, Task, Workflow
 from tasker.diagnostics import Diagnostics, Span
 from tasker.ir.lower import task_graph
+from tasker.numbers import clamped
 
 MAX_STEPS = 2_000_000   # bound the whole analysis on pathological files
 
@@ -163,7 +164,7 @@ class _Analysis:
             for block in self.tree.tasks:
                 text = block.id_text.strip()
                 if text.lstrip("+-").isdigit():
-                    self._blocks[int(text)] = block
+                    self._blocks[clamped(text)] = block
         return self._blocks
 
     def warn(self, tid: int, key: str, text: str, n: int, message: str) -> None:

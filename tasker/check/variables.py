@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from tasker.numbers import clamped
 from tasker.syntax.ast import EMPTY_TEMPLATE, TaskRef, Template
 
 # Result fields a task reference may name (decisions.md D7); exit_code is an alias of exit.
@@ -29,6 +30,21 @@ NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 ENV_RE = re.compile(r"\$(\w+|\{[^}]*\})", re.ASCII)
 
 CHAIN_DEPTH = 10
+# The most characters expanding the globals of one field may give.  Each chaining pass
+# can multiply the text (``S=@S@@S@`` doubles it ten times over), so without a bound
+# 28 bytes of task file would ask for gigabytes.
+MAX_EXPANSION = 1_000_000
+
+
+class ExpansionTooLarge(ValueError):
+    """Expanding globals would give more than ``MAX_EXPANSION`` characters; ``chain`` names the steps."""
+
+    def __init__(self, chain: list[str], size: int) -> None:
+        self.chain = chain
+        self.size = size
+        shown = " -> ".join(f"@{n}@" for n in chain[:8]) + (" -> ..." if len(chain) > 8 else "")
+        super().__init__(f"expanding globals gives {size:,} characters, more than the limit of "
+                         f"{MAX_EXPANSION:,} (chain: {shown})")
 
 
 def expand_env(text: str, environ: dict[str, str]) -> tuple[str, list[str]]:
@@ -63,7 +79,20 @@ def expand_globals(text: str, values: dict[str, str], passes: int = CHAIN_DEPTH 
     def repl(m: re.Match) -> str:
         return values.get(m.group(1), m.group(0))
 
+    chain: list[str] = []
     for _ in range(passes):
+        size = len(text)
+        first = None
+        for m in GLOBAL_RE.finditer(text):   # the size of the next pass, before building it
+            value = values.get(m.group(1))
+            if value is not None:
+                size += len(value) - len(m.group(0))
+                first = first or m.group(1)
+        if first is None:
+            break
+        chain.append(first)
+        if size > MAX_EXPANSION:
+            raise ExpansionTooLarge(chain, size)
         new = GLOBAL_RE.sub(repl, text)
         if new == text:
             break
@@ -78,7 +107,7 @@ def global_refs(text: str) -> list[re.Match]:
 
 def make_ref(m: re.Match, span=None) -> TaskRef:
     name = m.group(2).lower()
-    return TaskRef(int(m.group(1)), ALIASES.get(name, name), m.group(0), span)
+    return TaskRef(clamped(m.group(1)), ALIASES.get(name, name), m.group(0), span)
 
 
 def parse_template(text: str, span=None) -> Template:

@@ -32,6 +32,7 @@ import time
 from tasker.check.model import Workflow
 from tasker.cli.settings import Settings
 from tasker.exitcodes import Exit, TaskerExit
+from tasker.numbers import clamped, whole
 from tasker.report.log import Log
 from tasker.runners.base import Cancel
 from tasker.runners.exectypes import ArgumentsError, ExecTypeError, ExecTypes, render_template
@@ -234,7 +235,7 @@ class HostValidation:
             return False, "validation_test needs expected_exit or expected_output"
         try:
             argv = render_template(spec, host, str(test["command"]), str(test.get("arguments", "") or ""))
-            expected = int(test.get("expected_exit", 0))
+            expected = whole(str(test.get("expected_exit", 0)))
         except (ExecTypeError, ArgumentsError, ValueError, TypeError) as exc:
             return False, str(exc)
         limit = self.test_timeout(test)
@@ -293,7 +294,7 @@ def _positive_int(value) -> int | None:
     if isinstance(value, int):
         return value if value > 0 else None
     text = str(value).strip()
-    return int(text) if text.isdigit() and int(text) > 0 else None
+    return clamped(text) if text.isdigit() and clamped(text) > 0 else None
 
 
 def _which(program: str) -> str | None:

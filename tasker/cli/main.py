@@ -19,6 +19,7 @@ from tasker.cli.options import FLAG_DESTS, USAGE, VALUE_DESTS, HelpRequested, Us
 from tasker.cli.run import run
 from tasker.cli.settings import Settings
 from tasker.exitcodes import Exit, TaskerExit
+from tasker.report.log import quiet_stream
 
 # Commands that are not a run of a task file (``tasker NAME ...``): dispatched on
 # the first word before the option parser sees the command line.
@@ -124,7 +125,22 @@ def print_effective(settings: Settings) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``tasker`` command."""
-    argv = sys.argv[1:] if argv is None else argv
+    code = Exit.FAILURE
+    try:
+        code = _main(sys.argv[1:] if argv is None else argv)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader of stdout or stderr went away (`tasker --help | head -1`): end
+        # quietly; the streams go to /dev/null so the flush at exit cannot fail again.
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                quiet_stream(stream)
+    return code
+
+
+def _main(argv: list[str]) -> int:
     if argv and argv[0] in SUBCOMMANDS:
         return SUBCOMMANDS[argv[0]](argv[1:])
     try:

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from itertools import pairwise
 
 from tasker import __version__
+from tasker.numbers import whole
 
 FLAG = "flag"
 VALUE = "value"
@@ -85,6 +86,13 @@ def _log_level(value: str) -> str:
     return level
 
 
+def _int(value: str) -> int:
+    """A whole number of at most 18 digits (a longer one would cost quadratic time to convert)."""
+    return whole(value)
+
+
+_int.__name__ = "int"   # argparse names the type in its message: "invalid int value"
+
 OPTIONS = (
     Option("-r", "--run", FLAG, "execute for real (default: a dry run that starts nothing)"),
     Option("-l", "--log-dir", VALUE, "base directory for logs, backups, summaries and recovery files "
@@ -95,10 +103,10 @@ OPTIONS = (
     Option("-t", "--type", VALUE, "exec type for tasks without exec= (local or one of the configuration)",
            metavar="TYPE"),
     Option("-o", "--timeout", VALUE, "default task timeout, 5-1000 s (a task's timeout= still wins)",
-           metavar="SECONDS", convert=int),
+           metavar="SECONDS", convert=_int),
     Option("-c", "--connection-test", FLAG, "test connections of remote exec types (host validation always does)"),
     Option("-p", "--project", VALUE, "append a row to the project summary L/project/NAME.summary", metavar="NAME"),
-    Option(None, "--start-from", VALUE, "start at this task", metavar="TASK_ID", convert=int),
+    Option(None, "--start-from", VALUE, "start at this task", metavar="TASK_ID", convert=_int),
     Option(None, "--auto-recovery", FLAG, "checkpoint after every step; the next run resumes there"),
     Option(None, "--show-recovery-info", FLAG, "print what a resume would do, then exit"),
     Option("-y", "--yes", FLAG, "answer yes to the recovery prompt and to --show-plan"),

@@ -43,7 +43,7 @@ from tasker.runners.exectypes import ExecTypes
 from tasker.runners.guard import Guard, kill_journal
 from tasker.runners.process import ProcessRunner, Session
 from tasker.syntax.taskfile import parse_taskfile
-from tasker.vm.checkpoint import CheckpointStore, final_checkpoint, state_path
+from tasker.vm.checkpoint import CheckpointError, CheckpointStore, final_checkpoint, state_path
 from tasker.vm.machine import Ending, Env, Machine
 
 
@@ -480,11 +480,15 @@ class Run:
         if ending.reason in ("end", "never", "return"):
             store.delete()
             return
+        if ending.reason == "checkpoint":   # keep the last state written whole, as it is
+            self.log.info(f"Recovery state kept in {store.path} (its last complete checkpoint): the next run "
+                          "with --auto-recovery resumes there")
+            return
         try:
             final_checkpoint(store, self.machine, ending)
             self.log.info(f"Recovery state kept in {store.path}: the next run with --auto-recovery resumes there")
-        except OSError as exc:
-            self.log.error(f"could not write the recovery state {store.path}: {exc.strerror}")
+        except CheckpointError as exc:
+            self.log.error(f"{exc} (the last complete checkpoint is kept)")
 
     def write_summary(self, ending: Ending) -> None:
         s = self.settings
@@ -497,10 +501,14 @@ class Run:
         else:
             task, host, command = state.final_task, state.final_host, state.final_command
             exit_code = "N/A" if ending.reason == "missing_command" else ending.exit_code
-        ok = append_row(summary_path(self.log_base, s.project), success=ending.success, exit_code=exit_code,
-                        task_file=s.task_file, task_id=task, hostname=self.log.mask(host or ""),
-                        command=self.log.mask(command),
-                        log_file=self.log.path, environ=s.environ)
+        path = summary_path(self.log_base, s.project)
+        try:
+            ok = append_row(path, success=ending.success, exit_code=exit_code, task_file=s.task_file,
+                            task_id=task, hostname=self.log.mask(host or ""), command=self.log.mask(command),
+                            log_file=self.log.path, environ=s.environ)
+        except OSError as exc:   # the row is a report: the workflow's own result stands
+            self.log.warn(f"could not write the project summary {path}: {exc.strerror or exc}")
+            return
         if not ok:
             self.log.error("could not lock the project summary in time: no row written")
 

@@ -37,6 +37,27 @@ def show_output(text: str, limit: int = 200) -> str:
     return flat
 
 
+def quiet_stream(stream) -> None:
+    """Point a console stream whose reader went away (EPIPE) at /dev/null.
+
+    Later writes, and the flush at interpreter exit, then succeed silently instead
+    of raising BrokenPipeError (``tasker --help | head -1``).
+    """
+    import os
+
+    try:
+        fd = stream.fileno()
+        null = os.open(os.devnull, os.O_WRONLY)
+    except (OSError, ValueError, AttributeError):
+        return
+    try:
+        os.dup2(null, fd)
+    except OSError:
+        pass
+    finally:
+        os.close(null)
+
+
 class Log:
     """Writes log lines to the console and (once opened) to the log file."""
 
@@ -48,6 +69,7 @@ class Log:
         self.masker = NO_SECRETS    # masking.Masker of the workflow's secret globals
         self.lock = threading.Lock()
         self.progress = None   # report.progress.Progress on a terminal: lines go above it
+        self.file_error = ""   # why the log file stopped taking lines (said once on the console)
 
     def open(self, path: str) -> None:
         from tasker.report.private import open_append
@@ -57,7 +79,10 @@ class Log:
 
     def close(self) -> None:
         if self.file is not None:
-            self.file.close()
+            try:
+                self.file.close()
+            except OSError:
+                pass   # lines it could not take were already reported
             self.file = None
 
     def enabled(self, level: str) -> bool:
@@ -75,16 +100,24 @@ class Log:
             else:
                 self._console(line)
             if self.file is not None:
-                try:
-                    self.file.write(line)
-                    self.file.flush()
-                except OSError:
-                    pass
+                self._to_file(line)
+
+    def _to_file(self, line: str) -> None:
+        try:
+            self.file.write(line)
+            self.file.flush()
+        except OSError as exc:   # a full disk: lines go on to the console; say so once
+            if not self.file_error:
+                self.file_error = exc.strerror or str(exc)
+                self._console(f"[{stamp()}] {PREFIX['ERROR']}could not write the log file {self.path}: "
+                              f"{self.file_error}; from here on lines go to the console only\n")
 
     def _console(self, line: str) -> None:
         try:
             self.stream.write(line)
             self.stream.flush()
+        except BrokenPipeError:
+            quiet_stream(self.stream)   # `tasker ... | head`: the run goes on, the log file keeps it all
         except (OSError, ValueError):
             pass  # a closed console must not stop the run
 

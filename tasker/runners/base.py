@@ -69,6 +69,9 @@ class Cancel:
                 pass
 
 
+MAX_WAIT_SLICE = 86400.0   # seconds: the longest single wait handed to the OS
+
+
 class SystemClock:
     """Real time: ``now`` for durations, ``sleep`` that wakes up early on cancel."""
 
@@ -80,19 +83,23 @@ class SystemClock:
 
     def sleep(self, seconds: float, cancel: Cancel | None = None) -> bool:
         """Sleep; return False if the sleep was cut short by ``cancel``."""
-        if seconds <= 0:
+        if not seconds > 0:   # also NaN
             return True
-        if cancel is None:
-            time.sleep(seconds)
-            return True
-        poller = select.poll()
-        poller.register(cancel.fd, select.POLLIN)
+        # A sleep comes from the task file or from task output (``sleep=@0_stdout@``): it can
+        # be huge or infinite, which time.sleep and poll refuse, so wait in bounded slices.
         deadline = time.monotonic() + seconds
-        while not cancel.is_set:
+        poller = None
+        if cancel is not None:
+            poller = select.poll()
+            poller.register(cancel.fd, select.POLLIN)
+        while cancel is None or not cancel.is_set:
             left = deadline - time.monotonic()
             if left <= 0:
                 return True
-            poller.poll(left * 1000)
+            if poller is None:
+                time.sleep(min(left, MAX_WAIT_SLICE))
+            else:
+                poller.poll(min(left, MAX_WAIT_SLICE) * 1000)
         return False
 
 

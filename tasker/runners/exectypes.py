@@ -12,6 +12,7 @@ import os
 import re
 import sys
 
+from tasker.numbers import clamped
 from tasker.resources import shipped_config_path
 
 TIMEOUT_MIN = 5
@@ -356,7 +357,7 @@ class ExecTypes:
         if task_value and value is None and warn:
             warn(f"timeout '{task_value}' is not a whole number; using the default")
         if value is None and self.cli_timeout is not None:
-            value = int(self.cli_timeout)
+            value = clamped(str(self.cli_timeout))
         if value is None:
             spec = self.config.types.get(canonical)
             for candidate in (spec.timeout if spec else None, self.config.default_timeout,
@@ -367,10 +368,10 @@ class ExecTypes:
         if value is None:
             value = FALLBACK_TIMEOUT
         if not TIMEOUT_MIN <= value <= TIMEOUT_MAX:
-            clamped = min(max(value, TIMEOUT_MIN), TIMEOUT_MAX)
+            bounded = min(max(value, TIMEOUT_MIN), TIMEOUT_MAX)
             if warn:
-                warn(f"timeout {value} s is outside {TIMEOUT_MIN}..{TIMEOUT_MAX}; using {clamped} s")
-            value = clamped
+                warn(f"timeout {value} s is outside {TIMEOUT_MIN}..{TIMEOUT_MAX}; using {bounded} s")
+            value = bounded
         return float(value)
 
 
@@ -381,7 +382,7 @@ def _int_or_none(value) -> int | None:
         return value
     text = str(value).strip()
     if text.lstrip("+-").isdigit():
-        return int(text)
+        return clamped(text)
     return None
 
 

@@ -108,16 +108,22 @@ class ProcessRunner:
         # bytes dict: handing os.environ to every spawn decodes and re-encodes it
         # each time, ~50 us a member; tasker never changes its own environment.
         self.env = env if env is not None else _environment()
+        self.env_problem = unpassable(["-"], self.env)   # checked once: the environment never changes
 
     def run(self, argv: list[str], timeout, cancel: Cancel) -> RunResult:
         """Run ``argv``; ``timeout`` is seconds or a function giving them (asked only after 5 s)."""
         start = time.time()
+        problem = self.env_problem or unpassable(argv, None)
+        if problem:
+            return _refused(start, problem)
         try:
             child = spawn(argv, self.env)
         except FileNotFoundError as exc:
             return _spawn_failure(start, exc, not_found=True)
         except OSError as exc:
             return _spawn_failure(start, exc, not_found=False)
+        except (ValueError, UnicodeError) as exc:   # anything else the OS interface cannot take
+            return _refused(start, str(exc))
         guard = self.guard
         if guard is None:
             return _Watch(child, timeout, cancel, self.session, start).run()
@@ -204,6 +210,42 @@ def _popen(argv: list[str], env: dict | None, out_w: int, err_w: int) -> int:
     proc = subprocess.Popen(argv, stdout=out_w, stderr=err_w, env=env, start_new_session=True, close_fds=True)
     proc.returncode = 0   # the Child reaps it; keep Popen's finaliser from waiting
     return proc.pid
+
+
+def unpassable(argv: list[str], env: dict | None) -> str:
+    """Why the OS cannot take this command line or environment ("" when it can).
+
+    Values come from task output at run time (a remote host controls them), so a
+    NUL byte or a lone surrogate is a failure of the task, not of tasker.
+    """
+    if not argv or not argv[0]:
+        return "the command is empty"
+    for i, arg in enumerate(argv):
+        why = _bad_text(arg)
+        if why:
+            return f"{'the command' if i == 0 else f'argument {i}'} {why}"
+    for key, value in (env or {}).items():
+        why = _bad_text(key) or _bad_text(value)
+        if why:
+            return f"environment variable {os.fsdecode(key)!r} {why}"
+    return ""
+
+
+def _bad_text(value: str | bytes) -> str:
+    if isinstance(value, bytes):
+        return "contains a NUL byte, which a process cannot receive" if b"\0" in value else ""
+    if "\0" in value:
+        return "contains a NUL byte, which a process cannot receive"
+    try:
+        os.fsencode(value)
+    except UnicodeError:
+        return "contains text that cannot be encoded for the operating system"
+    return ""
+
+
+def _refused(start: float, why: str) -> RunResult:
+    text = f"cannot start the command: {why}"
+    return RunResult(1, Output(""), Output(text), error=text, start=start, end=time.time())
 
 
 def _spawn_failure(start: float, exc: OSError, not_found: bool) -> RunResult:

@@ -9,6 +9,8 @@ an equal tree.
 
 from __future__ import annotations
 
+import re
+
 from tasker.check.variables import TASKREF_RE, make_ref
 from tasker.syntax import lalr
 from tasker.syntax.ast import (
@@ -32,14 +34,46 @@ from tasker.syntax.condlex import ConditionError, tokenize
 __all__ = ["ConditionError", "parse_condition", "show"]
 
 
-def _flatten(cls: type, children: list) -> object:
-    items: list = []
-    for child in children:
-        if type(child) is cls:
-            items.extend(child.items)
+class _Chain(list):
+    """The items of an AnyOf/AllOf while the parser is still adding to it.
+
+    ``a|b|c|...`` reduces once per ``|``; building a new tuple each time copied
+    every item so far (quadratic: 100,000 atoms took a minute).  The chain is
+    extended in place instead (only the parser's stack refers to it) and becomes
+    a node when something else takes it as a child, or at the end.
+    """
+
+    __slots__ = ("cls",)
+
+
+def _join(cls: type, children: list) -> _Chain:
+    head = children[0]
+    if type(head) is _Chain and head.cls is cls:
+        chain = head
+    else:
+        chain = _Chain()
+        chain.cls = cls
+        _add(chain, head)
+    for child in children[1:]:
+        _add(chain, child)
+    return chain
+
+
+def _add(chain: _Chain, child: object) -> None:
+    kind = type(child)
+    if kind is _Chain:
+        if child.cls is chain.cls:
+            chain.extend(child)          # (a|b)|c: one flat list, as before
         else:
-            items.append(child)
-    return cls(tuple(items))
+            chain.append(_done(child))
+    elif kind is chain.cls:
+        chain.extend(child.items)
+    else:
+        chain.append(child)
+
+
+def _done(value: object) -> object:
+    return value.cls(tuple(value)) if type(value) is _Chain else value
 
 
 def _template(children: list) -> Template:
@@ -55,8 +89,8 @@ def _op(children: list) -> str:
 
 
 _CALLBACKS = {
-    "any_of": lambda c: _flatten(AnyOf, c),
-    "all_of": lambda c: _flatten(AllOf, c),
+    "any_of": lambda c: _join(AnyOf, c),
+    "all_of": lambda c: _join(AllOf, c),
     "exit_code": lambda c: ExitCode(c[0][1]),
     "exit_not_zero": lambda c: ExitNotZero(),
     "keyword": lambda c: Keyword(c[0][1]),
@@ -137,7 +171,7 @@ def _parse(text: str) -> object:
         raise ConditionError("empty condition", 0, 1, help="write a condition such as exit_0, or remove the line")
     tokens = tokenize(text)
     try:
-        return lalr.parse(lalr.table("condition"), tokens, _CALLBACKS)
+        return _done(lalr.parse(lalr.table("condition"), tokens, _CALLBACKS))
     except lalr.UnexpectedToken as exc:
         raise _syntax_error(text, tokens, exc) from None
 
@@ -240,9 +274,26 @@ def show_template(t: Template) -> str:
     return "".join(p if type(p) is str else show_ref(p) for p in t.parts)
 
 
+# Operand text that cannot be read as an operator, a quote, a blank, a comma or a
+# placeholder: after a fixed head (stdout~, exit=, contains: ...) it parses back the same.
+_PLAIN_SAFE = re.compile(r"[A-Za-z0-9_./+-]+")
+_operand_shown: dict[object, str] = {}
+
+
 def _with_operand(cond: object, heads: tuple, value: Template) -> str:
     """A head + the operand, quoted only when the plain form would read differently."""
     plain = show_template(value)
+    if _PLAIN_SAFE.fullmatch(plain) and (type(cond) is not Compare or type(cond.subject) is str):
+        return heads[0] + plain   # nothing in it can read as structure: no need to parse to be sure
+    text = _operand_shown.get(cond)
+    if text is None:
+        text = _checked_operand(cond, heads, plain)
+        if len(_operand_shown) < 50_000:
+            _operand_shown[cond] = text
+    return text
+
+
+def _checked_operand(cond: object, heads: tuple, plain: str) -> str:
     candidates = []
     for head in heads:
         candidates += [head + plain] if plain else []

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 
 from tasker.check.variables import TASKREF_RE, make_ref
+from tasker.numbers import MAX_DIGITS, OutOfRange, whole
 from tasker.syntax.errors import ConditionError
 
 __all__ = ["ConditionError", "tokenize"]
@@ -27,6 +28,7 @@ _MULTI_RE = re.compile(r"(min_success|max_success|min_failed|max_failed)\s*=\s*(
 _STREAM_RE = re.compile(r"(stdout|stderr)(_count)?\s*(!~|!=|<=|>=|~|=|<|>)?", re.IGNORECASE)
 _EXIT_WORD_RE = re.compile(r"exit\s*(!~|!=|<=|>=|~|=|<|>)", re.IGNORECASE)
 _OP_RE = re.compile(r"!~|!=|<=|>=|~|=|<|>")
+_ENDS_OPERAND = re.compile(r"\s*(?:[&|)]|\Z)")
 _INT_RE = re.compile(r"\s*[+-]?\d+\s*\Z")
 _WORD_OP_RE = re.compile(r"(?:^|\s)(and|or|not)(?:\s|$)", re.IGNORECASE)
 _COMMA_ATOM_RE = re.compile(r",\s*(?:exit_|stdout|stderr|(?:true|false|success)\s*(?:$|[&|])|@\d+_)", re.IGNORECASE)
@@ -39,19 +41,32 @@ EXPECTED_FORMS = ("expected exit_N, exit_not_0, stdout~TEXT, stderr~TEXT, stdout
                   "a comparison such as @3_stdout@=ready or exit<2, true or false")
 
 
+# Parentheses may nest this deep.  Every later stage (printing, evaluation, hashing,
+# the plan, the checkpoint) walks a condition tree recursively; bounding the depth
+# here keeps each of those walks far below Python's recursion limit.
+MAX_NESTING = 50
+
+
 def tokenize(text: str) -> list[tuple]:
     """Split a condition into tokens; raises ``ConditionError`` on text that has no meaning."""
     tokens: list[tuple] = []
     i = 0
     n = len(text)
+    depth = 0
     while i < n:
         c = text[i]
         if c.isspace():
             i += 1
         elif c == "(":
+            depth += 1
+            if depth > MAX_NESTING:
+                raise ConditionError(f"parentheses nested more than {MAX_NESTING} deep", i, 1,
+                                     help="split the condition: give parts of it to earlier tasks and "
+                                          "test their @N_success@")
             tokens.append(("_LPAR", c, i))
             i += 1
         elif c == ")":
+            depth = max(0, depth - 1)
             tokens.append(("_RPAR", c, i))
             i += 1
         elif c in "&|":
@@ -110,8 +125,7 @@ def find_closing_quote(text: str, k: int) -> int | None:
             return None
         if text[m - 1] == "\\":
             continue
-        rest = text[m + 1:].lstrip()
-        if not rest or rest[0] in "&|)":
+        if _ENDS_OPERAND.match(text, m + 1):   # matched in place: slicing the rest was quadratic
             return m
 
 
@@ -130,7 +144,7 @@ def classify(atom: str, off: int) -> list[tuple]:
         if not _INT_RE.match(count):
             raise ConditionError(f"`{m.group(1)}=` needs a whole number, got `{count}`", off, len(atom),
                                  help=f"for example {m.group(1).lower()}=2")
-        return [("MULTI", (m.group(1).lower(), int(count)), off)]
+        return [("MULTI", (m.group(1).lower(), _number(count, off + m.start(2))), off)]
     if low in COUNTED_KINDS:
         raise ConditionError(f"`{atom}` needs a count", off, len(atom), help=f"write {low}=N, e.g. {low}=2")
     if low.startswith("exit_"):
@@ -157,10 +171,19 @@ def classify(atom: str, off: int) -> list[tuple]:
     return _generic(atom, off)
 
 
+def _number(text: str, off: int) -> int:
+    try:
+        return whole(text)
+    except OutOfRange as exc:
+        lead = len(text) - len(text.lstrip())
+        raise ConditionError(str(exc), off + lead, len(text.strip()),
+                             help=f"write a number of at most {MAX_DIGITS} digits") from None
+
+
 def _exit_code(atom: str, off: int) -> tuple:
     rest = atom[5:]
     if _INT_RE.match(rest):
-        return ("EXIT_CODE", int(rest), off)
+        return ("EXIT_CODE", _number(rest, off + 5), off)
     help = "write exit_ and a number, e.g. exit_0 or exit_124"
     if "," in rest:
         help = "`,` does not combine conditions: write `|` for or, `&` for and"
@@ -181,7 +204,8 @@ def _stream(atom: str, off: int, m: re.Match) -> list[tuple]:
         if not _INT_RE.match(rest):
             raise ConditionError(f"`{stream}_count{op}` needs a whole number, got `{rest.strip()}`",
                                  off + m.end(), max(1, len(rest)), help=f"for example {stream}_count{op}3")
-        return [("STREAM_COUNT", stream, off), (OP_TOKENS[op], op, op_off), ("NUMBER", int(rest), off + m.end())]
+        count = _number(rest, off + m.end())
+        return [("STREAM_COUNT", stream, off), (OP_TOKENS[op], op, op_off), ("NUMBER", count, off + m.end())]
     return [("STREAM", stream, off), (OP_TOKENS[op], op, op_off), *operand(rest, off + m.end())]
 
 

@@ -25,6 +25,8 @@ from tasker.report.json_out import iso
 from tasker.report.masking import NO_SECRETS, Masker
 from tasker.report.private import private_dir, sweep_temp, write_atomic
 from tasker.runners.output import Output
+from tasker.vm import shape
+from tasker.vm.errors import CheckpointError
 from tasker.vm.store import Record, ResultStore
 
 TYPE_CHECKING = False
@@ -106,7 +108,11 @@ class CheckpointStore:
     def save(self, machine: Machine, _instr: ir.Instr | None = None, *, final: dict | None = None) -> None:
         """Write the machine's state atomically (called after every instruction)."""
         data = self.document(machine, final)
-        write_atomic(self.path, json.dumps(data, separators=(",", ":")).encode("utf-8"))
+        try:
+            write_atomic(self.path, json.dumps(data, separators=(",", ":")).encode("utf-8"))
+        except OSError as exc:   # write_atomic removed its temporary file: the last good state stands
+            raise CheckpointError(f"could not write the recovery state {self.path}: "
+                                  f"{exc.strerror or exc}") from None
         self.count += 1
         if self.kill_after is not None and self.count >= self.kill_after:
             os.kill(os.getpid(), 9)   # crash tests: die right after this checkpoint
@@ -224,8 +230,9 @@ def load(path: str) -> dict:
     try:
         with open(path, encoding="utf-8") as fh:
             data = json.load(fh)
-    except json.JSONDecodeError as exc:
-        raise RecoveryError(f"the recovery file {path} is not valid JSON ({exc}); delete it to start over") \
+    except (ValueError, RecursionError) as exc:   # bad JSON or UTF-8, a huge number, absurd nesting
+        why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:200]
+        raise RecoveryError(f"the recovery file {path} is not valid JSON ({why}); delete it to start over") \
             from None
     except OSError as exc:
         raise RecoveryError(f"cannot read the recovery file {path}: {exc.strerror}") from None
@@ -235,7 +242,12 @@ def load(path: str) -> dict:
     if missing:
         raise RecoveryError(f"the recovery file {path} lacks {', '.join(missing)}; delete it to start over")
     if data.get("version") != VERSION:
-        raise RecoveryError(f"the recovery file {path} has version {data.get('version')!r}, expected {VERSION}")
+        raise RecoveryError(f"the recovery file {path} has version {str(data.get('version'))[:40]!r}, "
+                            f"expected {VERSION}")
+    try:
+        shape.check(data)
+    except shape.ShapeError as exc:
+        raise RecoveryError(f"the recovery file {path} is damaged: {exc}; delete it to start over") from None
     return data
 
 

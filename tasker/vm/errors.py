@@ -1,4 +1,4 @@
-"""The exception that ends a run from inside the VM, shared by the machine and fork/join."""
+"""The exceptions of the VM, shared by the machine, fork/join and the checkpoint store."""
 
 from __future__ import annotations
 
@@ -11,3 +11,7 @@ class Fatal(Exception):
         self.reason = reason
         self.exit_code = exit_code
         self.message = message
+
+
+class CheckpointError(Exception):
+    """A checkpoint could not be written (a full disk ...); the file on disk is the last good one."""

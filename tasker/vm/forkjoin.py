@@ -154,8 +154,8 @@ def _sequential(machine: Machine, fork: ir.Fork, todo: list, policy: RetryPolicy
         machine.store.put(member.task, record)   # visible to the next branch task at once
         done[member.task] = record
         results.append((member.task, record))
-        if env.checkpoint is not None:
-            env.checkpoint(machine, None)
+        if env.checkpoint is not None and not machine.save_checkpoint(None):
+            break                                # the run stops: see Machine.save_checkpoint
         seconds = _sleep_seconds(machine, member)
         if seconds:
             env.clock.sleep(seconds, env.cancel)
@@ -215,7 +215,7 @@ class _Parallel:
         clock, cancel = self.env.clock, self.env.cancel
         with self.cond:
             while True:
-                if cancel.is_set:
+                if cancel.is_set or self.env.halt:
                     return None
                 now = clock.monotonic()
                 while self.delayed and self.delayed[0][0] <= now:
@@ -248,7 +248,7 @@ class _Parallel:
                 if seconds:
                     self.ready_at.append(self.env.clock.monotonic() + seconds)
                 if self.env.checkpoint is not None:
-                    self.env.checkpoint(self.machine, None)
+                    self.machine.save_checkpoint(None)   # a failure sets env.halt: no new members
             self.cond.notify_all()
 
     def _wait_member_sleeps(self) -> None:

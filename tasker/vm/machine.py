@@ -21,7 +21,7 @@ from tasker.runners.exectypes import ArgumentsError, ExecTypeError, ExecTypes
 from tasker.runners.limits import too_long
 from tasker.runners.output import Output
 from tasker.syntax.condition import show
-from tasker.vm.errors import Fatal
+from tasker.vm.errors import CheckpointError, Fatal
 from tasker.vm.evaluate import PRE, Context, evaluate, reads_results
 from tasker.vm.forkjoin import run_fork
 from tasker.vm.split import apply_split
@@ -63,6 +63,7 @@ class Env:
         self.progress = progress          # callable(event, **info) for the live progress line, or None
         self.hosts = hosts or {}          # host as written -> name host validation resolved it to (§13)
         self.events = events if events is not None else Events()   # run events (no sinks: nothing is built)
+        self.halt = ""                    # why the run must stop (a checkpoint failed), "" while it may go on
 
 
 class Ending:
@@ -138,13 +139,39 @@ class Machine:
             try:
                 outcome = self._handlers[instr.kind](instr)
             except Fatal as exc:
+                if exc.reason == "checkpoint":
+                    return self._halt_ending()   # logged where it failed
                 self.log.error(exc.message)
                 return Ending(exc.reason, exc.exit_code, exc.message)
             if isinstance(outcome, Ending):
                 return outcome
             state.pc = outcome
-            if self.env.checkpoint is not None:
-                self.env.checkpoint(self, instr)
+            if self.env.checkpoint is not None and not self.save_checkpoint(instr):
+                return self._halt_ending()
+
+    def save_checkpoint(self, instr: ir.Instr | None) -> bool:
+        """Write a checkpoint; False (once logged) when it failed and the run must stop.
+
+        Called from block worker threads too: the first failure is logged and sets
+        ``env.halt``, which stops new work everywhere; later calls do nothing, so the
+        state on disk stays the last one written whole.
+        """
+        env = self.env
+        if env.halt:
+            return False
+        try:
+            env.checkpoint(self, instr)
+        except CheckpointError as exc:
+            if not env.halt:
+                env.halt = str(exc)
+                self.log.error(f"{exc}: stopping the run; the recovery state keeps the last checkpoint "
+                               "written whole, and --auto-recovery resumes from it once there is space")
+            return False
+        return True
+
+    def _halt_ending(self) -> Ending:
+        self.state.final_success = False
+        return Ending("checkpoint", Exit.FAILURE, self.env.halt)
 
     def _signal_ending(self) -> Ending:
         signum = self.env.cancel.signum
@@ -217,7 +244,8 @@ class Machine:
         self.state.steps += 1
         if self.env.checkpoint is not None:
             self.state.in_flight = task      # a crash from here on means: it may have run partly
-            self.env.checkpoint(self, instr)
+            if not self.save_checkpoint(instr):
+                raise Fatal("checkpoint", Exit.FAILURE, self.env.halt)
         record, shown = self.execute(command, self.display(task), main=True)
         self.state.in_flight = None
         if self.env.cancel.is_set and not self.env.dry_run:
@@ -471,6 +499,8 @@ class Machine:
         self._progress("block", block=block, members=len(fork.members))
         self.block_started.setdefault(block, self.env.clock.now())
         results = run_fork(self, fork)
+        if self.env.halt:   # a checkpoint failed during the block: its results cannot be kept
+            raise Fatal("checkpoint", Exit.FAILURE, self.env.halt)
         self._progress("block_end", block=block)
         if self.env.cancel.is_set:
             return self._signal_ending()   # pc stays at the fork: a resume runs what did not finish
