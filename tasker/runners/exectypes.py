@@ -38,6 +38,8 @@ class ExecType:
         self.timeout = spec.get("timeout")
         self.validation_test = spec.get("validation_test")
         self.description = str(spec.get("description") or "")
+        self.runner = str(spec.get("runner") or "").strip().lower()   # "slurm": tasker/runners/slurm.py
+        self.slurm = spec.get("slurm")
 
 
 class ExecConfig:
@@ -223,6 +225,8 @@ class ExecTypes:
         spec = self.config.types.get(canonical)
         if spec is None:
             raise ExecTypeError(self.unknown_message(canonical))
+        if spec.runner:
+            return runner_argv(spec, hostname, command, expanded)
         return render_template(spec, hostname, command, expanded)
 
     def unknown_message(self, name: str) -> str:
@@ -302,6 +306,15 @@ def command_line(command: str, arguments: str) -> str:
     import shlex
 
     return shlex.join([command, *split_arguments(arguments)])
+
+
+def runner_argv(spec: ExecType, hostname: str, command: str, arguments: str) -> list[str]:
+    """The argv of a type whose ``runner:`` is one of tasker's own (only ``slurm`` so far)."""
+    if spec.runner == "slurm":
+        from tasker.runners.slurm import step_argv
+
+        return step_argv(spec, hostname, command, arguments)
+    raise ExecTypeError(f"exec type '{spec.name}': unknown runner '{spec.runner}' (known: slurm)")
 
 
 def render_template(spec: ExecType, hostname: str, command: str, arguments: str) -> list[str]:
