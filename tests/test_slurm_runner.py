@@ -204,6 +204,7 @@ def test_a_timeout_sends_sigkill_through_scancel_then_cancels_the_job(fake_slurm
     assert result.stderr.text() == "\nProcess killed after timeout of 0.5 seconds"
     calls = (tmp_path / "scancel.calls").read_text().splitlines()
     assert [c.split(" --user=")[0] for c in calls] == ["--quiet --signal=KILL --name=tasker-cafe0001-2-1",
+                                                        "--quiet --name=tasker-cafe0001-2-1",
                                                         "--quiet --name=tasker-cafe0001-2-1"]
 
 

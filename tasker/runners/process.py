@@ -6,7 +6,9 @@ loop waits on both pipes, on the child's exit (a pidfd where the kernel has
 them) and on the cancel pipe; nothing sleeps on a timer, so a task that ends
 in 2 ms is seen in 2 ms.  On timeout the whole group gets SIGKILL (a
 grandchild holding the pipes cannot delay the result); on Ctrl-C/SIGTERM the
-group gets SIGTERM, then SIGKILL after 0.5 s.
+group gets SIGTERM, then SIGKILL after 0.5 s.  A client that runs the command
+elsewhere (srun) can instead be given a stop hook that stops the remote side
+first, and a grace period in which the client ends by itself.
 """
 
 from __future__ import annotations

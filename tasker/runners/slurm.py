@@ -132,8 +132,10 @@ class SlurmSteps:
 
         with tempfile.TemporaryFile() as messages:
             def stop(timed_out: bool) -> None:
-                # a timeout kills at once, as for a local task; a cancel lets the command end on SIGTERM
-                self.cancel_job(settings, name, label, signal="KILL" if timed_out else None)
+                if timed_out:     # a timeout kills at once, as for a local task
+                    self.cancel_job(settings, name, label, signal="KILL")
+                # ends the job (Slurm sends SIGTERM, SIGKILL after KillWait), a pending one too
+                self.cancel_job(settings, name, label)
 
             result = self.runner.run(step, seconds, cancel, messages_fd=messages.fileno(), on_stop=stop,
                                      stop_grace=STOP_GRACE)
