@@ -184,6 +184,7 @@ def test_a_step_has_a_unique_job_name_a_time_limit_and_the_commands_own_streams(
     steps.run("slurm", argv, 120.0, Cancel(), "4")
     assert (tmp_path / "srun.argv").read_text().startswith("--job-name=tasker-cafe0001-4-2\n")
     assert not (tmp_path / "scancel.calls").exists()     # steps that end by themselves are not cancelled
+    assert steps.job_name("1-110003 [node7]") == "tasker-cafe0001-1-110003-3"
 
 
 def test_when_srun_itself_fails_its_message_is_the_tasks_stderr(fake_slurm):

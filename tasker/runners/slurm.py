@@ -28,6 +28,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import re
 import threading
 
 from tasker.runners.base import Cancel, RunResult
@@ -44,6 +45,7 @@ NAME_PREFIX = "tasker-"
 # sinfo's short node states in which a node takes new job steps; a '*' suffix (not
 # responding) rules a node out, the power-saving suffixes (~ # ! %) do not.
 USABLE_STATES = frozenset({"idle", "mix", "alloc", "comp", "plnd", "resv"})
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")     # kept out of job names
 
 
 def new_run_id() -> str:
@@ -115,9 +117,11 @@ class SlurmSteps:
         return canonical != "local" and is_slurm(self.exec_types.config.types.get(canonical))
 
     def job_name(self, label: str) -> str:
+        """``tasker-RUNID-TASK-N``: TASK from the task's label ("5", "5.2", "1-110003 [node7]")."""
         with self._lock:
             n = next(self._counter)
-        return f"{NAME_PREFIX}{self.run_id}-{label}-{n}"
+        task = _UNSAFE.sub("", label.split(" ", 1)[0])[:40] or "task"
+        return f"{NAME_PREFIX}{self.run_id}-{task}-{n}"
 
     def run(self, canonical: str, argv: list[str], timeout, cancel: Cancel, label: str) -> RunResult:
         """Run one step; ``argv`` is ``step_argv``'s, ``timeout`` seconds or a function giving them."""
