@@ -39,3 +39,20 @@ def sshd(tmp_path_factory):
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def slurm(tmp_path_factory):
+    """A real single-node Slurm cluster (see slurm.py); skipped where it cannot start."""
+    from slurm import CannotStart, SlurmCluster
+
+    cluster = SlurmCluster(tmp_path_factory.mktemp("slurm"))
+    try:
+        cluster.start()
+    except CannotStart as exc:
+        cluster.stop()
+        pytest.skip(f"no Slurm cluster for the slurm tests: {exc}")
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

@@ -37,6 +37,7 @@ from tasker.report.log import Log
 from tasker.runners.base import Cancel
 from tasker.runners.exectypes import ArgumentsError, ExecTypeError, ExecTypes, render_template
 from tasker.runners.process import ProcessRunner
+from tasker.runners.slurm import NodeTable
 
 RESOLVE_TIMEOUT = 5.0        # system resolver
 DEFAULT_TEST_TIMEOUT = 10    # validation_test without any configured timeout
@@ -64,6 +65,8 @@ class HostValidation:
         self.log = log
         self.cancel = cancel
         self.resolved: dict[str, str] = {}     # host as written -> name the resolve hook gave
+        self.nodes = None                       # tasker.runners.slurm.NodeTable, on first need
+        self._nodes_lock = threading.Lock()
 
     def targets(self) -> dict[str, set[str]]:
         """Host -> exec types to test, for tasks that run remotely."""
@@ -171,6 +174,33 @@ class HostValidation:
 
     def check_host(self, host: str, types: list[str]) -> list[tuple[str, str, str]]:
         """The failures of one host: name resolution, reachability, then each exec type's test."""
+        slurm = [name for name in types if self.exec_types.config.types[name].runner == "slurm"]
+        out = self.check_slurm_node(host, slurm) if slurm else []
+        types = [name for name in types if name not in slurm]
+        if not types:
+            return out
+        return out + self.check_remote_host(host, types)
+
+    def check_slurm_node(self, host: str, types: list[str]) -> list[tuple[str, str, str]]:
+        """A Slurm node is not asked of the name resolver: sinfo must list it, up.
+
+        Unknown to the cluster counts as a name that does not resolve (exit 21); down, drained,
+        not responding, outside the configured partition, or no answer from Slurm as a failed
+        connection test (61).  ``hostname=any`` needs some node that is up."""
+        if self.nodes is None:
+            with self._nodes_lock:
+                if self.nodes is None:
+                    self.nodes = NodeTable()
+        out = []
+        for name in types:
+            problem = self.nodes.check(self.exec_types.config.types[name], host)
+            if problem is not None:
+                kind, detail = problem
+                out.append((DNS if kind == "dns" else CONNECTION, host, f"{name}: {detail}"))
+        return out
+
+    def check_remote_host(self, host: str, types: list[str]) -> list[tuple[str, str, str]]:
+        """Name resolution, reachability, then each exec type's validation_test."""
         target = host
         if not resolves(host):
             hook = self.hook("resolve")

@@ -42,6 +42,7 @@ from tasker.runners.base import Cancel, SystemClock
 from tasker.runners.exectypes import ExecTypes
 from tasker.runners.guard import Guard, kill_journal
 from tasker.runners.process import ProcessRunner, Session
+from tasker.runners.slurm import SlurmSteps, uses_slurm
 from tasker.syntax.taskfile import parse_taskfile
 from tasker.vm.checkpoint import CheckpointError, CheckpointStore, final_checkpoint, state_path
 from tasker.vm.machine import Ending, Env, Machine
@@ -118,6 +119,7 @@ class Run:
         self.state_lock = None      # tasker.cli.recovery.StateLock while a run owns its recovery state
         self.guard = Guard()        # the commands' process groups die with tasker
         self.hosts: dict[str, str] = {}   # host validation's resolved names, for the VM
+        self.steps = None           # tasker.runners.slurm.SlurmSteps
 
     # ------------------------------------------------------------ signals
 
@@ -375,8 +377,10 @@ class Run:
         self.session = Session()
         if s.run:
             self.guard.start_watchdog()
-        env = Env(runner=ProcessRunner(self.session, guard=self.guard), clock=SystemClock(), exec_types=self.exec_types,
-                  log=self.log, cancel=self.cancel, dry_run=not s.run, hosts=self.hosts, events=self.events)
+        runner = ProcessRunner(self.session, guard=self.guard)
+        self.steps = SlurmSteps(runner, self.exec_types, self.log)
+        env = Env(runner=runner, clock=SystemClock(), exec_types=self.exec_types, log=self.log,
+                  cancel=self.cancel, dry_run=not s.run, hosts=self.hosts, events=self.events, steps=self.steps)
         if wanted(self.log.stream, s.environ):
             self.progress = Progress(self.log.stream)
             self.log.progress = env.progress = self.progress
@@ -384,7 +388,9 @@ class Run:
         self.machine.store.spill_file = self.session.spill_file
         start = self.start_address()
         if s.run and s.recovery:
-            env.checkpoint = self.open_checkpoints().save
+            store = self.open_checkpoints()
+            store.run_id = self.steps.run_id
+            env.checkpoint = store.save
         self.vm_started = time.time()
         self.in_vm = True
         ending = self.machine.run(start)   # a signal that came before: it ends at once
@@ -399,13 +405,24 @@ class Run:
             rec.check(self.workflow, self.workflow.unset_env or {})
             if s.start_from is not None:
                 self.log.warn(f"--start-from={s.start_from} is ignored: resuming from the recovery state")
-            return rec.restore(self.machine)
+            pc = rec.restore(self.machine)
+            self.adopt_run_id(rec.data.get("run_id"))
+            return pc
         if s.start_from is not None:
             self.log.warn(f"Starting from task {s.start_from}: tasks before it do not run")
             return self.program.entries[s.start_from]
         if self.program.start != "end" and self.workflow.first_id() != 0:
             self.log.warn(f"No task 0: starting at task {self.workflow.first_id()}")
         return self.program.start
+
+    def adopt_run_id(self, previous) -> None:
+        """A resume keeps the run id of the attempt it resumes, and first cancels the Slurm
+        jobs that attempt left behind (killed with -9, tasker could not cancel them)."""
+        if not isinstance(previous, str) or not previous.isalnum():
+            return
+        self.steps.run_id = previous
+        if self.settings.run and uses_slurm(self.workflow, self.exec_types):
+            self.steps.cancel_leftovers(previous)
 
     def open_checkpoints(self):
         s = self.settings

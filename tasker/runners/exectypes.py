@@ -14,14 +14,12 @@ import sys
 
 from tasker.numbers import clamped
 from tasker.resources import shipped_config_path
+from tasker.runners.errors import ExecTypeError
+from tasker.runners.srun import step_argv
 
 TIMEOUT_MIN = 5
 TIMEOUT_MAX = 1000
 FALLBACK_TIMEOUT = 300
-
-
-class ExecTypeError(Exception):
-    """An exec type that is not configured, or a broken template (exit 20)."""
 
 
 class ArgumentsError(Exception):
@@ -39,6 +37,8 @@ class ExecType:
         self.timeout = spec.get("timeout")
         self.validation_test = spec.get("validation_test")
         self.description = str(spec.get("description") or "")
+        self.runner = str(spec.get("runner") or "").strip().lower()   # "slurm": tasker/runners/slurm.py
+        self.slurm = spec.get("slurm")
 
 
 class ExecConfig:
@@ -343,6 +343,8 @@ class ExecTypes:
         spec = self.config.types.get(canonical)
         if spec is None:
             raise ExecTypeError(self.unknown_message(canonical))
+        if spec.runner:
+            return runner_argv(spec, hostname, command, words if words is not None else split_arguments(text))
         return render_template(spec, hostname, command, text, words)
 
     def unknown_message(self, name: str) -> str:
@@ -422,6 +424,13 @@ def command_line(command: str, arguments: str, words: list[str] | None = None) -
     import shlex
 
     return shlex.join([command, *(words if words is not None else split_arguments(arguments))])
+
+
+def runner_argv(spec: ExecType, hostname: str, command: str, words: list[str]) -> list[str]:
+    """The argv of a type whose ``runner:`` is one of tasker's own (only ``slurm`` so far)."""
+    if spec.runner == "slurm":
+        return step_argv(spec, hostname, command, words)
+    raise ExecTypeError(f"exec type '{spec.name}': unknown runner '{spec.runner}' (known: slurm)")
 
 
 def render_template(spec: ExecType, hostname: str, command: str, arguments: str,

@@ -6,11 +6,14 @@ loop waits on both pipes, on the child's exit (a pidfd where the kernel has
 them) and on the cancel pipe; nothing sleeps on a timer, so a task that ends
 in 2 ms is seen in 2 ms.  On timeout the whole group gets SIGKILL (a
 grandchild holding the pipes cannot delay the result); on Ctrl-C/SIGTERM the
-group gets SIGTERM, then SIGKILL after 0.5 s.
+group gets SIGTERM, then SIGKILL after 0.5 s.  A client that runs the command
+elsewhere (srun) can instead be given a stop hook that stops the remote side
+first, and a grace period in which the client ends by itself.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import select
 import signal
@@ -110,28 +113,39 @@ class ProcessRunner:
         self.env = env if env is not None else _environment()
         self.env_problem = unpassable(["-"], self.env)   # checked once: the environment never changes
 
-    def run(self, argv: list[str], timeout, cancel: Cancel) -> RunResult:
-        """Run ``argv``; ``timeout`` is seconds or a function giving them (asked only after 5 s)."""
+    def run(self, argv: list[str], timeout, cancel: Cancel, *, messages_fd: int | None = None,
+            on_stop=None, stop_grace: float = 0.0) -> RunResult:
+        """Run ``argv``; ``timeout`` is seconds or a function giving them (asked only after 5 s).
+
+        For a client program that runs the command elsewhere (srun):  ``messages_fd``: the
+        client's own stderr goes to this file descriptor, and the stderr capture is its fd 3
+        instead.  ``on_stop(timed_out)``: called once when the timeout passes or a cancel
+        comes, instead of signalling the client; the remote side is told to stop there, and
+        the client, which then ends by itself, gets ``stop_grace`` seconds before its
+        process group is killed.
+        """
         start = time.time()
         problem = self.env_problem or unpassable(argv, None)
         if problem:
             return _refused(start, problem)
         try:
-            child = spawn(argv, self.env)
+            child = spawn(argv, self.env, messages_fd)
         except FileNotFoundError as exc:
             return _spawn_failure(start, exc, not_found=True)
         except OSError as exc:
             return _spawn_failure(start, exc, not_found=False)
         except (ValueError, UnicodeError) as exc:   # anything else the OS interface cannot take
             return _refused(start, str(exc))
-        guard = self.guard
-        if guard is None:
-            return _Watch(child, timeout, cancel, self.session, start).run()
-        guard.started(child.pid)
+        watch = _Watch(child, timeout, cancel, self.session, start)
+        if on_stop is not None:
+            watch.on_stop, watch.kill_grace = on_stop, stop_grace
+        if self.guard is None:
+            return watch.run()
+        self.guard.started(child.pid)
         try:
-            return _Watch(child, timeout, cancel, self.session, start).run()
+            return watch.run()
         finally:
-            guard.finished(child.pid)
+            self.guard.finished(child.pid)
 
 
 def _environment() -> dict:
@@ -178,13 +192,16 @@ class Child:
 _USE_POSIX_SPAWN = hasattr(os, "posix_spawnp") and hasattr(os, "POSIX_SPAWN_DUP2") and sys.platform == "linux"
 
 
-def spawn(argv: list[str], env: dict | None) -> Child:
+def spawn(argv: list[str], env: dict | None, messages_fd: int | None = None) -> Child:
     """Start ``argv`` in a new session with stdout/stderr on pipes and stdin inherited.
 
     posix_spawnp (vfork + exec in C, PATH searched in C) where the platform has it:
     it costs half the Python work of subprocess.Popen, which matters when 50 members
-    of a parallel block restart at the same moment.
+    of a parallel block restart at the same moment.  With ``messages_fd`` the stderr
+    pipe is the child's fd 3 and its fd 2 is ``messages_fd`` (see ``ProcessRunner.run``).
     """
+    if messages_fd is not None:
+        return _spawn_relay(argv, env, messages_fd)
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     try:
@@ -202,6 +219,39 @@ def spawn(argv: list[str], env: dict | None) -> Child:
         os.close(out_w)
         os.close(err_w)
     return Child(pid, out_r, err_r)
+
+
+def _spawn_relay(argv: list[str], env: dict | None, messages_fd: int) -> Child:
+    """``spawn`` for a relaying client: stdout on a pipe, the stderr pipe on fd 3, fd 2 = ``messages_fd``."""
+    if not _USE_POSIX_SPAWN:
+        raise OSError(errno.ENOSYS, "starting a program with its stderr on fd 3 needs posix_spawn (Linux)")
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    sources = []
+    try:
+        # every source must sit above 3, or an earlier dup2 of the list would overwrite it
+        sources = [_above(fd, 3) for fd in (out_w, err_w, messages_fd)]
+        actions = [(os.POSIX_SPAWN_DUP2, sources[0], 1), (os.POSIX_SPAWN_DUP2, sources[1], 3),
+                   (os.POSIX_SPAWN_DUP2, sources[2], 2)]
+        pid = os.posix_spawnp(argv[0], argv, os.environ if env is None else env, file_actions=actions,
+                              setsid=True)
+    except BaseException:
+        for fd in (out_r, err_r):
+            os.close(fd)
+        raise
+    finally:
+        for fd in {out_w, err_w, *sources} - {messages_fd}:
+            os.close(fd)
+    return Child(pid, out_r, err_r)
+
+
+def _above(fd: int, floor: int) -> int:
+    """``fd``, or a close-on-exec duplicate of it numbered above ``floor``."""
+    if fd > floor:
+        return fd
+    import fcntl
+
+    return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, floor + 1)
 
 
 def _popen(argv: list[str], env: dict | None, out_w: int, err_w: int) -> int:
@@ -259,6 +309,8 @@ class _Watch:
     def __init__(self, proc: Child, timeout, cancel: Cancel, session: Session | None,
                  start: float) -> None:
         self.proc = proc
+        self.on_stop = None                # see ProcessRunner.run
+        self.kill_grace = TERM_GRACE       # after SIGTERM (or on_stop): how long until SIGKILL
         self.timeout_source = timeout
         self.timeout: float | None = float(timeout) if not callable(timeout) else None
         self.cancel = cancel
@@ -333,7 +385,7 @@ class _Watch:
             limit = self.timeout if self.timeout is not None else MIN_TIMEOUT
             deadlines.append(self.t0 + limit)
         if self.term_sent_at is not None and not self.killed:
-            deadlines.append(self.term_sent_at + TERM_GRACE)
+            deadlines.append(self.term_sent_at + self.kill_grace)
         if self.exited:
             deadlines.append(self.exit_seen_at + self._grace())
         if pidfd is None and not self.exited:
@@ -345,7 +397,7 @@ class _Watch:
         now = time.monotonic()
         if self.exited and now >= self.exit_seen_at + self._grace():
             return True   # the child is gone; its own children keep the pipes: stop reading
-        if self.term_sent_at is not None and not self.killed and now >= self.term_sent_at + TERM_GRACE:
+        if self.term_sent_at is not None and not self.killed and now >= self.term_sent_at + self.kill_grace:
             self._kill(signal.SIGKILL)
             return False
         if not self.timed_out and not self.killed:
@@ -354,7 +406,10 @@ class _Watch:
                 if now < self.t0 + self.timeout:
                     return False
             self.timed_out = True
-            self._kill(signal.SIGKILL)
+            if self.on_stop is not None:
+                self._stopping()
+            else:
+                self._kill(signal.SIGKILL)
         return False
 
     def _grace(self) -> float:
@@ -363,8 +418,18 @@ class _Watch:
 
     def _on_cancel(self) -> None:
         if self.term_sent_at is None and not self.killed:
+            if self.on_stop is not None:
+                self._stopping()
+                return
             self._kill(signal.SIGTERM)
             self.term_sent_at = time.monotonic()
+
+    def _stopping(self) -> None:
+        """Run the on_stop hook once, then give the child kill_grace seconds to end by itself."""
+        hook, self.on_stop = self.on_stop, None
+        if not self.exited:
+            hook(self.timed_out)
+        self.term_sent_at = time.monotonic()
 
     def _note_exit(self) -> None:
         if not self.exited:

@@ -98,6 +98,7 @@ class CheckpointStore:
         self.created = iso(time.time())
         self.count = 0
         self._record_cache: dict[int, tuple[Record, dict]] = {}
+        self.run_id = ""          # names this run's Slurm jobs; a resume cancels the ones left over
         environ = environ if environ is not None else {}
         kill = environ.get(KILL_HOOK, "")
         self.kill_after = int(kill) if kill.isdigit() else None
@@ -158,6 +159,8 @@ class CheckpointStore:
             "failure_info": None,
             "vm": vm_state(state, self),
         }
+        if self.run_id:
+            data["run_id"] = self.run_id
         if final:
             data.update(self.masker.data(final))
         return data

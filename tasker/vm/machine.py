@@ -52,8 +52,9 @@ class Env:
 
     def __init__(self, *, runner: Runner, clock: SystemClock, exec_types: ExecTypes, log: Log,
                  cancel: Cancel, dry_run: bool = False, checkpoint=None, progress=None,
-                 hosts: dict[str, str] | None = None, events: Events | None = None) -> None:
+                 hosts: dict[str, str] | None = None, events: Events | None = None, steps=None) -> None:
         self.runner = runner
+        self.steps = steps                # runs the tasks of Slurm exec types (runners/slurm.py), or None
         self.clock = clock
         self.exec_types = exec_types
         self.log = log
@@ -313,7 +314,10 @@ class Machine:
         def timeout() -> float:
             return env.exec_types.timeout(task_timeout, canonical, lambda m: warn(f"Task {display}: {m}"))
 
-        result = env.runner.run(argv, timeout, env.cancel)
+        if env.steps is not None and env.steps.handles(canonical):
+            result = env.steps.run(canonical, argv, timeout, env.cancel, display)
+        else:
+            result = env.runner.run(argv, timeout, env.cancel)
         record = Record(result.exit_code, result.stdout, result.stderr, False, hostname=host,
                         start=result.start, end=result.end)
         if result.not_found and main:
