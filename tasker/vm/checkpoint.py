@@ -100,10 +100,18 @@ class CheckpointStore:
         """Write the machine's state atomically (called after every instruction)."""
         data = self.document(machine, final)
         tmp = f"{self.path}.{os.getpid()}.tmp"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, separators=(",", ":"))
-            fh.flush()
-            os.fsync(fh.fileno())
+        try:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                json.dump(data, fh, separators=(",", ":"))
+                fh.flush()
+                os.fsync(fh.fileno())
+        except BaseException:
+            # A failed write (disk full ...) keeps the previous checkpoint and leaves no half file behind.
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
         os.replace(tmp, self.path)
         self.count += 1
         if self.kill_after is not None and self.count >= self.kill_after:
