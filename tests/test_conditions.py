@@ -25,6 +25,13 @@ def test_and_binds_tighter_than_or_d1():
     assert tree == AnyOf((AllOf((ExitCode(0), StreamTest("stdout", False, Template(("ok",))))), ExitCode(5)))
 
 
+def test_or_of_ands_whichever_side_the_and_is_on():
+    a, b, c = ExitCode(1), ExitCode(2), ExitCode(3)
+    assert parse_condition("exit_1|exit_2&exit_3") == AnyOf((a, AllOf((b, c))))
+    assert parse_condition("exit_1&exit_2|exit_3") == AnyOf((AllOf((a, b)), c))
+    assert parse_condition("(exit_1|exit_2)&exit_3") == AllOf((AnyOf((a, b)), c))
+
+
 def test_parentheses_group_and_nest_d1():
     tree = parse_condition("exit_0&((stdout~Success|stderr~))")
     assert type(tree) is AllOf and type(tree.items[1]) is AnyOf
@@ -131,6 +138,14 @@ def test_hint_for_words_as_operators():
     ("exit_0 & stdout~ok", dict(rc=0, out="ok"), True),
     ("exit_0|stdout~ok", dict(rc=1, out="ok"), True),
     ("exit_0&stdout~ok|exit_5", dict(rc=0, out="ok"), True),   # D1 (2.2: false)
+    # & binds tighter than |: these come out the other way if | bound tighter
+    ("exit_0&stdout~ok|exit_5", dict(rc=5, out=""), True),
+    ("exit_5|exit_0&stdout~ok", dict(rc=5, out=""), True),
+    ("exit_5|exit_0&stdout~ok", dict(rc=0, out="no"), False),
+    ("stdout~a|stdout~b&stdout~c", dict(out="a"), True),
+    ("stdout~a&stdout~b|stdout~c", dict(out="c"), True),
+    ("stdout~a&stdout~b|stdout~c&stdout~d", dict(out="b c"), False),
+    ("stdout~a&stdout~b|stdout~c&stdout~d", dict(out="a b"), True),
     ("exit_0&(stdout~ok|stdout~x)", dict(rc=0, out="ok"), True),
     ("((exit_0))", dict(rc=0), True),
     ("success", dict(rc=0), True),
