@@ -7,11 +7,15 @@ everything to a private spill file, whatever the sizes of the chunks it arrived 
 from __future__ import annotations
 
 import sys
+import tempfile
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from tasker.runners import output
 from tasker.runners.base import Cancel
-from tasker.runners.output import Capture
+from tasker.runners.output import Capture, Output, decode
 from tasker.runners.process import ProcessRunner, Session
 
 MIB = 1024 * 1024
@@ -64,3 +68,63 @@ def test_a_real_process_output_at_the_boundary(tmp_path, size, spilled):
         assert r.stdout.size == size if spilled else len(r.stdout.text()) == size
     finally:
         session.cleanup()
+
+
+# ----------------------------------------------------------------- a spilled output reads like one in memory
+
+TEXTS = st.text(alphabet=st.sampled_from(list("ab \t\n\r\u00e9\u20ac")), max_size=40)
+
+
+def spilled(data: bytes, directory: str) -> Output:
+    with tempfile.NamedTemporaryFile(dir=directory, delete=False) as fh:
+        fh.write(data)
+    return Output("", fh.name, len(data))
+
+
+def expected(text: str, needle: str, other: str) -> dict:
+    """What each question about an output means, on the whole decoded text."""
+    def lines(t: str) -> int:
+        return 0 if t == "" else t.count("\n") + 1
+    return {
+        "text": text, "head3": text[:3], "substitution": text.rstrip("\n"),
+        "contains": needle in text.rstrip("\n"),
+        "blank": text.strip() == "", "blank_nl": text.rstrip("\n") == "",
+        "lines": lines(text.strip()), "lines_nl": lines(text.rstrip("\n")),
+        "equals": text.strip() == other, "equals_self": True, "small": text.strip(),
+        "small2": text.strip() if len(text.strip()) <= 2 else None,
+    }
+
+
+def answers(out: Output, needle: str, other: str) -> dict:
+    return {
+        "text": out.text(), "head3": out.head(3), "substitution": out.for_substitution(),
+        "contains": out.contains(needle),
+        "blank": out.is_blank(), "blank_nl": out.is_blank(True),
+        "lines": out.line_count(), "lines_nl": out.line_count(True),
+        "equals": out.stripped_equals(other), "equals_self": out.stripped_equals(out.text().strip()),
+        "small": out.stripped_if_small(), "small2": out.stripped_if_small(2),
+    }
+
+
+@settings(max_examples=300, deadline=None)
+@given(TEXTS, TEXTS.filter(lambda t: "\r" not in t), st.sampled_from(["", "a", " ", "ab", "\n", "b\n", "a b"]),
+       st.integers(1, 9))
+def test_a_spilled_output_answers_like_one_in_memory(text, needle, other, chunk):
+    # Small read chunks put chunk boundaries everywhere: inside UTF-8 sequences, \r\n pairs,
+    # runs of whitespace and the needle.
+    data = text.encode()
+    whole = decode(data)
+    want = expected(whole, needle, other)
+    assert answers(Output(whole), needle, other) == want
+    saved = output.CHUNK
+    output.CHUNK = chunk
+    try:
+        with tempfile.TemporaryDirectory() as directory:
+            assert answers(spilled(data, directory), needle, other) == want
+    finally:
+        output.CHUNK = saved
+
+
+def test_decode_reads_every_line_ending_as_newline_and_replaces_bad_bytes():
+    assert decode(b"a\r\nb\rc\n") == "a\nb\nc\n"
+    assert decode(b"ok\xff") == "ok\ufffd"
