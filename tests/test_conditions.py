@@ -89,6 +89,38 @@ def test_malformed_conditions_are_errors_with_a_hint_d6(text, message):
     assert message in info.value.message
 
 
+JOIN = "join conditions with `&` (and) or `|` (or)"
+FOLLOW = "add the condition that should follow it, or remove the operator"
+
+
+@pytest.mark.parametrize("text,message,offset,length,help", [
+    ("exit_0&", "condition ends with `&`", 6, 1, FOLLOW),
+    ("exit_0|", "condition ends with `|`", 6, 1, FOLLOW),
+    ("(exit_0&", "condition ends with `&`", 7, 1, FOLLOW),
+    ("(exit_0|exit_1", "missing `)`", 0, 1, "close every `(` with a `)`"),
+    ("exit_0&(stdout~a", "missing `)`", 7, 1, "close every `(` with a `)`"),
+    ("exit_0&(", "incomplete condition", 8, 1, None),
+    ("()", "empty parentheses", 0, 2, "put a condition inside"),
+    ("exit_0&()", "empty parentheses", 7, 2, "put a condition inside"),
+    ("exit_0&( )", "empty parentheses", 7, 3, "put a condition inside"),
+    ("(exit_0&)", "`&` needs a condition after it", 7, 1, None),
+    ("(exit_0|)", "`|` needs a condition after it", 7, 1, None),
+    ("exit_0)", "unbalanced `)`", 6, 1, "remove it or add the matching `(`"),
+    ("(exit_0))", "unbalanced `)`", 8, 1, "remove it or add the matching `(`"),
+    ("&exit_0", "`&` needs a condition before it", 0, 1, None),
+    ("|exit_0", "`|` needs a condition before it", 0, 1, None),
+    ("(&exit_0)", "`&` needs a condition before it", 1, 1, None),
+    ("exit_0&|exit_1", "`|` needs a condition before it", 7, 1, None),
+    ("(exit_0)(exit_1)", "missing `&` or `|` before `(`", 8, 1, JOIN),
+    ("(exit_0)exit_1", "missing `&` or `|` between conditions", 8, 1, JOIN),
+])
+def test_syntax_errors_point_at_the_offending_character(text, message, offset, length, help):
+    with pytest.raises(ConditionError) as info:
+        parse_condition(text)
+    got = info.value
+    assert (got.message, got.offset, got.length, got.help) == (message, offset, length, help)
+
+
 def test_hint_for_words_as_operators():
     with pytest.raises(ConditionError) as info:
         parse_condition("exit_0 OR exit_1")
