@@ -21,6 +21,16 @@ if os.environ.get("MUTANT_UNDER_TEST") == "stats":
     del os.environ["MUTANT_UNDER_TEST"]
 
 
+@pytest.fixture(autouse=True)
+def _fresh_parse_caches():
+    """Every test parses its conditions afresh: a tree cached by an earlier test would hide the
+    parser from this one (and from mutation testing, which sees which tests reach which code)."""
+    from tasker.syntax import condition
+
+    condition._cache.clear()
+    condition._shown.clear()
+
+
 @pytest.fixture
 def tasker(tmp_path: Path) -> Tasker:
     return Tasker(tmp_path)
