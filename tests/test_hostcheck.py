@@ -195,7 +195,9 @@ def test_a_hanging_validation_test_is_killed_after_its_timeout(remote):
     elapsed = time.monotonic() - start
     assert r.returncode == 61
     assert "no answer within 2 s" in r.stdout
-    assert elapsed < 2 + 10, elapsed                   # the test sleeps 60 s unless it is killed
+    # The test sleeps 60 s unless it is killed; the margin is for a loaded machine (measured: 13 s
+    # for the whole run with four busy loops beside the suite on 2 cores).
+    assert elapsed < 45, elapsed
     pids = [int(p) for p in remote.pids.read_text().split()]
     assert wait_gone(pids) == [], "the validation test's process survived its timeout"
 
