@@ -2,7 +2,7 @@
 
 1. Any string yields a tree or the parser's own ``ConditionError``, never another exception.
 2. ``show(parse(text))`` parses back to an equal tree.
-3. Evaluating any parsed tree never raises.
+3. Evaluating any parsed tree never raises, even without the evaluator's catch-all.
 4. The same holds for deeply nested conditions (past the nesting limit too) and for
    numbers far too long to convert.
 """
@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from tasker.runners.output import Output
 from tasker.syntax.condition import ConditionError, parse_condition, show
-from tasker.vm.evaluate import Context, evaluate
+from tasker.vm.evaluate import Context, _eval, evaluate
 from tasker.vm.store import Record, ResultStore
 
 WORDS = ["exit_0", "exit_1", "EXIT_124", "exit_not_0", "stdout", "stderr", "STDOUT", "stdout_count", "exit",
@@ -80,12 +80,26 @@ STORE.put(1, Record(3, "", "a|b=c", False))
 
 @given(texts, st.integers(-300, 300), st.text(max_size=20), st.text(max_size=20))
 def test_evaluation_never_raises(text, rc, out, err):
+    # The evaluator itself, without the catch-all of ``evaluate``: every parsed tree is judged
+    # true or false by the rules, not by an exception being swallowed.
     try:
         tree = parse_condition(text)
     except ConditionError:
         return
-    result = evaluate(tree, Context(rc, Output(out), Output(err), None, (1, 1, 2)), STORE.render)
+    result = _eval(tree, Context(rc, Output(out), Output(err), None, (1, 1, 2)), STORE.render)
     assert result in (True, False)
+    assert evaluate(tree, Context(rc, Output(out), Output(err), None, (1, 1, 2)), STORE.render) is result
+
+
+def test_the_safety_net_turns_an_evaluator_failure_into_false():
+    # The net under ``evaluate``: a placeholder that cannot be rendered (here: the renderer fails)
+    # makes the condition false instead of ending the run.
+    def broken(_template):
+        raise RuntimeError("renderer failed")
+
+    tree = parse_condition("stdout~@0_stdout@")
+    assert evaluate(tree, Context(0, Output("x"), Output("")), broken) is False
+    assert evaluate(parse_condition("exit_0"), Context(0, Output("x"), Output("")), broken) is True
 
 
 @given(st.text(alphabet=st.sampled_from(list("ab \t\n'\"\\x$#\x0c")), max_size=24))

@@ -11,6 +11,25 @@ from support import Tasker
 # The benchmark harness runs on its own (python tests/benchmarks/run.py), never in the suite.
 collect_ignore = ["benchmarks"]
 
+# Under `mutmut run` (see README, "Mutation testing") the tests import the mutated copy of the
+# package, and so do the `tasker` subprocesses they start.  While mutmut records which tests reach
+# which function it sets MUTANT_UNDER_TEST=stats; a subprocess inheriting that would try to record
+# too, outside mutmut's directory, and fail.  Subprocesses then run the original code instead (this
+# process keeps its own copy of the setting); while a mutant is tested they inherit its name and
+# run it.
+if os.environ.get("MUTANT_UNDER_TEST") == "stats":
+    del os.environ["MUTANT_UNDER_TEST"]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_parse_caches():
+    """Every test parses its conditions afresh: a tree cached by an earlier test would hide the
+    parser from this one (and from mutation testing, which sees which tests reach which code)."""
+    from tasker.syntax import condition
+
+    condition._cache.clear()
+    condition._shown.clear()
+
 
 @pytest.fixture
 def tasker(tmp_path: Path) -> Tasker:

@@ -45,13 +45,23 @@ def test_usage_errors_exit_2(tasker, args):
 
 
 def test_unambiguous_prefixes_are_accepted(tasker):
-    f = tasker.write(TASK)
-    assert tasker.run(f, "--validate").returncode == 0
+    # --validate is --validate-only: it validates and runs nothing, even with -r
+    marker = tasker.tmp / "ran"
+    f = tasker.write(f"task=0\nhostname=localhost\ncommand=touch\narguments={marker}\nexec=local\n")
+    r = tasker.run(f, "--validate", "-r")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Validation complete" in r.stdout and "Executing" not in r.stdout
+    assert not marker.exists()
 
 
 def test_timeout_and_connection_test_options_are_accepted_d19(tasker):
     f = tasker.write(TASK)
     assert tasker.run(f, "-o", "30", "-c", "--validate-only").returncode == 0
+    # -o is the default task timeout: a task without timeout= is killed after it
+    slow = tasker.write("task=0\nhostname=localhost\ncommand=sleep\narguments=60\nexec=local\n", "slow.txt")
+    r = tasker.run(slow, "-o", "5", "-c", "-r", timeout=120)
+    assert r.returncode == 124, r.stdout + r.stderr
+    assert "Timeout after 5 seconds" in r.stdout
 
 
 def test_validate_only_passes_and_fails(tasker):

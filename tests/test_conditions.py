@@ -25,6 +25,13 @@ def test_and_binds_tighter_than_or_d1():
     assert tree == AnyOf((AllOf((ExitCode(0), StreamTest("stdout", False, Template(("ok",))))), ExitCode(5)))
 
 
+def test_or_of_ands_whichever_side_the_and_is_on():
+    a, b, c = ExitCode(1), ExitCode(2), ExitCode(3)
+    assert parse_condition("exit_1|exit_2&exit_3") == AnyOf((a, AllOf((b, c))))
+    assert parse_condition("exit_1&exit_2|exit_3") == AnyOf((AllOf((a, b)), c))
+    assert parse_condition("(exit_1|exit_2)&exit_3") == AllOf((AnyOf((a, b)), c))
+
+
 def test_parentheses_group_and_nest_d1():
     tree = parse_condition("exit_0&((stdout~Success|stderr~))")
     assert type(tree) is AllOf and type(tree.items[1]) is AnyOf
@@ -82,6 +89,38 @@ def test_malformed_conditions_are_errors_with_a_hint_d6(text, message):
     assert message in info.value.message
 
 
+JOIN = "join conditions with `&` (and) or `|` (or)"
+FOLLOW = "add the condition that should follow it, or remove the operator"
+
+
+@pytest.mark.parametrize("text,message,offset,length,help", [
+    ("exit_0&", "condition ends with `&`", 6, 1, FOLLOW),
+    ("exit_0|", "condition ends with `|`", 6, 1, FOLLOW),
+    ("(exit_0&", "condition ends with `&`", 7, 1, FOLLOW),
+    ("(exit_0|exit_1", "missing `)`", 0, 1, "close every `(` with a `)`"),
+    ("exit_0&(stdout~a", "missing `)`", 7, 1, "close every `(` with a `)`"),
+    ("exit_0&(", "incomplete condition", 8, 1, None),
+    ("()", "empty parentheses", 0, 2, "put a condition inside"),
+    ("exit_0&()", "empty parentheses", 7, 2, "put a condition inside"),
+    ("exit_0&( )", "empty parentheses", 7, 3, "put a condition inside"),
+    ("(exit_0&)", "`&` needs a condition after it", 7, 1, None),
+    ("(exit_0|)", "`|` needs a condition after it", 7, 1, None),
+    ("exit_0)", "unbalanced `)`", 6, 1, "remove it or add the matching `(`"),
+    ("(exit_0))", "unbalanced `)`", 8, 1, "remove it or add the matching `(`"),
+    ("&exit_0", "`&` needs a condition before it", 0, 1, None),
+    ("|exit_0", "`|` needs a condition before it", 0, 1, None),
+    ("(&exit_0)", "`&` needs a condition before it", 1, 1, None),
+    ("exit_0&|exit_1", "`|` needs a condition before it", 7, 1, None),
+    ("(exit_0)(exit_1)", "missing `&` or `|` before `(`", 8, 1, JOIN),
+    ("(exit_0)exit_1", "missing `&` or `|` between conditions", 8, 1, JOIN),
+])
+def test_syntax_errors_point_at_the_offending_character(text, message, offset, length, help):
+    with pytest.raises(ConditionError) as info:
+        parse_condition(text)
+    got = info.value
+    assert (got.message, got.offset, got.length, got.help) == (message, offset, length, help)
+
+
 def test_hint_for_words_as_operators():
     with pytest.raises(ConditionError) as info:
         parse_condition("exit_0 OR exit_1")
@@ -131,6 +170,14 @@ def test_hint_for_words_as_operators():
     ("exit_0 & stdout~ok", dict(rc=0, out="ok"), True),
     ("exit_0|stdout~ok", dict(rc=1, out="ok"), True),
     ("exit_0&stdout~ok|exit_5", dict(rc=0, out="ok"), True),   # D1 (2.2: false)
+    # & binds tighter than |: these come out the other way if | bound tighter
+    ("exit_0&stdout~ok|exit_5", dict(rc=5, out=""), True),
+    ("exit_5|exit_0&stdout~ok", dict(rc=5, out=""), True),
+    ("exit_5|exit_0&stdout~ok", dict(rc=0, out="no"), False),
+    ("stdout~a|stdout~b&stdout~c", dict(out="a"), True),
+    ("stdout~a&stdout~b|stdout~c", dict(out="c"), True),
+    ("stdout~a&stdout~b|stdout~c&stdout~d", dict(out="b c"), False),
+    ("stdout~a&stdout~b|stdout~c&stdout~d", dict(out="a b"), True),
     ("exit_0&(stdout~ok|stdout~x)", dict(rc=0, out="ok"), True),
     ("((exit_0))", dict(rc=0), True),
     ("success", dict(rc=0), True),

@@ -77,9 +77,32 @@ def test_a_file_without_tasks_parses():
     assert tf.tasks == () and len(tf.globals) == 1
 
 
-def test_any_text_parses():
-    for text in ["", "\n\n", "=", "-", "task", "task=", "==", "#", "- =", "x\x00y"]:
-        parse_taskfile(text, "f.txt")
+def shape(tf) -> tuple:
+    """Everything the parser found, as plain data."""
+    return ([a.text for a in tf.file_args], [(g.key, g.value) for g in tf.globals],
+            [(t.id_text, [(f.key, f.value) for f in t.fields], [s.text for s in t.stray]) for t in tf.tasks],
+            [s.text for s in tf.stray])
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("", ([], [], [], [])),
+    ("\n\n", ([], [], [], [])),
+    ("#", ([], [], [], [])),
+    ("=", ([], [("", "")], [], [])),
+    ("==", ([], [("", "=")], [], [])),
+    ("-", (["-"], [], [], [])),
+    ("- =", (["- ="], [], [], [])),
+    ("task", ([], [], [], ["task"])),
+    ("task=", ([], [], [("", [], [])], [])),
+    ("x\x00y", ([], [], [], ["x\x00y"])),
+    ("task=0\nx\x00y=1", ([], [], [("0", [("x\x00y", "1")], [])], [])),
+])
+def test_any_text_parses(text, expected):
+    # Odd text is never an error of the parser: it becomes pairs, flags or stray lines that the
+    # checker reports with their line numbers.
+    tf = parse_taskfile(text, "f.txt")
+    assert tf.path == "f.txt"
+    assert shape(tf) == expected
 
 
 @pytest.mark.parametrize("example", sorted(p.name for p in EXAMPLES.glob("*.txt")))

@@ -229,9 +229,29 @@ def test_decision_stores_no_record():
 # ----------------------------------------------------------------- §14 sleep, §17 dry run, §15 timeout
 
 
+def log_order(log: str, *needles: str) -> list[int]:
+    """Line numbers of the first line containing each needle (each must be there)."""
+    lines = log.splitlines()
+    found = [next((i for i, line in enumerate(lines) if needle in line), None) for needle in needles]
+    assert None not in found, (needles, log)
+    return found
+
+
 def test_sleep_happens_after_the_task_and_before_routing():
-    r = run_vm(T(0, sleep="0.5") + T(1))
+    r = run_vm(T(0, sleep="0.5", on_success=2) + T(1) + T(2))
     assert r.clock.sleeps == [0.5]
+    assert r.path == [0, 2]
+    # the next task starts after the pause: task 0 ended at t, task 2 started at t + 0.5 on the fake clock
+    assert r.record(2).start == r.record(0).end + 0.5
+    ran, slept, routed = log_order(r.log, "Task 0: Exit code", "Task 0: Sleeping 0.5", "continuing with Task 2")
+    assert ran < slept < routed
+
+
+def test_sleep_happens_before_a_return():
+    r = run_vm(T(0, sleep="0.5", **{"return": 3}) + T(1))
+    assert (r.code, r.clock.sleeps, r.path) == (3, [0.5], [0])
+    slept, returned = log_order(r.log, "Task 0: Sleeping 0.5", "Returning with exit code 3")
+    assert slept < returned
 
 
 def test_dry_run_starts_nothing_and_sleeps_not():

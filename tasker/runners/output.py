@@ -156,7 +156,8 @@ class Output:
     def stripped_if_small(self, limit: int = SUBSTITUTION_LIMIT) -> str | None:
         """The trimmed text, or None when it is longer than ``limit`` characters."""
         if self.path is None:
-            return self._text.strip()
+            text = self._text.strip()
+            return text if len(text) <= limit else None
         start, end = self._content_bounds(False)
         if end - start > limit:
             return None

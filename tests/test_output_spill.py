@@ -1,0 +1,130 @@
+"""Where captured output moves from memory to a spill file: above exactly 1 MiB per stream.
+
+A stream holds up to 1,048,576 bytes in memory; the first byte beyond that moves
+everything to a private spill file, whatever the sizes of the chunks it arrived in.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tasker.runners import output
+from tasker.runners.base import Cancel
+from tasker.runners.output import Capture, Output, decode
+from tasker.runners.process import ProcessRunner, Session
+
+MIB = 1024 * 1024
+
+
+def captured(tmp_path, sizes: list[int]):
+    session = Session(str(tmp_path))
+    capture = Capture("stdout", session)
+    for n in sizes:
+        capture.feed(b"x" * n)
+    out = capture.finish()
+    return out, session
+
+
+@pytest.mark.parametrize("sizes,spilled", [
+    ([MIB - 1], False),
+    ([MIB], False),
+    ([MIB + 1], True),
+    ([MIB - 1, 1], False),
+    ([MIB - 1, 2], True),
+    ([MIB, 1], True),
+    ([65_536] * 16, False),
+    ([65_536] * 16 + [1], True),
+    ([1] * 10 + [MIB - 10], False),
+])
+def test_the_spill_threshold_is_exactly_one_mib(tmp_path, sizes, spilled):
+    out, session = captured(tmp_path, sizes)
+    try:
+        assert out.spilled is spilled
+        total = sum(sizes)
+        if spilled:
+            assert out.size == total
+            with open(out.path, "rb") as fh:
+                assert fh.read() == b"x" * total   # what was held in memory went to the file first
+        else:
+            assert out.text() == "x" * total
+            assert session.path is None              # no spill file, not even a directory
+    finally:
+        session.cleanup()
+
+
+@pytest.mark.parametrize("size,spilled", [(MIB - 1, False), (MIB, False), (MIB + 1, True)])
+def test_a_real_process_output_at_the_boundary(tmp_path, size, spilled):
+    code = f"import sys; sys.stdout.buffer.write(b'z' * {size})"
+    session = Session(str(tmp_path))
+    try:
+        r = ProcessRunner(session).run([sys.executable, "-c", code], 60, Cancel())
+        assert r.exit_code == 0
+        assert r.stdout.spilled is spilled
+        assert r.stdout.size == size if spilled else len(r.stdout.text()) == size
+    finally:
+        session.cleanup()
+
+
+# ----------------------------------------------------------------- a spilled output reads like one in memory
+
+TEXTS = st.text(alphabet=st.sampled_from(list("ab \t\n\r\u00e9\u20ac")), max_size=40)
+
+
+def spilled(data: bytes, directory: str) -> Output:
+    with tempfile.NamedTemporaryFile(dir=directory, delete=False) as fh:
+        fh.write(data)
+    return Output("", fh.name, len(data))
+
+
+def expected(text: str, needle: str, other: str) -> dict:
+    """What each question about an output means, on the whole decoded text."""
+    def lines(t: str) -> int:
+        return 0 if t == "" else t.count("\n") + 1
+    return {
+        "text": text, "head3": text[:3], "substitution": text.rstrip("\n"),
+        "contains": needle in text.rstrip("\n"),
+        "blank": text.strip() == "", "blank_nl": text.rstrip("\n") == "",
+        "lines": lines(text.strip()), "lines_nl": lines(text.rstrip("\n")),
+        "equals": text.strip() == other, "equals_self": True, "small": text.strip(),
+        "small2": text.strip() if len(text.strip()) <= 2 else None,
+    }
+
+
+def answers(out: Output, needle: str, other: str) -> dict:
+    return {
+        "text": out.text(), "head3": out.head(3), "substitution": out.for_substitution(),
+        "contains": out.contains(needle),
+        "blank": out.is_blank(), "blank_nl": out.is_blank(True),
+        "lines": out.line_count(), "lines_nl": out.line_count(True),
+        "equals": out.stripped_equals(other), "equals_self": out.stripped_equals(out.text().strip()),
+        "small": out.stripped_if_small(), "small2": out.stripped_if_small(2),
+    }
+
+
+@settings(max_examples=300, deadline=None)
+@given(TEXTS, TEXTS.filter(lambda t: "\r" not in t), st.sampled_from(["", "a", " ", "ab", "\n", "b\n", "a b"]),
+       st.integers(1, 9))
+def test_a_spilled_output_answers_like_one_in_memory(text, needle, other, chunk):
+    # Small read chunks put chunk boundaries everywhere: inside UTF-8 sequences, \r\n pairs,
+    # runs of whitespace and the needle.
+    data = text.encode()
+    whole = decode(data)
+    want = expected(whole, needle, other)
+    assert answers(Output(whole), needle, other) == want
+    saved = output.CHUNK
+    output.CHUNK = chunk
+    try:
+        with tempfile.TemporaryDirectory() as directory:
+            assert answers(spilled(data, directory), needle, other) == want
+    finally:
+        output.CHUNK = saved
+
+
+def test_decode_reads_every_line_ending_as_newline_and_replaces_bad_bytes():
+    assert decode(b"a\r\nb\rc\n") == "a\nb\nc\n"
+    assert decode(b"ok\xff") == "ok\ufffd"
