@@ -1,0 +1,255 @@
+"""The per-run history writer: facts in, rows out, on a background thread.
+
+The run hands facts (run started, a task attempt finished, a block finished,
+run finished) to ``Recorder``; they become rows at once (masked, the first
+few KB of each output) and go into a bounded queue.  A daemon thread opens
+the database, brings its schema up to date and writes what is queued in
+batches, one transaction per batch.  The workflow never waits for the
+database: a full queue drops rows, and a locked, unwritable or unreachable
+database gives one warning and the run goes on.  Only ``close`` waits, at
+most ``CLOSE_WAIT`` seconds, for the last rows to reach the database.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import queue
+import threading
+import time
+
+from tasker.history import schema
+
+HEAD_BYTES = 4096      # how much of each stdout/stderr is kept
+QUEUE_SIZE = 20000     # rows waiting for the writer before new ones are dropped
+BATCH = 500            # rows per transaction at most
+CLOSE_WAIT = 5.0       # seconds the end of a run waits for its last rows
+RETRY_PAUSE = 0.2      # seconds between attempts while the database is locked
+
+_STOP = object()
+
+
+def new_run_id() -> str:
+    """A short random id (12 hex digits); ``history show`` takes any unique prefix."""
+    return os.urandom(6).hex()
+
+
+def process_start(pid: int) -> str:
+    """The start time of process ``pid`` (clock ticks since boot), or "" where /proc cannot tell.
+
+    Stored with the pid so that a pid reused by another process does not make a
+    dead run look alive."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+        return stat[stat.rindex(b")") + 2:].split()[19].decode()
+    except (OSError, ValueError, IndexError):
+        return ""
+
+
+def default_target(environ: dict) -> str:
+    home = environ.get("HOME") or os.path.expanduser("~")
+    return os.path.join(home, "TASKER", "history.db")
+
+
+def choose_target(option: str | None, environ: dict) -> str:
+    """--history-db, else $TASKER_HISTORY_DB, else ~/TASKER/history.db."""
+    return option or environ.get("TASKER_HISTORY_DB") or default_target(environ)
+
+
+class Recorder:
+    """Records one run.  Every method returns at once and never raises."""
+
+    def __init__(self, target: str, *, warn, mask=None) -> None:
+        self.target = target
+        self.warn_user = warn
+        self.mask = mask or (lambda text: text)
+        self.run_id = new_run_id()
+        self.queue: queue.Queue = queue.Queue(maxsize=QUEUE_SIZE)
+        self.seq = itertools.count(1)
+        self.dropped = 0
+        self.written = 0
+        self.failed = False          # the database refused: nothing more is written
+        self.warned = False
+        self.closing = False
+        self.thread = threading.Thread(target=self._work, name="tasker-history", daemon=True)
+        self.thread.start()
+
+    # ------------------------------------------------------------ facts (the run's side)
+
+    def run_started(self, *, task_file: str, content: bytes, project: str | None, started: float,
+                    log_file: str, version: str) -> None:
+        import getpass
+        import hashlib
+        import socket
+
+        try:
+            user = getpass.getuser()
+        except (KeyError, OSError):
+            user = str(os.getuid())
+        pid = os.getpid()
+        row = (self.run_id, os.path.abspath(task_file), hashlib.sha256(content).hexdigest(), project, user,
+               socket.gethostname(), pid, process_start(pid), version, started, None, "running", None, None,
+               None, None, None, log_file)
+        self._put(("run", row))
+
+    def task_finished(self, *, task: int, record, block: int | None = None, attempt: int = 1,
+                      loop_round: int | None = None, exec_type: str | None = None, command: str | None = None,
+                      host: str | None = None) -> None:
+        """One attempt of a task or member (``record`` is its Record), or a block's result."""
+        try:
+            out, err = record.stdout, record.stderr
+            row = (self.run_id, next(self.seq), task, block, record.kind, host if host is not None else
+                   record.hostname, exec_type, command, attempt, loop_round, record.start or None,
+                   record.end or None, record.exit_code, int(bool(record.success)), int(record.exit_code == 124),
+                   out.size, err.size, self._head(out), self._head(err))
+        except Exception as exc:  # history must never stop a run
+            self._fail(f"could not record task {task}: {exc}")
+            return
+        self._put(("task", row))
+
+    def run_finished(self, *, status: str, exit_code: int, reason: str, message: str, final_task: int | None,
+                     path: list[int], finished: float) -> None:
+        self._put(("end", (finished, status, exit_code, reason, message, final_task, json.dumps(path),
+                           self.run_id)))
+
+    def close(self, wait: float = CLOSE_WAIT) -> bool:
+        """Let the writer finish (at most ``wait`` seconds); True when every row was written."""
+        self.closing = True
+        deadline = time.monotonic() + wait
+        while self.thread.is_alive():
+            try:
+                self.queue.put(_STOP, timeout=0.05)
+                break
+            except queue.Full:
+                if time.monotonic() > deadline:
+                    break
+        self.thread.join(max(0.0, deadline - time.monotonic()))
+        complete = not self.thread.is_alive() and not self.failed and not self.dropped
+        if self.thread.is_alive() or self.dropped:
+            self._warn(f"history: run {self.run_id} is not completely recorded in {self._where()}")
+        return complete
+
+    # ------------------------------------------------------------ helpers
+
+    def _head(self, output) -> str:
+        if not output.size:
+            return ""
+        return self.mask(output.head(HEAD_BYTES))
+
+    def _put(self, item) -> None:
+        if self.failed:
+            return
+        try:
+            self.queue.put_nowait(item)
+        except queue.Full:
+            self.dropped += 1
+            if self.dropped == 1:
+                self._warn(f"history: the database {self._where()} cannot keep up; some rows are not recorded")
+
+    def _where(self) -> str:
+        from tasker.history.db import describe
+
+        return describe(self.target)
+
+    def _warn(self, message: str) -> None:
+        if self.warned:
+            return
+        self.warned = True
+        try:
+            self.warn_user(message)
+        except Exception:  # a closed console must not matter
+            pass
+
+    def _fail(self, message: str) -> None:
+        self.failed = True
+        self._warn(f"history: {message}; the run goes on without history")
+
+    # ------------------------------------------------------------ the writer thread
+
+    def _work(self) -> None:
+        from tasker.history.db import HistoryError, open_database
+
+        try:
+            db = open_database(self.target)
+        except HistoryError as exc:
+            self._fail(str(exc))
+            self._drain()
+            return
+        except Exception as exc:
+            self._fail(f"cannot open {self._where()}: {exc}")
+            self._drain()
+            return
+        try:
+            self._loop(db)
+        finally:
+            db.close()
+
+    def _loop(self, db) -> None:
+        stop = False
+        while not stop:
+            batch = [self.queue.get()]
+            while len(batch) < BATCH:
+                try:
+                    batch.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            if batch[-1] is _STOP or _STOP in batch:
+                stop = True
+                batch = [item for item in batch if item is not _STOP]
+            if batch and not self.failed and not self._write(db, batch):
+                if not stop:
+                    self._drain()
+                return
+
+    def _write(self, db, batch: list) -> bool:
+        """Write one batch; retry while the database is busy.  False when it gave up for good."""
+        warned_busy = False
+        while True:
+            try:
+                db.begin()
+                try:
+                    _apply(db, batch)
+                    db.commit()
+                except BaseException:
+                    db.rollback()
+                    raise
+                self.written += len(batch)
+                return True
+            except Exception as exc:  # any database error: retry if busy, else give up
+                if not _busy(exc):
+                    self._fail(f"cannot write to {self._where()}: {exc}")
+                    return False
+                if not warned_busy:
+                    warned_busy = True
+                    self._warn(f"history: the database {self._where()} is locked; still trying")
+                time.sleep(RETRY_PAUSE)   # close() decides how long the end of the run waits
+
+    def _drain(self) -> None:
+        """After a failure: empty the queue so that nothing blocks, until the stop marker."""
+        while True:
+            item = self.queue.get()
+            if item is _STOP:
+                return
+
+
+def _apply(db, batch: list) -> None:
+    runs = [row for kind, row in batch if kind == "run"]
+    tasks = [row for kind, row in batch if kind == "task"]
+    ends = [row for kind, row in batch if kind == "end"]
+    if runs:
+        db.executemany(f"INSERT INTO runs ({', '.join(schema.RUN_COLUMNS)}) VALUES "
+                       f"({', '.join('?' * len(schema.RUN_COLUMNS))})", runs)
+    if tasks:
+        db.executemany(f"INSERT INTO task_runs ({', '.join(schema.TASK_COLUMNS)}) VALUES "
+                       f"({', '.join('?' * len(schema.TASK_COLUMNS))})", tasks)
+    for row in ends:
+        db.execute("UPDATE runs SET finished = ?, status = ?, exit_code = ?, reason = ?, message = ?, "
+                   "final_task = ?, execution_path = ? WHERE run_id = ?", row)
+
+
+def _busy(exc: Exception) -> bool:
+    """SQLite's 'database is locked'/'busy' (another writer held it past the busy timeout)."""
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
