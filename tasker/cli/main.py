@@ -173,10 +173,6 @@ def print_effective(settings: Settings) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``tasker`` command."""
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in ("history", "report"):   # subcommands (a task file so named: ./history)
-        from tasker.history.cli import main as history_main
-
-        return history_main(argv)
     try:
         settings = parse_settings(argv, dict(os.environ))
     except HelpRequested as exc:

@@ -92,7 +92,6 @@ class Run:
         self.checkpoints = None     # tasker.vm.checkpoint.CheckpointStore
         self.instance_lock = None
         self.hosts: dict[str, str] = {}   # host validation's resolved names, for the VM
-        self.history = None         # tasker.history.recorder.Recorder (real runs)
 
     # ------------------------------------------------------------ signals
 
@@ -337,8 +336,7 @@ class Run:
         s = self.settings
         self.session = Session()
         env = Env(runner=ProcessRunner(self.session), clock=SystemClock(), exec_types=self.exec_types,
-                  log=self.log, cancel=self.cancel, dry_run=not s.run, hosts=self.hosts,
-                  events=self.start_history())
+                  log=self.log, cancel=self.cancel, dry_run=not s.run, hosts=self.hosts)
         from tasker.report.progress import Progress, wanted
 
         if wanted(self.log.stream, s.environ):
@@ -353,28 +351,6 @@ class Run:
         ending = self.machine.run(start)   # a signal that came before: it ends at once
         self.in_vm = False
         return self.conclude(ending)
-
-    def start_history(self):
-        """The run-history recorder of a real run (None with --no-history or in a dry run)."""
-        s = self.settings
-        if self.history is not None or not s.run or s.no_history or s.validate_only:
-            return self.history
-        from tasker import __version__
-        from tasker.history.recorder import Recorder, choose_target
-
-        self.history = Recorder(choose_target(s.history_db, s.environ), warn=self.log.warn, mask=self.log.mask)
-        self.history.run_started(task_file=s.task_file, content=s.content, project=s.project,
-                                 started=self.started, log_file=self.log.path, version=__version__)
-        return self.history
-
-    def finish_history(self, ending: Ending) -> None:
-        if ending.reason == "usage" or self.start_history() is None:
-            return
-        state = self.machine.state if self.machine is not None else None
-        status = "success" if ending.success else "interrupted" if ending.reason == "signal" else "failed"
-        self.history.run_finished(status=status, exit_code=ending.exit_code, reason=ending.reason,
-                                  message=ending.message, final_task=state.final_task if state else None,
-                                  path=list(state.path) if state else [], finished=time.time())
 
     def start_address(self) -> str:
         """The resume point of a recovery state, else --start-from, else the lowest task."""
@@ -423,7 +399,6 @@ class Run:
         if self.json_path and ending.reason != "instance":
             self.write_json(ending)
         self.settle_recovery_file(ending)
-        self.finish_history(ending)
         if s.project and ending.reason not in ("recovery", "instance", "usage", "error"):
             self.write_summary(ending)
         if code != 0 and self.alert_script and ending.reason not in ("missing_command", "instance", "usage"):
@@ -511,8 +486,6 @@ class Run:
             self.log.error(f"could not write the JSON summary {self.json_path}: {exc.strerror}")
 
     def cleanup(self) -> None:
-        if self.history is not None:
-            self.history.close()
         if self.session is not None:
             self.session.cleanup()
         if self.instance_lock is not None:

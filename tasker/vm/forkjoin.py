@@ -87,18 +87,14 @@ def run_member(machine: Machine, fork: ir.Fork, member: ir.Member, attempt: int,
         display += f".{attempt}"
     if member.condition is not None and not evaluate(member.condition, PRE, machine.render):
         machine.log.info(f"Task {display}: Condition false, skipping task")
-        record = Record(-1, "", "Task skipped due to condition", False, kind="skipped")
-    elif member.command is None:
+        return Record(-1, "", "Task skipped due to condition", False, kind="skipped")
+    if member.command is None:
         try:
             value = int((member.return_value or "").strip())
         except ValueError:
-            record = Record(1, "", f"Invalid return code: {member.return_value}", False, kind="return")
-        else:
-            record = Record(value, "", f"Return task: {value}", value == 0, kind="return")
-    else:
-        record, _shown = machine.execute(member.command, display, main=False, block=fork.block, attempt=attempt)
-        return record
-    machine.finished(member.task, record, block=fork.block, attempt=attempt)
+            return Record(1, "", f"Invalid return code: {member.return_value}", False, kind="return")
+        return Record(value, "", f"Return task: {value}", value == 0, kind="return")
+    record, _shown = machine.execute(member.command, display, main=False)
     return record
 
 

@@ -49,7 +49,7 @@ class Env:
 
     def __init__(self, *, runner: Runner, clock: SystemClock, exec_types: ExecTypes, log: Log,
                  cancel: Cancel, dry_run: bool = False, checkpoint=None, progress=None,
-                 hosts: dict[str, str] | None = None, events=None) -> None:
+                 hosts: dict[str, str] | None = None) -> None:
         self.runner = runner
         self.clock = clock
         self.exec_types = exec_types
@@ -59,7 +59,6 @@ class Env:
         self.checkpoint = checkpoint      # callable(machine, instr) after each instruction, or None
         self.progress = progress          # callable(event, **info) for the live progress line, or None
         self.hosts = hosts or {}          # host as written -> name host validation resolved it to (§13)
-        self.events = events              # run-history sink: .task_finished(task=, record=, ...), or None
 
 
 class Ending:
@@ -181,11 +180,6 @@ class Machine:
         s = self.state
         s.final_task, s.final_host, s.final_command, s.final_exit = task, host, command, exit_code
 
-    def finished(self, task: int, record: Record, **facts) -> None:
-        """Tell the history sink that ``task`` (an attempt, a member, a block) has its record."""
-        if self.env.events is not None:
-            self.env.events.task_finished(task=task, record=record, **facts)
-
     def task_context(self, task: int, success_known: bool = True) -> Context:
         record = self.store.get(task)
         if record is None:
@@ -203,9 +197,7 @@ class Machine:
         if self.env.checkpoint is not None:
             self.state.in_flight = task      # a crash from here on means: it may have run partly
             self.env.checkpoint(self, instr)
-        loop = self.state.loops.get(task)
-        record, shown = self.execute(command, self.display(task), main=True,
-                                     loop_round=loop[1] if loop is not None else None)
+        record, shown = self.execute(command, self.display(task), main=True)
         self.state.in_flight = None
         if self.env.cancel.is_set and not self.env.dry_run:
             self.state.interrupted = task   # cut short: a resume runs it again
@@ -214,8 +206,7 @@ class Machine:
         self.state.final_success = record.success
         return instr.to("next")
 
-    def execute(self, command: ir.Command, display: str, *, main: bool, block: int | None = None,
-                attempt: int = 1, loop_round: int | None = None) -> tuple[Record, str]:
+    def execute(self, command: ir.Command, display: str, *, main: bool) -> tuple[Record, str]:
         """Run one command (or simulate it in a dry run); return its record and the shown command."""
         env = self.env
         host = self.render(command.hostname)
@@ -231,9 +222,7 @@ class Machine:
             raise Fatal("error", Exit.VALIDATION, f"Task {display}: {exc}") from None
         except ArgumentsError as exc:
             if not main:
-                record = Record(1, "", str(exc), False, hostname=host)
-                self.finished(command.task, record, block=block, attempt=attempt)
-                return record, program
+                return Record(1, "", str(exc), False, hostname=host), program
             raise Fatal("error", Exit.FAILURE, f"Task {display}: {exc}") from None
         shown = self.log.mask(_shown_command(argv))
         self._progress("start", task=command.task)
@@ -264,8 +253,6 @@ class Machine:
         self.apply_splits(command, record, member=not main)
         record.success = self.judge(command, record, display)
         self._progress("done", task=command.task, success=record.success)
-        self.finished(command.task, record, block=block, attempt=attempt, loop_round=loop_round,
-                      exec_type=name, command=shown)
         return record, shown
 
     def log_result(self, display: str, record: Record, result) -> None:
@@ -322,9 +309,7 @@ class Machine:
     def _skip(self, instr: ir.Instr) -> str:
         task = instr.op.task
         self.state.steps += 1
-        record = Record(-1, "", "Task skipped due to condition", False, kind="skipped")
-        self.store.put(task, record)
-        self.finished(task, record)
+        self.store.put(task, Record(-1, "", "Task skipped due to condition", False, kind="skipped"))
         self.log.info(f"Task {self.display(task)}: Condition false, skipping task")
         # an active loop counter of this task stays as it is (semantics.md §5 step 2)
         return instr.to("next")
@@ -444,7 +429,6 @@ class Machine:
         record = Record(0 if all_ok else 1, head, " ".join(errs).strip(), all_ok,
                         hostname=op.kind, counts=(len(ok), total - len(ok), total), kind="block")
         self.store.put(block, record)
-        self.finished(block, record)
         self.track(block, op.kind, head, record.exit_code)
         self.state.final_success = all_ok
         self.log.info(f"Task {block}: {head}")
@@ -478,18 +462,14 @@ class Machine:
         try:
             value = int(op.value.strip())
         except ValueError:
-            record = Record(1, "", f"Invalid return code: {op.value}", False, kind="return")
-            self.store.put(task, record)
-            self.finished(task, record)
+            self.store.put(task, Record(1, "", f"Invalid return code: {op.value}", False, kind="return"))
             self.track(task, "N/A", "return", 1)
             self.state.final_success = False
             message = f"Task {task}: return value '{op.value}' is not a whole number"
             self.log.error(message)
             return Ending("invalid_return", Exit.INVALID_RETURN, message)
         if op.entry:
-            record = Record(value, "", "", value == 0, kind="return")
-            self.store.put(task, record)
-            self.finished(task, record)
+            self.store.put(task, Record(value, "", "", value == 0, kind="return"))
             self.track(task, "N/A", "return", value)
         self.state.final_success = value == 0
         self.log.info(f"Task {task}: Returning with exit code {value}")
