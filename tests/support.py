@@ -81,7 +81,7 @@ class VMRun:
 
 
 def run_vm(text: str, script: dict | None = None, *, dry_run: bool = False, fire_and_forget: bool = False,
-           start: int | None = None, validate: bool = True) -> VMRun:
+           start: int | None = None, validate: bool = True, events=None) -> VMRun:
     """Compile ``text`` and run it on the VM with a FakeRunner and FakeClock."""
     import io
 
@@ -102,7 +102,7 @@ def run_vm(text: str, script: dict | None = None, *, dry_run: bool = False, fire
     exec_types.use_config(ExecConfig())
     stream = io.StringIO()
     env = Env(runner=runner, clock=clock, exec_types=exec_types, log=Log("DEBUG", stream), cancel=Cancel(),
-              dry_run=dry_run)
+              dry_run=dry_run, events=events)
     machine = Machine(program, env)
     ending = machine.run(program.entries[start] if start is not None else None)
     return VMRun(ending, machine, runner, clock, stream.getvalue())

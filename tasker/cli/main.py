@@ -173,6 +173,10 @@ def print_effective(settings: Settings) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``tasker`` command."""
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["report"]:   # a subcommand with its own parser (a task file named report: ./report)
+        from tasker.cli.report import main as report
+
+        return report(argv[1:])
     try:
         settings = parse_settings(argv, dict(os.environ))
     except HelpRequested as exc:

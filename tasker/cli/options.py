@@ -113,6 +113,8 @@ OPTIONS = (
     Option(None, "--alert-on-failure", VALUE, "run SCRIPT when the workflow fails", metavar="SCRIPT"),
     Option(None, "--output-json", OPTIONAL, "write a JSON summary (default path ~/TASKER/output/...); "
            "implies --auto-recovery", metavar="PATH"),
+    Option(None, "--events", VALUE, "write the run's events to FILE as JSON Lines (one event a line, "
+           "flushed as it happens)", metavar="FILE"),
     Option(None, "--history-db", VALUE, "record the run in this history database: a SQLite file or "
            "postgresql://... (default $TASKER_HISTORY_DB or ~/TASKER/history.db)", metavar="DB"),
     Option(None, "--no-history", FLAG, "do not record the run in the history database"),

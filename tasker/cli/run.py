@@ -16,6 +16,7 @@ import time
 
 from tasker.diagnostics import Diagnostics, render, summary
 from tasker.exitcodes import Exit, TaskerExit
+from tasker.report.events import Events, ListSink
 from tasker.report.log import Log
 
 TYPE_CHECKING = False
@@ -74,6 +75,10 @@ class Run:
 
         self.settings = settings
         self.log = Log(settings.log_level)
+        # The run's facts: the VM and the phases report here; sinks write the events file,
+        # the timeline of --output-json, OpenTelemetry spans.  The log's masking applies to all.
+        self.events = Events(mask=self.log.mask, warn=self.log.warn)
+        self.timeline: ListSink | None = None
         self.cancel = Cancel()
         self.session = None
         self.workflow: Workflow | None = None
@@ -117,6 +122,7 @@ class Run:
         s = self.settings
         warn_flags(s)
         self.prepare_files()                                     # P1-P2
+        self.open_events()
         self.prepare_alert()
         if s.recovery or s.show_recovery_info:
             from tasker.cli.recovery import Recovery
@@ -184,6 +190,31 @@ class Run:
                 files.backup_task_file(self.log_base, s.task_file, s.content, stamp)
             except OSError as exc:
                 self.log.warn(f"could not back up the task file: {exc}")
+
+    def open_events(self) -> None:
+        """Connect the event sinks the settings ask for, then report that the run started."""
+        import hashlib
+
+        s = self.settings
+        if self.json_path:
+            self.timeline = ListSink(TIMELINE_EVENTS)
+            self.events.add(self.timeline)
+        if s.events:
+            from tasker.report.events import JsonLinesSink
+
+            try:
+                self.events.add(JsonLinesSink(os.path.abspath(s.events)))
+            except OSError as exc:
+                raise TaskerExit(Exit.FAILURE, f"tasker: cannot write the events file {s.events}: {exc.strerror}",
+                                 reason="usage") from None
+        from tasker.report.otel import sink_from_environment
+
+        otel = sink_from_environment(s.environ, self.log.warn)
+        if otel is not None:
+            self.events.add(otel)
+        self.events.run_started(task_file=os.path.abspath(s.task_file),
+                                execution_id=hashlib.sha256(s.content).hexdigest()[:8], dry_run=not s.run,
+                                log_file=self.log.path, start=self.started)
 
     def check_type_option(self) -> None:
         names = self.exec_types.config.names()
@@ -336,7 +367,7 @@ class Run:
         s = self.settings
         self.session = Session()
         env = Env(runner=ProcessRunner(self.session), clock=SystemClock(), exec_types=self.exec_types,
-                  log=self.log, cancel=self.cancel, dry_run=not s.run, hosts=self.hosts)
+                  log=self.log, cancel=self.cancel, dry_run=not s.run, hosts=self.hosts, events=self.events)
         from tasker.report.progress import Progress, wanted
 
         if wanted(self.log.stream, s.environ):
@@ -396,8 +427,15 @@ class Run:
             self.log.progress = None
             self.progress.close()
         code = ending.exit_code
+        finished = time.time()
+        state = self.machine.state if self.machine is not None else None
+        self.events.run_finished(status="success" if ending.success else "failed", exit_code=code,
+                                 reason=ending.reason, message=ending.message or "",
+                                 path=list(state.path) if state else [],
+                                 final_task=state.final_task if state else None,
+                                 start=self.started, end=finished)
         if self.json_path and ending.reason != "instance":
-            self.write_json(ending)
+            self.write_json(ending, finished)
         self.settle_recovery_file(ending)
         if s.project and ending.reason not in ("recovery", "instance", "usage", "error"):
             self.write_summary(ending)
@@ -470,14 +508,15 @@ class Run:
 
         return self.conclude(Ending(reason, code, message))
 
-    def write_json(self, ending: Ending) -> None:
+    def write_json(self, ending: Ending, finished: float) -> None:
         from tasker.report.json_out import build
 
         s = self.settings
         variables = {name: var.value for name, var in (self.workflow.globals if self.workflow else {}).items()}
         data = build(task_file=s.task_file, content=s.content, machine=self.machine, ending=ending,
-                     started=self.vm_started or self.started, finished=time.time(), log_file=self.log.path,
-                     total_tasks=len(self.workflow.tasks) if self.workflow else 0, variables=variables)
+                     started=self.vm_started or self.started, finished=finished, log_file=self.log.path,
+                     total_tasks=len(self.workflow.tasks) if self.workflow else 0, variables=variables,
+                     timeline=self.timeline.events if self.timeline is not None else [])
         try:
             from tasker.report.json_out import write_atomic
 
@@ -491,9 +530,13 @@ class Run:
         if self.instance_lock is not None:
             self.instance_lock.release()
         self.restore_signals()
+        self.events.close()
         self.log.close()
         self.cancel.close()
 
+
+# The events --output-json keeps as its "timeline": every command's run, retry and block.
+TIMELINE_EVENTS = ("task_finished", "retry_scheduled", "block_finished")
 
 _ALERT_ERRORS = {
     "failure": "Last task failed",

@@ -34,9 +34,35 @@ def counts(records: dict) -> tuple[int, int, int]:
     return ok, bad, slow
 
 
+def task_results(records: dict, timeline: list[dict]) -> dict:
+    """Every stored record, with its start and end time (a block's from its block_finished event)."""
+    from tasker.report.events import iso as iso_tz
+
+    blocks = {e["block"]: e for e in timeline if e["event"] == "block_finished"}
+    out = {}
+    for tid, rec in records.items():
+        entry = rec.to_json()
+        if rec.start:
+            entry["start_time"] = iso_tz(rec.start)
+            entry["end_time"] = iso_tz(rec.end)
+            entry["duration_seconds"] = round(rec.duration, 6)
+        elif tid in blocks:
+            fact = blocks[tid]
+            entry["start_time"], entry["end_time"] = fact["start"], fact["end"]
+            entry["duration_seconds"] = fact["duration"]
+        out[str(tid)] = entry
+    return out
+
+
 def build(*, task_file: str, content: bytes, machine: Machine, ending: Ending, started: float,
-          finished: float, log_file: str, total_tasks: int, variables: dict) -> dict:
-    """The JSON document for one run."""
+          finished: float, log_file: str, total_tasks: int, variables: dict,
+          timeline: list[dict] | None = None) -> dict:
+    """The JSON document for one run.
+
+    ``timeline`` holds the run's task_finished, retry_scheduled and block_finished
+    events (every attempt and loop round, not only the last record of each id):
+    the same facts as the events file, so a report can be drawn from the JSON alone.
+    """
     import hashlib
 
     from tasker.vm.machine import State
@@ -76,7 +102,8 @@ def build(*, task_file: str, content: bytes, machine: Machine, ending: Ending, s
             "log_file": log_file,
         },
         "execution_summary": summary,
-        "task_results": {str(tid): rec.to_json() for tid, rec in records.items()},
+        "task_results": task_results(records, timeline or []),
+        "timeline": list(timeline or []),
         "variables": variables,
     }
 

@@ -94,7 +94,7 @@ def run_member(machine: Machine, fork: ir.Fork, member: ir.Member, attempt: int,
         except ValueError:
             return Record(1, "", f"Invalid return code: {member.return_value}", False, kind="return")
         return Record(value, "", f"Return task: {value}", value == 0, kind="return")
-    record, _shown = machine.execute(member.command, display, main=False)
+    record, _shown = machine.execute(member.command, display, main=False, block=fork.block, attempt=attempt)
     return record
 
 
@@ -123,6 +123,8 @@ def _sequential(machine: Machine, fork: ir.Fork, todo: list, policy: RetryPolicy
             record = run_member(machine, fork, member, attempt, policy)
             if not _needs_retry(record, attempt, policy) or env.cancel.is_set:
                 break
+            machine.events.retry_scheduled(task=member.task, block=fork.block, attempt=attempt,
+                                           delay=0.0 if env.dry_run else policy.delay, exit_code=record.exit_code)
             attempt += 1
             if not env.dry_run:
                 env.clock.sleep(policy.delay, env.cancel)
@@ -216,6 +218,8 @@ class _Parallel:
                 pass                      # cut short by a signal: it runs again on a resume
             elif _needs_retry(record, attempt, self.policy):
                 delay = 0.0 if self.env.dry_run else self.policy.delay
+                self.machine.events.retry_scheduled(task=member.task, block=self.fork.block, attempt=attempt,
+                                                    delay=delay, exit_code=record.exit_code)
                 self.seq += 1
                 heapq.heappush(self.delayed, (self.env.clock.monotonic() + delay, self.seq, member, attempt + 1))
             else:

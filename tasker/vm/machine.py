@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from tasker.exitcodes import Exit
 from tasker.ir import instructions as ir
+from tasker.report.events import Events
 from tasker.report.log import show_output
 from tasker.runners.exectypes import ArgumentsError, ExecTypeError
 from tasker.vm.evaluate import PRE, Context, evaluate
@@ -49,7 +50,7 @@ class Env:
 
     def __init__(self, *, runner: Runner, clock: SystemClock, exec_types: ExecTypes, log: Log,
                  cancel: Cancel, dry_run: bool = False, checkpoint=None, progress=None,
-                 hosts: dict[str, str] | None = None) -> None:
+                 hosts: dict[str, str] | None = None, events: Events | None = None) -> None:
         self.runner = runner
         self.clock = clock
         self.exec_types = exec_types
@@ -59,6 +60,7 @@ class Env:
         self.checkpoint = checkpoint      # callable(machine, instr) after each instruction, or None
         self.progress = progress          # callable(event, **info) for the live progress line, or None
         self.hosts = hosts or {}          # host as written -> name host validation resolved it to (§13)
+        self.events = events if events is not None else Events()   # run events (no sinks: nothing is built)
 
 
 class Ending:
@@ -122,6 +124,8 @@ class Machine:
         self.store = store or ResultStore()
         self.state = state or State()
         self.log = env.log
+        self.events = env.events
+        self.block_started: dict[int, float] = {}   # block -> when its fork began (for block_finished)
         self._handlers = {
             ir.EXEC: self._exec, ir.SKIP: self._skip, ir.BRANCH: self._branch, ir.LOOP: self._loop,
             ir.FORK: self._fork, ir.JOIN: self._join, ir.SLEEP: self._sleep, ir.RETURN: self._return,
@@ -206,8 +210,12 @@ class Machine:
         self.state.final_success = record.success
         return instr.to("next")
 
-    def execute(self, command: ir.Command, display: str, *, main: bool) -> tuple[Record, str]:
-        """Run one command (or simulate it in a dry run); return its record and the shown command."""
+    def execute(self, command: ir.Command, display: str, *, main: bool, block: int | None = None,
+                attempt: int = 1) -> tuple[Record, str]:
+        """Run one command (or simulate it in a dry run); return its record and the shown command.
+
+        ``block`` and ``attempt`` say which block member and which try this is (for the run events).
+        """
         env = self.env
         host = self.render(command.hostname)
         host = env.hosts.get(host, host)
@@ -226,6 +234,10 @@ class Machine:
             raise Fatal("error", Exit.FAILURE, f"Task {display}: {exc}") from None
         shown = self.log.mask(_shown_command(argv))
         self._progress("start", task=command.task)
+        loop = self.state.loops.get(command.task) if main else None
+        fact = {"task": command.task, "display": display, "block": block, "exec_type": canonical,
+                "attempt": attempt, "loop_round": loop[1] if loop is not None else None}
+        self.events.task_started(host=host, command=shown, start=env.clock.now(), **fact)
         if env.dry_run:
             self.log.info(f"Task {display}: [DRY RUN] Would execute [{name}]: {shown}")
             now = env.clock.now()
@@ -234,6 +246,7 @@ class Machine:
             if main:
                 record.success = self.judge(command, record, display)
             self._progress("done", task=command.task, success=record.success)
+            self.events.task_finished(record, **fact)
             return record, shown
         self.log.info(f"Task {display}: Executing [{name}]: {shown}")
         task_timeout = self.render(command.timeout) if command.timeout is not None else None
@@ -243,16 +256,18 @@ class Machine:
             return env.exec_types.timeout(task_timeout, canonical, lambda m: warn(f"Task {display}: {m}"))
 
         result = env.runner.run(argv, timeout, env.cancel)
+        record = Record(result.exit_code, result.stdout, result.stderr, False, hostname=host,
+                        start=result.start, end=result.end)
         if result.not_found and main:
+            self.events.task_finished(record, **fact)
             raise Fatal("missing_command", Exit.VALIDATION,
                         f"Task {display}: FATAL ERROR: Missing command: {program!r} was not found "
                         f"({result.error})")
-        record = Record(result.exit_code, result.stdout, result.stderr, False, hostname=host,
-                        start=result.start, end=result.end)
         self.log_result(display, record, result)
         self.apply_splits(command, record, member=not main)
         record.success = self.judge(command, record, display)
         self._progress("done", task=command.task, success=record.success)
+        self.events.task_finished(record, **fact)
         return record, shown
 
     def log_result(self, display: str, record: Record, result) -> None:
@@ -392,6 +407,7 @@ class Machine:
         else:
             self.state.branch[block] = fork.branch
         self._progress("block", block=block, members=len(fork.members))
+        self.block_started.setdefault(block, self.env.clock.now())
         results = run_fork(self, fork)
         self._progress("block_end", block=block)
         if self.env.cancel.is_set:
@@ -432,6 +448,10 @@ class Machine:
         self.track(block, op.kind, head, record.exit_code)
         self.state.final_success = all_ok
         self.log.info(f"Task {block}: {head}")
+        end = self.env.clock.now()
+        self.events.block_finished(block=block, kind=op.kind, succeeded=len(ok), failed=len(failed),
+                                   timeouts=len(timeouts), total=total, start=self.block_started.pop(block, end),
+                                   end=end)
         return instr.to("next")
 
     # ------------------------------------------------------------ sleep, return, stop
