@@ -350,10 +350,38 @@ def test_history_usage_errors_exit_2(tasker, args):
     assert "usage: tasker history" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_report_of_a_recorded_run_says_what_is_missing(tasker):
-    flow = tasker.write(simple_flow())
-    tasker.run(flow, "-r")
+def test_report_renders_a_recorded_run_like_its_json_summary(tasker):
+    flow = tasker.write(EXACT_FLOW)
+    tasker.run(flow, "-r", "--output-json", tasker.tmp / "run.json")
     run_id = history(tasker, "--json")[0]["run_id"]
-    r = tasker.run("report", run_id)
+    from_history = tasker.run("report", run_id[:6], "-o", tasker.tmp / "h.html")
+    assert from_history.returncode == 0, from_history.stderr
+    from_json = tasker.run("report", tasker.tmp / "run.json", "-o", tasker.tmp / "j.html")
+    assert from_json.returncode == 0, from_json.stderr
+    page = (tasker.tmp / "h.html").read_text()
+    for display in ("1-100.1", "1-100.2", "1-100.3", "1-101.1", "2.1", "2.2", "2.3"):
+        assert f'data-display="{display}"' in page, display
+    assert "FAILED" in page
+
+    def bars(html: str) -> list[str]:
+        import re
+
+        return sorted(re.findall(r'data-display="([^"]+)"', html))
+
+    assert bars(page) == bars((tasker.tmp / "j.html").read_text())
+
+
+def test_report_of_an_unknown_run_id_says_so(tasker):
+    r = tasker.run("report", "abcdef12")
     assert r.returncode == 1
-    assert "no HTML run report" in r.stderr and "tasker history show" in r.stderr
+    assert "neither a file nor a recorded run" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_only_the_history_sink_gets_the_output_heads(tasker):
+    flow = tasker.write(EXACT_FLOW)
+    tasker.run(flow, "-r", "--events", tasker.tmp / "events.jsonl")
+    events = [json.loads(line) for line in (tasker.tmp / "events.jsonl").read_text().splitlines()]
+    finished = [e for e in events if e["event"] == "task_finished"]
+    assert finished and all("stdout_head" not in e for e in finished)
+    rows = only_run(tasker)["tasks"]
+    assert [r["display"] for r in rows if r["kind"] == "task"] == [e["display"] for e in finished]

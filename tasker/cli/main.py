@@ -177,6 +177,10 @@ def main(argv: list[str] | None = None) -> int:
         from tasker.cli.report import main as report
 
         return report(argv[1:])
+    if argv[:1] == ["history"]:  # likewise (a task file named history: ./history)
+        from tasker.history.cli import main as history
+
+        return history(argv[1:])
     try:
         settings = parse_settings(argv, dict(os.environ))
     except HelpRequested as exc:

@@ -1,4 +1,4 @@
-"""``tasker history …`` and ``tasker report RUN``: the commands that read the run history.
+"""``tasker history …``: the commands that read the run history (``tasker report RUN`` uses it too).
 
 They are dispatched before the run's option parser and have their own
 argparse parsers.  Exit codes: 0 done, 1 the database or the run cannot be
@@ -91,26 +91,14 @@ def prune_parser() -> Parser:
     return p
 
 
-def report_parser() -> Parser:
-    p = Parser(prog="tasker report", description="Render a recorded run (a history run id) or an "
-               "--output-json file as an HTML report.")
-    p.add_argument("run", metavar="RUN", help="a history run id (or unique prefix), or a JSON summary file")
-    p.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE")
-    p.add_argument("--history-db", metavar="DB", help=DB_HELP)
-    return p
-
-
 def main(argv: list[str]) -> int:
-    """``argv`` starts with ``history`` or ``report``."""
+    """``argv``: the words after ``history``."""
     try:
-        if argv[0] == "report":
-            return report(report_parser().parse_args(argv[1:]))
-        rest = argv[1:]
-        if rest[:1] == ["show"]:
-            return show(show_parser().parse_args(rest[1:]))
-        if rest[:1] == ["prune"]:
-            return prune(prune_parser().parse_args(rest[1:]))
-        return list_runs(list_parser().parse_args(rest))
+        if argv[:1] == ["show"]:
+            return show(show_parser().parse_args(argv[1:]))
+        if argv[:1] == ["prune"]:
+            return prune(prune_parser().parse_args(argv[1:]))
+        return list_runs(list_parser().parse_args(argv))
     except Usage as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -241,18 +229,26 @@ def prune(args) -> int:
 # ---------------------------------------------------------------- report
 
 
-def report(args) -> int:
+def looks_like_run_id(text: str) -> bool:
+    return 4 <= len(text) <= 12 and all(c in "0123456789abcdef" for c in text.lower())
+
+
+def load_recorded(run: str, option: str | None):
+    """The RunData of a recorded run, for ``tasker report RUN``.  Raises HistoryError."""
+    from tasker.history import query
+    from tasker.report.rundata import from_events
+
+    db, target = _open(option)
+    if db is None:
+        raise HistoryError(f"{run} is neither a file nor a recorded run: no history database at {describe(target)}")
     try:
-        from tasker.report import html  # the observability feature's HTML report
-    except ImportError:
-        html = None
-    if html is None:
-        print(f"tasker: cannot render {args.run}: this tasker has no HTML run report yet (it comes with the "
-              "observability feature, not merged into this build); `tasker history show RUN` prints a "
-              "recorded run as text", file=sys.stderr)
-        return 1
-    print("tasker: the HTML report module is present but not connected to the run history", file=sys.stderr)
-    return 1
+        found = query.find_run(db, run)
+        tasks = query.task_rows(db, found["run_id"])
+    except query.NoSuchRun as exc:
+        raise HistoryError(f"{run} is neither a file nor a recorded run: {exc}") from None
+    finally:
+        db.close()
+    return from_events(query.as_events(found, tasks))
 
 
 # ---------------------------------------------------------------- formatting

@@ -141,3 +141,46 @@ def prune(db, older_than: float, now: float | None = None) -> int:
         db.rollback()
         raise
     return len(doomed)
+
+
+def as_events(run: dict, tasks: list[dict]) -> list[dict]:
+    """A recorded run as the run events it was recorded from (for the HTML report).
+
+    Retries are not stored as rows: an attempt followed by the next attempt of
+    the same member was retried, after the pause between the two."""
+    from tasker.report.events import iso
+
+    events: list[dict] = [{"event": "run_started", "task_file": run["task_file"],
+                           "execution_id": run["content_hash"][:8], "dry_run": False, "pid": run["pid"],
+                           "log_file": run["log_file"] or "", "start": iso(run["started"])}]
+    attempts = {(t["task_id"], t["block"], t["attempt"]): t for t in tasks if t["kind"] == "task"}
+    for t in tasks:
+        if t["kind"] == "block":
+            counts = json.loads(t["details"] or "{}")
+            events.append({"event": "block_finished", "block": t["task_id"], "kind": t["host"], **counts,
+                           "success": t["success"], "start": iso(t["started"]), "end": iso(t["finished"]),
+                           "duration": round(max(0.0, t["finished"] - t["started"]), 6)})
+            continue
+        events.append(_task_event(t))
+        following = attempts.get((t["task_id"], t["block"], t["attempt"] + 1))
+        if following is not None:
+            events.append({"event": "retry_scheduled", "task": t["task_id"], "block": t["block"],
+                           "attempt": t["attempt"], "next_attempt": t["attempt"] + 1, "exit_code": t["exit_code"],
+                           "delay": round(max(0.0, following["started"] - t["finished"]), 3)})
+    if run["finished"] is not None:
+        events.append({"event": "run_finished", "status": "success" if run["status"] == "success" else "failed",
+                       "exit_code": run["exit_code"], "reason": run["reason"] or "", "message": run["message"] or "",
+                       "path": run["execution_path"], "final_task": run["final_task"], "start": iso(run["started"]),
+                       "end": iso(run["finished"]), "duration": round(run["finished"] - run["started"], 6)})
+    return events
+
+
+def _task_event(t: dict) -> dict:
+    from tasker.report.events import iso
+
+    return {"event": "task_finished", "task": t["task_id"], "display": t["display"], "block": t["block"],
+            "host": t["host"] or "", "exec_type": t["exec_type"] or "", "attempt": t["attempt"],
+            "loop_round": t["loop_round"], "exit_code": t["exit_code"], "success": t["success"],
+            "timed_out": t["timed_out"], "start": iso(t["started"]), "end": iso(t["finished"]),
+            "duration": round(max(0.0, t["finished"] - t["started"]), 6), "stdout_bytes": t["stdout_size"] or 0,
+            "stderr_bytes": t["stderr_size"] or 0, "stderr_head": "" if t["success"] else (t["stderr_head"] or "")}

@@ -1,13 +1,14 @@
-"""The per-run history writer: facts in, rows out, on a background thread.
+"""The run history's sink: the run's events in, rows out, on a background thread.
 
-The run hands facts (run started, a task attempt finished, a block finished,
-run finished) to ``Recorder``; they become rows at once (masked, the first
-few KB of each output) and go into a bounded queue.  A daemon thread opens
-the database, brings its schema up to date and writes what is queued in
-batches, one transaction per batch.  The workflow never waits for the
-database: a full queue drops rows, and a locked, unwritable or unreachable
-database gives one warning and the run goes on.  Only ``close`` waits, at
-most ``CLOSE_WAIT`` seconds, for the last rows to reach the database.
+``Recorder`` is a sink of the run events (``tasker.report.events``): the
+same facts as the log and the events file (run started, a command's attempt
+finished, a block finished, run finished) become rows at once, with the
+first few KB of each output (masked by the event hub), and go into a bounded
+queue.  A daemon thread opens the database, brings its schema up to date and
+writes what is queued in batches, one transaction per batch.  The workflow
+never waits for the database: a full queue drops rows, and a locked,
+unwritable or unreachable database gives one warning and the run goes on.
+Only ``close`` waits, at most ``CLOSE_WAIT`` seconds, for the last rows.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import threading
 import time
 
 from tasker.history import schema
+from tasker.report.events import Sink, parse_iso
 
 HEAD_BYTES = 4096      # how much of each stdout/stderr is kept
 QUEUE_SIZE = 20000     # rows waiting for the writer before new ones are dropped
@@ -58,14 +60,22 @@ def choose_target(option: str | None, environ: dict) -> str:
     return option or environ.get("TASKER_HISTORY_DB") or default_target(environ)
 
 
-class Recorder:
-    """Records one run.  Every method returns at once and never raises."""
+class Recorder(Sink):
+    """The history sink of one run.  ``handle`` returns at once and never raises into the run."""
 
-    def __init__(self, target: str, *, warn, mask=None) -> None:
+    output_bytes = HEAD_BYTES
+
+    def __init__(self, target: str, *, warn, content: bytes, project: str | None, version: str) -> None:
+        import hashlib
+
         self.target = target
         self.warn_user = warn
-        self.mask = mask or (lambda text: text)
+        self.content_hash = hashlib.sha256(content).hexdigest()
+        self.project = project
+        self.version = version
         self.run_id = new_run_id()
+        self.started = False
+        self.commands: dict[tuple, str] = {}   # (task, block, attempt, round) -> command, until it finishes
         self.queue: queue.Queue = queue.Queue(maxsize=QUEUE_SIZE)
         self.seq = itertools.count(1)
         self.dropped = 0
@@ -78,43 +88,57 @@ class Recorder:
 
     # ------------------------------------------------------------ facts (the run's side)
 
-    def run_started(self, *, task_file: str, content: bytes, project: str | None, started: float,
-                    log_file: str, version: str) -> None:
+    def handle(self, event: dict) -> None:
+        try:
+            handler = _HANDLERS.get(event["event"])
+            if handler is not None:
+                handler(self, event)
+        except Exception as exc:     # a malformed fact: history must never stop a run
+            self._fail(f"could not record a {event.get('event')} event: {exc}")
+
+    def run_started(self, event: dict) -> None:
         import getpass
-        import hashlib
         import socket
 
         try:
             user = getpass.getuser()
         except (KeyError, OSError):
             user = str(os.getuid())
-        pid = os.getpid()
-        row = (self.run_id, os.path.abspath(task_file), hashlib.sha256(content).hexdigest(), project, user,
-               socket.gethostname(), pid, process_start(pid), version, started, None, "running", None, None,
-               None, None, None, log_file)
-        self._put(("run", row))
+        pid = event["pid"]
+        self.started = True
+        self._put(("run", (self.run_id, event["task_file"], self.content_hash, self.project, user,
+                           socket.gethostname(), pid, process_start(pid), self.version, parse_iso(event["start"]),
+                           None, "running", None, None, None, None, None, event["log_file"])))
 
-    def task_finished(self, *, task: int, record, block: int | None = None, attempt: int = 1,
-                      loop_round: int | None = None, exec_type: str | None = None, command: str | None = None,
-                      host: str | None = None) -> None:
-        """One attempt of a task or member (``record`` is its Record), or a block's result."""
-        try:
-            out, err = record.stdout, record.stderr
-            row = (self.run_id, next(self.seq), task, block, record.kind, host if host is not None else
-                   record.hostname, exec_type, command, attempt, loop_round, record.start or None,
-                   record.end or None, record.exit_code, int(bool(record.success)), int(record.exit_code == 124),
-                   out.size, err.size, self._head(out), self._head(err))
-        except Exception as exc:  # history must never stop a run
-            self._fail(f"could not record task {task}: {exc}")
+    def task_started(self, event: dict) -> None:
+        self.commands[_key(event)] = event["command"]
+
+    def task_finished(self, event: dict) -> None:
+        """One attempt (loop round, block member) of a command."""
+        self._put(("task", (self.run_id, next(self.seq), event["task"], event["display"], event["block"], "task",
+                            event["host"],
+                            event["exec_type"], self.commands.pop(_key(event), None), event["attempt"],
+                            event["loop_round"], parse_iso(event["start"]), parse_iso(event["end"]),
+                            event["exit_code"], int(event["success"]), int(event["timed_out"]),
+                            event["stdout_bytes"], event["stderr_bytes"], event.get("stdout_head", ""),
+                            event.get("stderr_head", ""), None)))
+
+    def block_finished(self, event: dict) -> None:
+        counts = {name: event[name] for name in ("succeeded", "failed", "timeouts", "total")}
+        self._put(("task", (self.run_id, next(self.seq), event["block"], str(event["block"]), None, "block",
+                            event["kind"], None, None,
+                            1, None, parse_iso(event["start"]), parse_iso(event["end"]),
+                            0 if event["success"] else 1, int(event["success"]), 0, None, None, None, None,
+                            json.dumps(counts))))
+
+    def run_finished(self, event: dict) -> None:
+        if not self.started:
             return
-        self._put(("task", row))
+        status = "interrupted" if event["reason"] == "signal" else event["status"]
+        self._put(("end", (parse_iso(event["end"]), status, event["exit_code"], event["reason"], event["message"],
+                           event["final_task"], json.dumps(event["path"]), self.run_id)))
 
-    def run_finished(self, *, status: str, exit_code: int, reason: str, message: str, final_task: int | None,
-                     path: list[int], finished: float) -> None:
-        self._put(("end", (finished, status, exit_code, reason, message, final_task, json.dumps(path),
-                           self.run_id)))
-
-    def close(self, wait: float = CLOSE_WAIT) -> bool:
+    def close(self, wait: float = CLOSE_WAIT) -> bool:  # type: ignore[override]
         """Let the writer finish (at most ``wait`` seconds); True when every row was written."""
         self.closing = True
         deadline = time.monotonic() + wait
@@ -132,11 +156,6 @@ class Recorder:
         return complete
 
     # ------------------------------------------------------------ helpers
-
-    def _head(self, output) -> str:
-        if not output.size:
-            return ""
-        return self.mask(output.head(HEAD_BYTES))
 
     def _put(self, item) -> None:
         if self.failed:
@@ -232,6 +251,19 @@ class Recorder:
             item = self.queue.get()
             if item is _STOP:
                 return
+
+
+def _key(event: dict) -> tuple:
+    return event["task"], event["block"], event["attempt"], event["loop_round"]
+
+
+_HANDLERS = {
+    "run_started": Recorder.run_started,
+    "task_started": Recorder.task_started,
+    "task_finished": Recorder.task_finished,
+    "block_finished": Recorder.block_finished,
+    "run_finished": Recorder.run_finished,
+}
 
 
 def _apply(db, batch: list) -> None:

@@ -39,6 +39,7 @@ MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [
             run_id TEXT NOT NULL,
             seq INTEGER NOT NULL,
             task_id INTEGER NOT NULL,
+            display TEXT,
             block INTEGER,
             kind TEXT NOT NULL,
             host TEXT,
@@ -55,6 +56,7 @@ MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [
             stderr_size BIGINT,
             stdout_head TEXT,
             stderr_head TEXT,
+            details TEXT,
             PRIMARY KEY (run_id, seq)
         )""",
     )),
@@ -65,9 +67,9 @@ LATEST = MIGRATIONS[-1][0]
 RUN_COLUMNS = ("run_id", "task_file", "content_hash", "project", "username", "host", "pid", "pid_start",
                "version", "started", "finished", "status", "exit_code", "reason", "message", "final_task",
                "execution_path", "log_file")
-TASK_COLUMNS = ("run_id", "seq", "task_id", "block", "kind", "host", "exec_type", "command", "attempt",
+TASK_COLUMNS = ("run_id", "seq", "task_id", "display", "block", "kind", "host", "exec_type", "command", "attempt",
                 "loop_round", "started", "finished", "exit_code", "success", "timed_out", "stdout_size",
-                "stderr_size", "stdout_head", "stderr_head")
+                "stderr_size", "stdout_head", "stderr_head", "details")
 
 
 class SchemaTooNew(Exception):
