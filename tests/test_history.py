@@ -385,3 +385,20 @@ def test_only_the_history_sink_gets_the_output_heads(tasker):
     assert finished and all("stdout_head" not in e for e in finished)
     rows = only_run(tasker)["tasks"]
     assert [r["display"] for r in rows if r["kind"] == "task"] == [e["display"] for e in finished]
+
+
+def test_a_database_from_a_newer_tasker_is_refused_not_altered(tasker):
+    flow = tasker.write(simple_flow())
+    assert tasker.run(flow, "-r").returncode == 0
+    con = sqlite3.connect(db_path(tasker))
+    con.execute("INSERT INTO schema_version (version) VALUES (99)")
+    con.commit()
+    con.close()
+    r = tasker.run("history")
+    assert r.returncode == 1 and "schema version 99" in r.stderr and "Traceback" not in r.stderr
+    run = tasker.run(flow, "-r")
+    assert run.returncode == 0
+    assert len([line for line in run.stdout.splitlines() if "schema version 99" in line]) == 1
+    con = sqlite3.connect(db_path(tasker))
+    assert con.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 1
+    con.close()

@@ -77,8 +77,18 @@ class Database:
         except Exception:  # closing a broken connection
             pass
 
+    def version(self) -> int:
+        """The schema version, without writing (0: an empty database)."""
+        try:
+            return self.query("SELECT MAX(version) FROM schema_version")[0][0] or 0
+        except Exception:   # no such table yet
+            self.rollback()
+            return 0
+
     def migrate(self) -> None:
-        """Bring the schema up to date (one process at a time)."""
+        """Bring the schema up to date (one process at a time); a current one is only read."""
+        if self.version() == schema.LATEST:
+            return
         self.begin()
         try:
             self._lock_schema()
@@ -143,7 +153,8 @@ def _open_sqlite(path: str) -> SQLiteDatabase:
         if not os.path.isdir(directory):
             os.makedirs(directory, mode=0o700, exist_ok=True)
         # Created here, so with mode 600 (SQLite gives its -wal and -shm files the same mode).
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        if not os.path.exists(path):
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
         conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
     except (OSError, sqlite3.Error) as exc:
         raise HistoryError(f"cannot open the history database {path}: {getattr(exc, 'strerror', None) or exc}") \

@@ -16,22 +16,20 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import queue
 import threading
 import time
+from collections import deque
 
 from tasker.history import schema
 from tasker.report.events import Sink, parse_iso
 
 HEAD_BYTES = 4096      # how much of each stdout/stderr is kept
-QUEUE_SIZE = 20000     # rows waiting for the writer before new ones are dropped
+QUEUE_SIZE = 50000     # rows waiting for the writer before new ones are dropped
 BATCH = 2000           # rows per transaction at most
 FLUSH_EVERY = 0.25     # seconds the writer collects rows before a transaction (one commit per row costs
                        # more CPU than a short task; a quarter second still shows a run as it goes)
 CLOSE_WAIT = 5.0       # seconds the end of a run waits for its last rows
 RETRY_PAUSE = 0.2      # seconds between attempts while the database is locked
-
-_STOP = object()
 
 
 def new_run_id() -> str:
@@ -78,14 +76,14 @@ class Recorder(Sink):
         self.run_id = new_run_id()
         self.started = False
         self.commands: dict[tuple, str] = {}   # (task, block, attempt, round) -> command, until it finishes
-        self.queue: queue.Queue = queue.Queue(maxsize=QUEUE_SIZE)
+        self.pending: deque = deque()         # rows for the writer (append and popleft are thread-safe)
         self.seq = itertools.count(1)
         self.dropped = 0
         self.written = 0
         self.failed = False          # the database refused: nothing more is written
         self.warned = False
         self.closing = False
-        self.wake = threading.Event()          # close(): write what is queued now
+        self.wake = threading.Event()          # set by close(): write what is pending now, then stop
         self.thread = threading.Thread(target=self._work, name="tasker-history", daemon=True)
         self.thread.start()
 
@@ -141,32 +139,23 @@ class Recorder(Sink):
         self._put(("end", (parse_iso(event["end"]), status, event["exit_code"], event["reason"], event["message"],
                            event["final_task"], json.dumps(event["path"]), self.run_id)))
 
-    def close(self, wait: float = CLOSE_WAIT) -> bool:  # type: ignore[override]
+    def close(self, wait: float = CLOSE_WAIT) -> bool:
         """Let the writer finish (at most ``wait`` seconds); True when every row was written."""
         self.closing = True
         self.wake.set()
-        deadline = time.monotonic() + wait
-        while self.thread.is_alive():
-            try:
-                self.queue.put(_STOP, timeout=0.05)
-                break
-            except queue.Full:
-                if time.monotonic() > deadline:
-                    break
-        self.thread.join(max(0.0, deadline - time.monotonic()))
-        complete = not self.thread.is_alive() and not self.failed and not self.dropped
+        self.thread.join(wait)
         if self.thread.is_alive() or self.dropped:
             self._warn(f"history: run {self.run_id} is not completely recorded in {self._where()}")
-        return complete
+        return not self.thread.is_alive() and not self.failed and not self.dropped
 
     # ------------------------------------------------------------ helpers
 
     def _put(self, item) -> None:
         if self.failed:
             return
-        try:
-            self.queue.put_nowait(item)
-        except queue.Full:
+        if len(self.pending) < QUEUE_SIZE:
+            self.pending.append(item)
+        else:
             self.dropped += 1
             if self.dropped == 1:
                 self._warn(f"history: the database {self._where()} cannot keep up; some rows are not recorded")
@@ -198,11 +187,9 @@ class Recorder(Sink):
             db = open_database(self.target)
         except HistoryError as exc:
             self._fail(str(exc))
-            self._drain()
             return
         except Exception as exc:
             self._fail(f"cannot open {self._where()}: {exc}")
-            self._drain()
             return
         try:
             self._loop(db)
@@ -210,22 +197,16 @@ class Recorder(Sink):
             db.close()
 
     def _loop(self, db) -> None:
-        stop = False
-        while not stop:
-            batch = [self.queue.get()]
-            if batch[0] is not _STOP:
-                self.wake.wait(FLUSH_EVERY)      # let rows gather: one transaction for many
-            while len(batch) < BATCH:
-                try:
-                    batch.append(self.queue.get_nowait())
-                except queue.Empty:
-                    break
-            if batch[-1] is _STOP or _STOP in batch:
-                stop = True
-                batch = [item for item in batch if item is not _STOP]
-            if batch and not self.failed and not self._write(db, batch):
-                if not stop:
-                    self._drain()
+        """Every FLUSH_EVERY seconds (at once when closing), write what is pending in one transaction."""
+        pending = self.pending
+        while True:
+            closing = self.wake.wait(FLUSH_EVERY)
+            while pending:
+                batch = [pending.popleft() for _ in range(min(BATCH, len(pending)))]
+                if not self._write(db, batch):
+                    pending.clear()
+                    return
+            if closing:
                 return
 
     def _write(self, db, batch: list) -> bool:
@@ -250,13 +231,6 @@ class Recorder(Sink):
                     warned_busy = True
                     self._warn(f"history: the database {self._where()} is locked; still trying")
                 time.sleep(RETRY_PAUSE)   # close() decides how long the end of the run waits
-
-    def _drain(self) -> None:
-        """After a failure: empty the queue so that nothing blocks, until the stop marker."""
-        while True:
-            item = self.queue.get()
-            if item is _STOP:
-                return
 
 
 def _key(event: dict) -> tuple:
