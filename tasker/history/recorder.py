@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import random
 import threading
 import time
 from collections import deque
@@ -30,6 +31,7 @@ FLUSH_EVERY = 0.25     # seconds the writer collects rows before a transaction (
                        # more CPU than a short task; a quarter second still shows a run as it goes)
 CLOSE_WAIT = 5.0       # seconds the end of a run waits for its last rows
 RETRY_PAUSE = 0.2      # seconds between attempts while the database is locked
+OPEN_RETRY = 10.0      # seconds the writer keeps trying to open a database that answers "locked"
 
 
 def new_run_id() -> str:
@@ -183,14 +185,19 @@ class Recorder(Sink):
     def _work(self) -> None:
         from tasker.history.db import HistoryError, open_database
 
-        try:
-            db = open_database(self.target)
-        except HistoryError as exc:
-            self._fail(str(exc))
-            return
-        except Exception as exc:
-            self._fail(f"cannot open {self._where()}: {exc}")
-            return
+        began = time.monotonic()
+        while True:
+            try:
+                db = open_database(self.target)
+                break
+            except Exception as exc:
+                # Many processes creating one new file at once: SQLite may answer "locked" without
+                # waiting (switching to WAL, the first migration).  Try again quietly for a while.
+                if _busy(exc) and time.monotonic() - began < OPEN_RETRY:
+                    time.sleep(RETRY_PAUSE * (0.5 + random.random()))
+                    continue
+                self._fail(str(exc) if isinstance(exc, HistoryError) else f"cannot open {self._where()}: {exc}")
+                return
         try:
             self._loop(db)
         finally:
