@@ -44,7 +44,7 @@ def test_a_run_is_recorded_in_postgresql_like_in_sqlite(tasker, postgres_url):
 
 def test_concurrent_runs_filters_and_prune_in_postgresql(tasker, postgres_url):
     flows = [tasker.write(simple_flow(code=i % 2), name=f"flow{i}.txt") for i in range(10)]
-    env = tasker.env({"TASKER_HISTORY_DB": postgres_url})
+    env = tasker.env({"TASKER_HISTORY_DB": postgres_url, "TASKER_HISTORY_WAIT": "120"})   # loaded machines
     procs = [subprocess.Popen([sys.executable, "-m", "tasker", str(f), "-r", "-p", f"p{i}"], text=True, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tasker.tmp)
              for i, f in enumerate(flows)]

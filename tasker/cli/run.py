@@ -223,10 +223,10 @@ class Run:
         if not s.run or s.no_history or s.validate_only:
             return
         from tasker import __version__
-        from tasker.history.recorder import Recorder, choose_target
+        from tasker.history.recorder import Recorder, choose_target, close_wait
 
         self.events.add(Recorder(choose_target(s.history_db, s.environ), warn=self.log.warn, content=s.content,
-                                 project=s.project, version=__version__))
+                                 project=s.project, version=__version__, close_wait=close_wait(s.environ)))
 
     def check_type_option(self) -> None:
         names = self.exec_types.config.names()

@@ -29,7 +29,7 @@ QUEUE_SIZE = 50000     # rows waiting for the writer before new ones are dropped
 BATCH = 2000           # rows per transaction at most
 FLUSH_EVERY = 0.25     # seconds the writer collects rows before a transaction (one commit per row costs
                        # more CPU than a short task; a quarter second still shows a run as it goes)
-CLOSE_WAIT = 5.0       # seconds the end of a run waits for its last rows
+CLOSE_WAIT = 5.0       # seconds the end of a run waits for its last rows ($TASKER_HISTORY_WAIT)
 RETRY_PAUSE = 0.2      # seconds between attempts while the database is locked
 OPEN_RETRY = 10.0      # seconds the writer keeps trying to open a database that answers "locked"
 
@@ -57,6 +57,14 @@ def default_target(environ: dict) -> str:
     return os.path.join(home, "TASKER", "history.db")
 
 
+def close_wait(environ: dict) -> float:
+    """$TASKER_HISTORY_WAIT (seconds, 0-600), else CLOSE_WAIT."""
+    try:
+        return min(600.0, max(0.0, float(environ.get("TASKER_HISTORY_WAIT", CLOSE_WAIT))))
+    except ValueError:
+        return CLOSE_WAIT
+
+
 def choose_target(option: str | None, environ: dict) -> str:
     """--history-db, else $TASKER_HISTORY_DB, else ~/TASKER/history.db."""
     return option or environ.get("TASKER_HISTORY_DB") or default_target(environ)
@@ -67,7 +75,8 @@ class Recorder(Sink):
 
     output_bytes = HEAD_BYTES
 
-    def __init__(self, target: str, *, warn, content: bytes, project: str | None, version: str) -> None:
+    def __init__(self, target: str, *, warn, content: bytes, project: str | None, version: str,
+                 close_wait: float = CLOSE_WAIT) -> None:
         import hashlib
 
         self.target = target
@@ -76,6 +85,7 @@ class Recorder(Sink):
         self.project = project
         self.version = version
         self.run_id = new_run_id()
+        self.close_wait = close_wait
         self.started = False
         self.commands: dict[tuple, str] = {}   # (task, block, attempt, round) -> command, until it finishes
         self.pending: deque = deque()         # rows for the writer (append and popleft are thread-safe)
@@ -141,11 +151,11 @@ class Recorder(Sink):
         self._put(("end", (parse_iso(event["end"]), status, event["exit_code"], event["reason"], event["message"],
                            event["final_task"], json.dumps(event["path"]), self.run_id)))
 
-    def close(self, wait: float = CLOSE_WAIT) -> bool:
-        """Let the writer finish (at most ``wait`` seconds); True when every row was written."""
+    def close(self) -> bool:
+        """Let the writer finish (at most ``close_wait`` seconds); True when every row was written."""
         self.closing = True
         self.wake.set()
-        self.thread.join(wait)
+        self.thread.join(self.close_wait)
         if self.thread.is_alive() or self.dropped:
             self._warn(f"history: run {self.run_id} is not completely recorded in {self._where()}")
         return not self.thread.is_alive() and not self.failed and not self.dropped
