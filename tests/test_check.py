@@ -309,3 +309,95 @@ def test_golden_checked_ast(example):
     if os.environ.get("TASKER_UPDATE_GOLDEN"):
         golden.write_text(text)
     assert text == golden.read_text(), f"checked AST of {example} changed; TASKER_UPDATE_GOLDEN=1 rewrites it"
+
+
+def _configured(names: tuple, path: str | None = "/etc/tasker/types.yaml", aliases: dict | None = None):
+    from tasker.runners.exectypes import ExecConfig, ExecTypes
+
+    template = {"binary": "/bin/true", "command_template": ["{binary}", "{command}"]}
+    data = {"platforms": {"linux": {n: template for n in names}}, "aliases": aliases or {}}
+    exec_types = ExecTypes(environ={})
+    exec_types.use_config(ExecConfig(path, data, ("/etc/tasker/types.yaml",)))
+    return exec_types
+
+
+def check_with(text: str, exec_types):
+    from support import dedent
+
+    from tasker.check.checker import CheckOptions, compile_workflow
+    from tasker.syntax.taskfile import parse_taskfile
+
+    return compile_workflow(parse_taskfile(dedent(text), "t.txt"), CheckOptions(exec_types=exec_types))[1]
+
+
+def test_unknown_exec_type_is_an_error_with_a_guess_and_the_configuration_read():
+    diags = check_with("task=0\nhostname=h\ncommand=c\nexec=lokal\n", _configured(("ssh", "pbrun")))
+    [error] = diags.errors
+    assert error.message == "task 0: unknown exec type `lokal`"
+    assert (error.span.line, error.span.col) == (4, 6)
+    assert error.help.startswith("did you mean `local`? the exec types configured in /etc/tasker/types.yaml "
+                                 "are local, pbrun, ssh")
+
+
+def test_configured_types_aliases_and_globals_are_accepted():
+    exec_types = _configured(("ssh",), aliases={"secure": "ssh"})
+    text = "MODE=SSH\ntask=0\nhostname=h\ncommand=c\nexec=@MODE@\n\ntask=1\nhostname=h\ncommand=c\nexec=secure\n" \
+           "\ntask=2\nhostname=h\ncommand=c\nexec=@0_stdout@\n"
+    assert not check_with(text, exec_types).errors
+
+
+def test_unknown_exec_type_without_any_configuration_says_what_was_searched():
+    [error] = check_with("task=0\nhostname=h\ncommand=c\nexec=ssh\n", _configured((), path=None)).errors
+    assert "no exec-type configuration was found (searched: /etc/tasker/types.yaml)" in error.help
+
+
+def test_local_needs_no_configuration_file():
+    class Unread:
+        @property
+        def config(self):
+            raise AssertionError("the configuration was read for exec=local")
+
+    assert not check_with("task=0\nhostname=h\ncommand=c\nexec=LOCAL\n", Unread()).errors
+
+
+def unresolved_host_errors(text: str, **kw) -> list:
+    from support import dedent
+
+    from tasker.check.checker import CheckOptions, compile_workflow
+    from tasker.syntax.taskfile import parse_taskfile
+
+    options = CheckOptions(unresolved_hosts=True, **kw)
+    return compile_workflow(parse_taskfile(dedent(text), "t.txt"), options)[1].errors
+
+
+def test_unresolved_host_references_are_errors_for_every_exec_type_d21():
+    text = ("SERVER=@HOSTNAME@\n"
+            "task=0\nhostname=@SERVER@\ncommand=c\nexec=local\n\n"
+            "task=1\nhostname=db-@0_stdout@\ncommand=c\nexec=ssh\n\n"
+            "task=2\ntype=parallel\nhostnames=a,@1_STDOUT@\ncommand=c\nexec=local\n")
+    errors = unresolved_host_errors(text)
+    assert [(e.span.line, e.message) for e in errors] == [
+        (3, "task 0: hostname `@SERVER@` has an unresolved reference: @HOSTNAME@ is not a defined global variable"),
+        (8, "task 1: hostname `db-@0_stdout@` has an unresolved reference: @0_stdout@ is a task result, "
+            "known only at run time"),
+        (14, "task 2: hostnames entry `@1_STDOUT@` has an unresolved reference: @1_STDOUT@ is a task result, "
+             "known only at run time"),
+    ]
+    assert "--skip-unresolved-host-validation" in errors[0].help
+
+
+def test_unresolved_host_check_runs_without_task_validation_and_only_when_asked_d21():
+    text = "task=0\nhostname=@0_stdout@\ncommand=c\nexec=local\n"
+    assert unresolved_host_errors(text, validate=False)
+    assert not errors(text)                      # off: host validation is skipped, or the flag given
+    assert not unresolved_host_errors("G=web1\ntask=0\nhostname=@G@\ncommand=c\nexec=local\n")
+
+
+def test_host_placeholder_is_defined_only_in_hostnames_blocks_d25():
+    wf, diags = compile_text("task=0\ntype=parallel\nhostnames=a,b\ncommand=echo\narguments=@host@\nexec=local\n"
+                             "next=never\n")
+    assert not diags.has_errors(), [d.message for d in diags.errors]
+    assert [wf.tasks[sid].arguments.literal() for sid in (100000, 100001)] == ["a", "b"]
+    _wf, diags = compile_text(T(0, arguments="@host@"))
+    [error] = diags.errors
+    assert "undefined global variable @host@" in error.message and "hostnames= block" in error.help

@@ -214,3 +214,53 @@ def test_evaluation_of_spilled_output_streams(tmp_path):
     assert out.contains("x\nMARKER")          # across the piece boundary
     assert evaluate(parse_condition("stdout_count=2"), ctx, ResultStore().render)
     assert not evaluate(parse_condition("stdout~"), ctx, ResultStore().render)
+
+
+# ----------------------------------------------------------------- numbers (D23) and equality (D4)
+
+
+@pytest.mark.parametrize("cond,out,expected", [
+    ("@0_stdout@>999", "1e3", False),          # no `.`: a whole number or text, so 1e3 is text
+    ("@0_stdout@=1000", "1e3", False),
+    ("@0_stdout@>999", "1.5e3", True),         # with a `.`: a decimal, exponent allowed
+    ("@0_stdout@=1500", "1.5e3", True),
+    ("@0_stdout@>0", "inf", False),
+    ("@0_stdout@!=0", "nan", True),            # text, so unequal to 0
+    ("@0_stdout@<0", "-nan", False),
+    ("@0_stdout@>999", "1_000", False),
+    ("@0_stdout@=1000", "1_000", False),
+    ("@0_stdout@=1_000", "1_000", True),       # ... but equal as text
+    ("@0_stdout@=42", " +42 ", True),          # sign and blanks allowed
+    ("@0_stdout@=.5", "0.5", True),
+    ("@0_stdout@~0", "042", True),             # `~` reads the substituted text
+    ("@0_stdout@~42.0", "42", False),
+    ("@0_stdout@=TRUE", "true", True),         # booleans in any case
+    ("@0_stdout@=1", "true", False),           # equality: a boolean is not a number
+    ("@0_stdout@>0", "True", True),            # ordering: a boolean counts as 1/0
+    ("@0_stdout@<1", "FALSE", True),
+    ("@0_stdout@>=1", "false", False),
+    ("stdout>0", "true", True),
+])
+def test_number_syntax_and_equality_d23_d4(cond, out, expected):
+    assert ev(cond, store=store_with(0, out), out=out) is expected
+
+
+def test_ordering_counts_a_success_flag_as_one_d4():
+    assert ev("@0_success@>0", store=store_with(0, success=True))
+    assert ev("@0_success@<1", store=store_with(0, success=False))
+
+
+@pytest.mark.parametrize("op,count,expected", [
+    ("=", 3, True), ("!=", 3, False), ("<", 4, True), ("<=", 3, True), ("<=", 2, False),
+    (">", 2, True), (">=", 3, True), (">=", 4, False),
+])
+def test_line_counts_take_every_comparison_operator_d22(op, count, expected):
+    assert ev(f"stdout_count{op}{count}", out="a\nb\nc\n") is expected
+    assert ev(f"stderr_count{op}{count}", err="a\nb\nc") is expected
+
+
+@pytest.mark.parametrize("text", ["stdout_count>2.5", "stderr_count<=1e3", "stdout_count=-", "stdout_count>=@N@"])
+def test_line_count_needs_a_whole_number_d22(text):
+    with pytest.raises(ConditionError) as info:
+        parse_condition(text)
+    assert "needs a whole number" in info.value.message

@@ -109,6 +109,29 @@ def test_validation_failure_still_writes_start_and_finish(tasker):
     assert (events[-1]["exit_code"], events[-1]["reason"], events[-1]["path"]) == (20, "validation", [])
 
 
+def test_a_dry_run_reports_its_walk(tasker):
+    flow = tasker.write("task=0\nhostname=localhost\ncommand=echo\nexec=local\n\n"
+                        "task=1\nhostname=localhost\ncommand=false\nexec=local\n")
+    events_path, json_path = tasker.tmp / "e.jsonl", tasker.tmp / "dry.json"
+    r = tasker.run(flow, f"--events={events_path}", f"--output-json={json_path}")
+    assert r.returncode == 0, r.stdout + r.stderr
+    events = read_events(str(events_path))
+    assert [e["task"] for e in events if e["event"] == "task_finished"] == [0, 1]
+    end = events[-1]
+    meta = json.loads(json_path.read_text())["workflow_metadata"]
+    assert (end["status"], end["exit_code"]) == (meta["status"], meta["exit_code"]) == ("dry_run", 0)
+
+
+def test_validate_only_ends_the_events_too(tasker):
+    flow = tasker.write("task=0\nhostname=localhost\ncommand=echo\nexec=local\n")
+    events_path = tasker.tmp / "e.jsonl"
+    r = tasker.run(flow, "--validate-only", f"--events={events_path}")
+    assert r.returncode == 0, r.stdout + r.stderr
+    events = read_events(str(events_path))
+    assert [e["event"] for e in events] == ["run_started", "run_finished"]
+    assert (events[-1]["status"], events[-1]["exit_code"], events[-1]["reason"]) == ("success", 0, "not_run")
+
+
 def test_an_events_file_that_cannot_be_written_is_a_clear_error(tasker):
     flow = tasker.write("task=0\nhostname=localhost\ncommand=echo\nexec=local\n")
     r = tasker.run(flow, "-r", f"--events={tasker.tmp / 'no' / 'such' / 'dir' / 'e.jsonl'}")

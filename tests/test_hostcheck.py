@@ -205,10 +205,18 @@ def test_a_missing_exec_type_program_exits_61(remote):
     assert "needs '/no/such/remote-tool', which is not installed" in r.stderr
 
 
-def test_an_exec_type_missing_from_the_config_exits_20(remote):
-    r = remote.run(task(0, "127.0.0.1", "telnet"), "--validate-only")
+def test_an_exec_type_missing_from_the_config_is_a_validation_error_at_its_line(remote):
+    r = remote.run(task(0, "127.0.0.1", "fake") + task(1, "127.0.0.1", "fak3"), "--validate-only")
     assert r.returncode == 20
-    assert "exec type 'telnet' is not configured" in r.stderr
+    assert "flow.txt:11:6: error: task 1: unknown exec type `fak3`" in r.stderr
+    assert f"did you mean `fake`? the exec types configured in {remote.config} are " in r.stderr
+    assert "Validating" not in r.stdout          # found before any host is checked
+
+
+def test_an_exec_type_missing_from_the_config_fails_at_run_time_without_validation(remote):
+    r = remote.run(task(0, "127.0.0.1", "telnet"), "-r", "--skip-validation")
+    assert r.returncode == 20
+    assert "exec type 'telnet' is not configured" in r.stdout
 
 
 def test_connection_failure_wins_over_dns_failure_61_before_21(remote):
@@ -276,7 +284,8 @@ def test_unresolved_host_names_exit_20_unless_skip_unresolved(remote):
     flow = task(0, "localhost", "local", "echo", "127.0.0.1") + task(1, "@0_stdout@", "fake")
     r = remote.run(flow, "--validate-only")
     assert r.returncode == 20
-    assert "task 1: @0_stdout@" in r.stderr and "--skip-unresolved-host-validation" in r.stderr
+    assert "flow.txt:8:10: error: task 1: hostname `@0_stdout@` has an unresolved reference" in r.stderr
+    assert "--skip-unresolved-host-validation" in r.stderr
     r = remote.run(flow, "--validate-only", "--skip-unresolved-host-validation")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "host '@0_stdout@' is resolved at run time; not validated" in r.stdout

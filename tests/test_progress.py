@@ -77,3 +77,14 @@ def test_a_terminal_shows_the_line_and_a_pipe_does_not(tasker):
     assert "[tasker]" not in piped.stdout and "\x1b[2K" not in piped.stdout
     logs = list((tasker.home / "TASKER" / "log").glob("*.log"))
     assert all("[tasker]" not in p.read_text() for p in logs)
+
+
+def test_after_a_block_the_line_names_the_block_not_its_last_member_d25():
+    p = Progress(TTY())
+    p("block", block=5, members=2)
+    p("start", task=150000)
+    p("start", task=150001)
+    p("done", task=150000, success=True)
+    p("done", task=150001, success=True)
+    p("block_end", block=5)
+    assert p.text().startswith("[tasker] task 5 · 2 done")

@@ -246,3 +246,29 @@ def test_shipped_ssh_type_is_non_interactive_and_passes_one_quoted_string():
     assert "BatchMode=yes" in argv and any(a.startswith("ConnectTimeout=") for a in argv)
     assert argv[-3:] == ["--", "web1", "echo 'a  b' '$UNSET_FOR_TEST'"]
     assert t.config.types["ssh"].validation_test["expected_output"] == "OK"
+
+
+# ----------------------------------------------------------------- argv size (D26)
+
+
+def test_argv_within_the_limits_passes():
+    from tasker.runners.limits import too_long
+
+    assert too_long(["echo", "x" * 100_000]) is None
+    assert too_long(["echo", "x" * 131_071], total_limit=10_000_000) is None
+
+
+def test_one_argument_over_the_per_string_limit_is_named():
+    from tasker.runners.limits import ARG_STRLEN, too_long
+
+    if ARG_STRLEN is None:
+        pytest.skip("the per-argument limit is Linux's")
+    assert too_long(["echo", "a", "x" * 131_072], total_limit=10_000_000) == ("argument 2", 131_072, 131_072)
+    assert too_long(["é" * 70_000]) == ("the command", 140_000, 131_072)        # bytes, not characters
+
+
+def test_the_whole_argv_over_arg_max_is_named():
+    from tasker.runners.limits import too_long
+
+    what, size, limit = too_long(["echo"] + ["x" * 60_000] * 3, total_limit=150_000)
+    assert what == "the command line with the environment" and size > 180_000 and limit == 150_000

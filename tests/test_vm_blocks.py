@@ -124,7 +124,7 @@ def test_member_failure_field_is_ignored():
 def test_dry_run_members_succeed_without_running():
     r = run_vm(P(1, tasks="100") + T(2, next="never") + T(100, success="stdout~never"), dry_run=True)
     assert r.runner.calls == []
-    assert r.record(100).stdout.text() == "DRY RUN - Command not executed" and r.record(100).success
+    assert r.record(100).stdout.text() == "" and r.record(100).success     # no output is guessed (D24)
 
 
 def test_member_sleep_holds_the_block_result():
@@ -240,3 +240,82 @@ def test_conditional_retries_branch_tasks():
 def test_firewall_pattern_members_also_run_sequentially_without_it():
     r = run_vm(P(0, tasks="1,2") + members(1, 2), validate=False)
     assert [c[0] for c in r.runner.calls].count("c1") == 2
+
+
+# ----------------------------------------------------------------- block next= (D28-D30)
+
+
+def test_conditional_next_never_stops_successfully_d28():
+    text = C(1, condition="true", if_true_tasks="100", if_false_tasks="101", next="never") + \
+        T(2, next="never") + FIREWALL + members(100, 101)
+    assert (run_vm(text).code, run_vm(text).path) == (0, [1])
+    assert (run_vm(text, {"c100": FAIL}).code, run_vm(text, {"c100": FAIL}).path) == (0, [1])
+
+
+AGGREGATE_CASES = [
+    # (next= of the block, failing members, continues)
+    ("stdout~0 failed", (), True),
+    ("stdout=Parallel execution summary: 2 successful, 0 failed", (), True),
+    ("stdout=Parallel execution summary: 1 successful, 1 failed", (101,), True),
+    ("stdout~/2 successful", (), False),              # the stored record's text is not what next= sees
+    ("exit_0", (), True),
+    ("exit_1", (101,), True),
+    ("exit_0", (100,), False),
+    ("stderr~", (), True),
+    ("stderr=Failed tasks: [100, 101]", (101, 100), True),
+    ("stderr~Timeout", (101,), False),
+]
+
+
+@pytest.mark.parametrize("next_,failing,continues", AGGREGATE_CASES)
+def test_parallel_plain_next_sees_the_aggregate_context_d29(next_, failing, continues):
+    text = P(1, tasks="100,101", next=next_) + T(2, next="never") + members(100, 101)
+    r = run_vm(text, {f"c{i}": FAIL for i in failing})
+    assert r.path == ([1, 2] if continues else [1])
+    assert r.record(1).stdout.text().startswith("Parallel execution: ")   # the record keeps its text
+
+
+@pytest.mark.parametrize("next_,failing,continues", AGGREGATE_CASES)
+def test_conditional_plain_next_sees_the_aggregate_context_d29(next_, failing, continues):
+    text = C(1, condition="true", if_true_tasks="100,101", if_false_tasks="102", next=next_) + \
+        T(2, next="never") + FIREWALL + members(100, 101, 102)
+    r = run_vm(text, {f"c{i}": FAIL for i in failing})
+    assert r.path == ([1, 2] if continues else [1])
+    assert r.record(1).stdout.text().startswith("Conditional TRUE branch: ")
+
+
+def test_aggregate_stderr_lists_timed_out_members_among_the_failed_d29():
+    text = P(1, tasks="100,101,102", next="stderr=Failed tasks: [100, 102]") + T(2, next="never") + \
+        members(100, 101, 102)
+    r = run_vm(text, {"c102": [(124, "", "")], "c100": FAIL})
+    assert r.path == [1, 2]
+    assert r.record(1).stderr.text() == "Failed tasks: [100]. Timeout tasks: [102]"
+
+
+def test_failed_and_timeout_ids_are_ascending_whatever_the_completion_order_d30():
+    ids = list(range(100, 112))
+    script = {f"c{i}": FAIL for i in ids if i % 3 == 0} | {f"c{i}": [(124, "", "")] for i in ids if i % 3 == 1}
+    r = run_vm(P(1, tasks=",".join(map(str, reversed(ids))), max_parallel=12, next="always")
+               + T(2, next="never") + members(*ids), script)
+    assert r.record(1).stderr.text() == ("Failed tasks: [102, 105, 108, 111]. "
+                                         "Timeout tasks: [100, 103, 106, 109]")
+
+
+# ----------------------------------------------------------------- @host@ (D25)
+
+
+def test_host_placeholder_is_each_members_host_d25():
+    r = run_vm("task=2\ntype=parallel\nhostnames=web1,web2\ncommand=/opt/@host@/bin/check\n"
+               "arguments=--node @host@ --id @task@\nexec=local\nmax_parallel=1\nnext=never\n")
+    assert [" ".join(c) for c in r.runner.calls] == ["/opt/web1/bin/check --node web1 --id 120000",
+                                                      "/opt/web2/bin/check --node web2 --id 120001"]
+    assert r.record(120001).hostname == "web2"
+
+
+def test_member_lines_name_the_host_d25():
+    r = run_vm("task=0\ntype=parallel\nhostnames=web1,web2\ncommand=chk\nexec=local\nmax_parallel=1\n"
+               "retry_count=1\nretry_delay=0\nnext=always\n", {"chk": [(0, "", ""), (1, "", ""), (1, "", "")]})
+    assert "Task 0-100000.1 [web1]: Exit code: 0" in r.log
+    assert "Task 0-100001.2 [web2]: Exit code: 1" in r.log
+    plain = run_vm(P(1, tasks="100", next="never") + T(100))
+    assert "Task 1-100: Executing [local]: c100" in plain.log     # tasks= members show no host

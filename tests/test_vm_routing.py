@@ -238,8 +238,56 @@ def test_dry_run_starts_nothing_and_sleeps_not():
     r = run_vm(T(0, sleep=2) + T(1, success="stdout~ready"), dry_run=True)
     assert r.runner.calls == []
     assert r.clock.sleeps == []
-    assert r.record(0).stdout.text() == "DRY RUN STDOUT"
-    assert r.code == 1  # success=stdout~ready is false against the dry-run text
+    assert r.record(0).stdout.text() == ""
+    assert r.code == 0  # success=stdout~ready reads the result: assumed to hold (D24)
+    assert "Task 1: [DRY RUN] assuming success condition 'stdout~ready' holds" in r.log
+
+
+# ----------------------------------------------------------------- dry run (D24)
+
+
+def test_dry_run_assumes_every_condition_on_a_result_holds_d24():
+    text = (T(0, success="exit_0&stdout~ok", next="stdout_count>2") + T(1, condition="@0_stdout@=go")
+            + "task=2\ntype=decision\nsuccess=@1_exit@=0\non_success=3\non_failure=9\n\n"
+            + T(3, failure="stderr~error", on_success=4, on_failure=9) + T(4, next="never") + "task=9\nreturn=1\n")
+    r = run_vm(text, dry_run=True)
+    assert r.runner.calls == []
+    assert (r.code, r.path) == (0, [0, 1, 2, 3, 4])
+    for line in ("Task 0: [DRY RUN] assuming success condition 'exit_0&stdout~ok' holds",
+                 "Task 0: [DRY RUN] assuming next condition 'stdout_count>2' holds",
+                 "Task 1: [DRY RUN] assuming condition '@0_stdout@=go' holds",
+                 "Task 2: [DRY RUN] assuming decision condition '@1_exit@=0' holds",
+                 "Task 3: [DRY RUN] assuming failure condition 'stderr~error' does not hold"):
+        assert line in r.log
+
+
+def test_dry_run_evaluates_conditions_that_read_no_result_d24():
+    text = T(0, condition="false") + T(1, success="false", on_failure=3) + T(2) + T(3, next="never")
+    r = run_vm(text, dry_run=True)
+    assert r.path == [1, 3]                       # task 0 skipped by its condition
+    assert "assuming" not in r.log
+
+
+def test_dry_run_shows_a_loop_once_d24():
+    r = run_vm(T(0, next="loop", loop=5, loop_break="stdout~done") + T(1, next="loop&exit_0", loop=3), dry_run=True)
+    assert r.path == [0, 1]
+    assert "Task 0.1: [DRY RUN] a loop of 5 rounds: shown once" in r.log
+    assert "Task 0.2" not in r.log and "Task 1.2" not in r.log
+
+
+def test_dry_run_leaves_result_placeholders_as_written_d24():
+    r = run_vm(T(0) + T(1, arguments="got @0_stdout@ and @0_exit@"), dry_run=True)
+    assert "Task 1: [DRY RUN] Would execute [local]: c1 got @0_stdout@ and @0_exit@" in r.log
+
+
+def test_dry_run_takes_the_true_branch_of_a_conditional_that_reads_a_result_d24():
+    text = (T(0) + "task=1\ntype=conditional\ncondition=@0_stdout@~yes\nif_true_tasks=10\nif_false_tasks=11\n"
+            "success=all_success\n\n" + T(2, next="never") + "task=9\nreturn=0\n\n" + T(10) + T(11))
+    r = run_vm(text, dry_run=True)
+    assert r.path == [0, 1, 2]
+    assert r.machine.state.subtasks[1] == [10]
+    assert "Task 1: [DRY RUN] assuming condition '@0_stdout@~yes' holds" in r.log
+    assert "Task 1: [DRY RUN] assuming block condition 'all_success' holds" in r.log
 
 
 def test_timeout_ends_the_workflow_with_124():
@@ -281,3 +329,24 @@ def test_stdout_split_replaces_the_output_before_success():
 def test_split_delimiters(spec, text, expected):
     r = run_vm(T(0, stdout_split=spec), {"c0": [(0, text, "")]})
     assert r.record(0).stdout.text() == expected
+
+
+# ----------------------------------------------------------------- argv too long (D26)
+
+
+def test_an_argument_too_long_for_the_os_fails_the_task_before_it_starts_d26():
+    r = run_vm(T(0) + T(1, arguments="--data=@0_stdout@", on_failure=3) + T(2) + T(3, next="never"),
+               {"c0": [(0, "x" * 200_000, "")]})
+    assert [c[0] for c in r.runner.calls] == ["c0", "c3"]          # c1 never started
+    assert r.path == [0, 1, 3]
+    record = r.record(1)
+    assert (record.exit_code, record.success) == (1, False)
+    message = record.stderr.text()
+    assert message.startswith("Task 1: argument 1 is 200,007 bytes after substitution")
+    assert "limit of 131,072 bytes" in message and "@0_stdout_file@ instead of @0_stdout@" in message
+    assert message in r.log
+
+
+def test_an_argument_too_long_without_routing_ends_the_workflow_with_1_d26():
+    r = run_vm(T(0) + T(1, arguments="@0_stdout@"), {"c0": [(0, "x" * 140_000, "")]})
+    assert r.code == 1

@@ -88,7 +88,8 @@ class CheckOptions:
 
     def __init__(self, *, validate: bool = True, security: bool = True, strict_env: bool = False,
                  subtask_range: bool = True, environ: dict | None = None,
-                 saved_globals: dict | None = None) -> None:
+                 saved_globals: dict | None = None, exec_types: object | None = None,
+                 unresolved_hosts: bool = False) -> None:
         self.validate = validate
         self.security = security
         self.strict_env = strict_env
@@ -97,6 +98,16 @@ class CheckOptions:
         # Values a recovery file saved for globals read from the environment: used when
         # their variables are unset now (cli.md §11 step 6).
         self.saved_globals = saved_globals or {}
+        # The run's exec-type resolver (``tasker.runners.exectypes.ExecTypes``): when given, an
+        # exec= name it does not configure is an error.  Its configuration file is read only
+        # when a task names a type other than local.
+        self.exec_types = exec_types
+        # Host validation runs and must see every host name: one that still holds a reference
+        # after global expansion is an error, whatever the exec type (local too).
+        self.unresolved_hosts = unresolved_hosts
+
+
+_UNRESOLVED_RE = re.compile(r"@[A-Za-z0-9_]+@")
 
 
 def as_int(text: str) -> int | None:
@@ -176,6 +187,8 @@ class _Compiler:
         tasks: dict[int, Task] = {}
         for tid in sorted(self.fields):
             tasks[tid] = self.type_task(tid, self.fields[tid])
+        if self.opts.unresolved_hosts:
+            self.check_unresolved_hosts(tasks)
         tasks = self.generate_host_subtasks(tasks)
         if self.validate:
             _Rules(self, tasks).run()
@@ -339,7 +352,7 @@ class _Compiler:
                 if name not in self.used_globals:
                     self.used_globals.add(name)
                     self.global_uses[name] = pair.value_span.at(m.start(), len(m.group(0)))
-            elif name != "task" and key != "return":
+            elif name != "task" and key != "return" and not (name == "host" and "hostnames" in self.fields[tid]):
                 self.verror(f"task {tid}: undefined global variable @{name}@ in {key}",
                             pair.value_span.at(m.start(), len(m.group(0))),
                             help=self._undefined_global_help(name))
@@ -353,6 +366,8 @@ class _Compiler:
         return "defined tasks nearby: " + ", ".join(map(str, near)) if near else "the file defines no tasks"
 
     def _undefined_global_help(self, name: str) -> str:
+        if name == "host":
+            return "@host@ is defined only inside a hostnames= block, where it is each member's host name"
         import difflib
 
         close = difflib.get_close_matches(name, list(self.globals), n=1)
@@ -529,6 +544,31 @@ class _Compiler:
             self.vwarn(f"task {tid}: {fld.key} index {index} is negative; the output is left unchanged", fld.span)
         return Split(parts[0].strip(), index, fld.span)
 
+    # ------------------------------------------------------------ host names known only at run time
+
+    def check_unresolved_hosts(self, tasks: dict[int, Task]) -> None:
+        for tid, task in tasks.items():
+            f = self.fields.get(tid, {})
+            if task.command is not None and "hostname" in f and task.hostname is not None:
+                self.unresolved_host(tid, f["hostname"], [task.hostname.literal().strip()])
+            if "hostnames" in f:
+                self.unresolved_host(tid, f["hostnames"], list(task.hosts))
+
+    def unresolved_host(self, tid: int, fld: _Field, hosts: list[str]) -> None:
+        for host in hosts:
+            found = _UNRESOLVED_RE.search(host)
+            if found is None:
+                continue
+            ref = found.group(0)
+            what = f"hostname `{fld.raw.strip()}`" if fld.key == "hostname" else f"hostnames entry `{host}`"
+            if TASKREF_RE.fullmatch(ref):
+                why = f"{ref} is a task result, known only at run time"
+            else:
+                why = f"{ref} is not a defined global variable"
+            self.error(f"task {tid}: {what} has an unresolved reference: {why}", fld.span,
+                       help="host names are checked before anything runs; pass "
+                            "--skip-unresolved-host-validation to leave such hosts unchecked")
+
     # ------------------------------------------------------------ hostnames= blocks
 
     def generate_host_subtasks(self, tasks: dict[int, Task]) -> dict[int, Task]:
@@ -540,11 +580,9 @@ class _Compiler:
             per_host_success = task.success if task.success is not None and not _has_multi(task.success) else None
             for i, host in enumerate(task.hosts[:MAX_HOSTS]):
                 sid = model.hostname_subtask_id(tid, i)
-                args = task.arguments
-                if any(type(p) is str and "@task@" in p for p in args.parts):
-                    args = Template(tuple(p.replace("@task@", str(sid)) if type(p) is str else p
-                                          for p in args.parts))
-                generated[sid] = Task(sid, NORMAL, task.span, hostname=Template((host,)), command=task.command,
+                args = _member_template(task.arguments, sid, host)
+                command = _member_template(task.command, sid, host)
+                generated[sid] = Task(sid, NORMAL, task.span, hostname=Template((host,)), command=command,
                                       arguments=args, exec=task.exec, timeout=task.timeout,
                                       success=per_host_success, parent=tid)
                 subs.append(sid)
@@ -553,6 +591,14 @@ class _Compiler:
         if generated:
             tasks.update(generated)
         return tasks
+
+
+def _member_template(template: Template | None, sid: int, host: str) -> Template | None:
+    """A field of a hostnames= member: ``@task@`` is its generated id, ``@host@`` its host."""
+    if template is None or not any(type(p) is str and ("@task@" in p or "@host@" in p) for p in template.parts):
+        return template
+    return Template(tuple(p.replace("@task@", str(sid)).replace("@host@", host) if type(p) is str else p
+                          for p in template.parts))
 
 
 def _split_commas(text: str) -> list[tuple[int, str]]:
@@ -736,6 +782,32 @@ class _Rules:
                        fld.span, help="use all_success, any_success, majority_success, min_success=N, "
                                       "max_success=N, min_failed=N or max_failed=N")
 
+    def exec_rule(self, tid: int, fld: _Field) -> None:
+        name = fld.value.strip().lower()
+        if not name or "@" in name or name == "local":
+            return
+        exec_types = self.c.opts.exec_types
+        if exec_types is None:
+            if name not in KNOWN_EXEC:
+                self.warn(f"task {tid}: exec type `{fld.value}` is not one of {', '.join(KNOWN_EXEC[:6])}",
+                          fld.span, help="it must be defined in the exec-type configuration")
+            return
+        config = exec_types.config
+        known = {*config.names(), *(alias.lower() for alias in config.aliases)}
+        if name in known:
+            return
+        import difflib
+
+        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+        guess = f"did you mean `{close[0]}`? " if close else ""
+        if config.path:
+            where = f"the exec types configured in {config.path} are {', '.join(config.names())}"
+        else:
+            where = f"no exec-type configuration was found (searched: {', '.join(config.searched)}), so only " \
+                    "local exists"
+        self.error(f"task {tid}: unknown exec type `{fld.value.strip()}`", fld.span,
+                   help=f"{guess}{where}; another configuration is chosen with --exec-config FILE")
+
     def field_rules(self, task: Task, f: dict) -> None:
         tid = task.id
         if "timeout" in f:
@@ -745,10 +817,7 @@ class _Rules:
         if "sleep" in f:
             self.numeric(task, f["sleep"], integer=False, warn_range=(0, None))
         if "exec" in f:
-            name = f["exec"].value.strip().lower()
-            if name and "@" not in name and name not in KNOWN_EXEC:
-                self.warn(f"task {tid}: exec type `{f['exec'].value}` is not one of {', '.join(KNOWN_EXEC[:6])}",
-                          f["exec"].span, help="it must be defined in cfg/execution_types.yaml")
+            self.exec_rule(tid, f["exec"])
         if "success" in f and "failure" in f and task.kind != DECISION:
             self.error(f"task {tid}: success= and failure= cannot be used together", f["failure"].key_span,
                        help="failure=COND means success=NOT COND: keep one of them")

@@ -79,6 +79,7 @@ class Run:
         # the timeline of --output-json, OpenTelemetry spans.  The log's masking applies to all.
         self.events = Events(mask=self.log.mask, warn=self.log.warn)
         self.timeline: ListSink | None = None
+        self.events_finished = False
         self.cancel = Cancel()
         self.session = None
         self.workflow: Workflow | None = None
@@ -208,11 +209,12 @@ class Run:
                 raise TaskerExit(Exit.FAILURE, f"tasker: cannot write the events file {s.events}: {exc.strerror}",
                                  reason="usage") from None
         self.add_history_sink()
-        from tasker.report.otel import sink_from_environment
+        if any(name.startswith("OTEL_") for name in s.environ):
+            from tasker.report.otel import sink_from_environment
 
-        otel = sink_from_environment(s.environ, self.log.warn)
-        if otel is not None:
-            self.events.add(otel)
+            otel = sink_from_environment(s.environ, self.log.warn)
+            if otel is not None:
+                self.events.add(otel)
         self.events.run_started(task_file=os.path.abspath(s.task_file),
                                 execution_id=hashlib.sha256(s.content).hexdigest()[:8], dry_run=not s.run,
                                 log_file=self.log.path, start=self.started)
@@ -252,7 +254,8 @@ class Run:
         options = CheckOptions(validate=s.validate_tasks, security=s.validate_security,
                                strict_env=s.strict_env_validation,
                                subtask_range=not s.skip_subtask_range_validation, environ=s.environ,
-                               saved_globals=saved)
+                               saved_globals=saved, exec_types=self.exec_types,
+                               unresolved_hosts=s.validate_hosts and not s.skip_unresolved_host_validation)
         workflow, diags = compile_workflow(tree, options)
         if s.validate_tasks and not diags.has_errors() and workflow.reads_results():
             from tasker.check.dataflow import analyze
@@ -386,6 +389,7 @@ class Run:
             self.progress = Progress(self.log.stream)
             self.log.progress = env.progress = self.progress
         self.machine = Machine(self.program, env)
+        self.machine.store.spill_file = self.session.spill_file
         start = self.start_address()
         if s.run and s.recovery:
             env.checkpoint = self.open_checkpoints().save
@@ -439,21 +443,21 @@ class Run:
             self.log.progress = None
             self.progress.close()
         code = ending.exit_code
+        walked = not s.run and self.machine is not None and ending.reason in _WALK_ENDINGS
+        if walked:
+            code = Exit.OK     # a dry run of a valid file succeeds wherever its walk ends
         finished = time.time()
-        state = self.machine.state if self.machine is not None else None
-        self.events.run_finished(status="success" if ending.success else "failed", exit_code=code,
-                                 reason=ending.reason, message=ending.message or "",
-                                 path=list(state.path) if state else [],
-                                 final_task=state.final_task if state else None,
-                                 start=self.started, end=finished)
+        self.finish_events(ending, finished, walked)
         if self.json_path and ending.reason != "instance":
-            self.write_json(ending, finished)
+            self.write_json(ending, finished, walked)
         self.settle_recovery_file(ending)
-        if s.project and ending.reason not in ("recovery", "instance", "usage", "error"):
+        if s.project and s.run and ending.reason not in ("recovery", "instance", "usage", "error"):
             self.write_summary(ending)
         if code != 0 and self.alert_script and ending.reason not in ("missing_command", "instance", "usage"):
             self.alert(ending)
-        if code == 0:
+        if walked:
+            self.log.info(_walk_summary(ending))
+        elif code == 0:
             self.log.info("SUCCESS: workflow completed")
         else:
             self.log.error(f"FAILURE: exit code {code}" + (f" ({ending.message})" if ending.message else ""))
@@ -465,6 +469,22 @@ class Run:
                 self.log.info(f"# Project file: {summary_path(self.log_base, s.project)}")
             self.log.info(f"=== Task Execution End: {time.strftime('%d%b%y_%H%M%S')} ===")
         return code
+
+    def finish_events(self, ending: Ending, finished: float, walked: bool = False) -> None:
+        """The last event: how the run ended (once, whichever way it ended).
+
+        A dry run's walk ends with status dry_run and exit code 0, as its JSON does."""
+        if self.events_finished:
+            return
+        self.events_finished = True
+        state = self.machine.state if self.machine is not None else None
+        ok = ending.success or (ending.reason == "not_run" and ending.exit_code == 0)
+        status = "dry_run" if walked else "success" if ok else "failed"
+        self.events.run_finished(status=status, exit_code=0 if walked else ending.exit_code,
+                                 reason=ending.reason, message=ending.message or "",
+                                 path=list(state.path) if state else [],
+                                 final_task=state.final_task if state else None,
+                                 start=self.started, end=finished)
 
     def settle_recovery_file(self, ending: Ending) -> None:
         """D17: delete at a defined end, keep (pointing at the task to retry) otherwise."""
@@ -520,7 +540,7 @@ class Run:
 
         return self.conclude(Ending(reason, code, message))
 
-    def write_json(self, ending: Ending, finished: float) -> None:
+    def write_json(self, ending: Ending, finished: float, dry_run: bool = False) -> None:
         from tasker.report.json_out import build
 
         s = self.settings
@@ -528,7 +548,7 @@ class Run:
         data = build(task_file=s.task_file, content=s.content, machine=self.machine, ending=ending,
                      started=self.vm_started or self.started, finished=finished, log_file=self.log.path,
                      total_tasks=len(self.workflow.tasks) if self.workflow else 0, variables=variables,
-                     timeline=self.timeline.events if self.timeline is not None else [])
+                     dry_run=dry_run, timeline=self.timeline.events if self.timeline is not None else [])
         try:
             from tasker.report.json_out import write_atomic
 
@@ -547,8 +567,22 @@ class Run:
         self.cancel.close()
 
 
+# How a dry run's walk may end (anything else, such as an unknown exec type, is an error).
+_WALK_ENDINGS = ("end", "never", "return", "failure", "condition", "invalid_return", "nothing")
+
 # The events --output-json keeps as its "timeline": every command's run, retry and block.
 TIMELINE_EVENTS = ("task_finished", "retry_scheduled", "block_finished")
+
+
+def _walk_summary(ending: Ending) -> str:
+    """The last line of a dry run: where the walk ended and what a real run would do there."""
+    if ending.reason in ("end", "never") or ending.exit_code == 0:
+        where = "the workflow would complete"
+    else:
+        where = f"a real run would end here with exit code {ending.exit_code}" + \
+            (f" ({ending.message})" if ending.message else "")
+    return f"DRY RUN complete, nothing was run: {where}"
+
 
 _ALERT_ERRORS = {
     "failure": "Last task failed",
@@ -606,7 +640,12 @@ def run(settings: Settings) -> int:
     app.install_signals()
     try:
         try:
-            return app.execute()
+            code = app.execute()
+            if not app.events_finished:   # validate-only, recovery info, a declined plan: nothing ran
+                from tasker.vm.machine import Ending
+
+                app.finish_events(Ending("not_run", code), time.time())
+            return code
         except TaskerExit as exc:
             if exc.message:
                 print(exc.message, file=sys.stderr)

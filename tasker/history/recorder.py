@@ -147,7 +147,8 @@ class Recorder(Sink):
     def run_finished(self, event: dict) -> None:
         if not self.started:
             return
-        status = "interrupted" if event["reason"] == "signal" else event["status"]
+        reason = event["reason"]   # a declined plan (not_run) started nothing
+        status = "interrupted" if reason == "signal" else "not_run" if reason == "not_run" else event["status"]
         self._put(("end", (parse_iso(event["end"]), status, event["exit_code"], event["reason"], event["message"],
                            event["final_task"], json.dumps(event["path"]), self.run_id)))
 

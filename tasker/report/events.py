@@ -19,7 +19,6 @@ hidden in the log is hidden in every sink too.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
@@ -122,6 +121,8 @@ class JsonLinesSink(Sink):
         self.fh = os.fdopen(fd, "w", encoding="utf-8")
 
     def handle(self, event: dict) -> None:
+        import json  # imported by the first event, not on every run's start-up
+
         self.fh.write(json.dumps(event, ensure_ascii=False, separators=(",", ":")) + "\n")
         self.fh.flush()
 
@@ -256,6 +257,8 @@ def check_event(event: dict) -> list[str]:
 
 def read_events(path: str) -> list[dict]:
     """The events of a JSON Lines file; a torn last line (the writer was killed) is ignored."""
+    import json
+
     out = []
     with open(path, encoding="utf-8") as fh:
         for line in fh:

@@ -34,6 +34,7 @@ PLOT_W = 960           # the time axis
 CHAR_W = 6.2           # width of a label character at 10px (to decide whether a label fits)
 MAX_HOST_LANES = 8     # a block on more hosts gets one lane (its members stack by time instead)
 STDERR_SHOWN = 400
+FAILED_SHOWN = 8       # failed tasks listed in full at the top; more are folded
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:0;color:#212121;
@@ -41,14 +42,14 @@ background:#fafafa}
 main{max-width:1200px;margin:0 auto;padding:16px 24px 48px}
 h1{font-size:20px;margin:8px 0}h2{font-size:16px;margin:28px 0 8px;border-bottom:1px solid #ddd}
 .status{display:inline-block;padding:2px 10px;border-radius:4px;color:#fff;font-weight:600}
-.status.success{background:#2e7d32}.status.failed{background:#c62828}.status.unknown{background:#757575}
+.status.success{background:#2e7d32}.status.failed{background:#c62828}.status.unknown,.status.dry_run{background:#757575}
 dl.facts{display:grid;grid-template-columns:max-content auto;gap:2px 16px;margin:8px 0}
 dl.facts dt{color:#616161}dl.facts dd{margin:0}
 ol#failed{padding-left:20px}ol#failed li{margin:6px 0}
 pre{background:#fff;border:1px solid #e0e0e0;padding:6px 8px;margin:4px 0;white-space:pre-wrap;
 word-break:break-all;max-height:12em;overflow:auto;font-size:12px}
 .scroll{overflow:auto;background:#fff;border:1px solid #e0e0e0;max-height:80vh}
-#plan svg{max-width:100%;height:auto}
+#plan svg,#timeline svg{max-width:100%;height:auto}
 svg text{font-family:system-ui,Helvetica,Arial,sans-serif}
 table{border-collapse:collapse;width:100%;background:#fff;font-size:13px}
 th,td{border-bottom:1px solid #eee;padding:3px 8px;text-align:left;white-space:nowrap}
@@ -104,8 +105,8 @@ def render(data: RunData, plan_svg: str | None, plan_note: str = "") -> str:
 
 
 def _outcome(data: RunData) -> str:
-    status = data.status if data.status in ("success", "failed") else "unknown"
-    label = {"success": "SUCCESS", "failed": "FAILED", "unknown": "DID NOT FINISH"}[status]
+    status = data.status if data.status in ("success", "failed", "dry_run") else "unknown"
+    label = {"success": "SUCCESS", "failed": "FAILED", "dry_run": "DRY RUN", "unknown": "DID NOT FINISH"}[status]
     duration = f"{data.end - data.start:.2f} s" if data.start is not None and data.end is not None else "?"
     facts = [("exit code", data.exit_code if data.exit_code is not None else "?"), ("duration", duration),
              ("path", " → ".join(map(str, data.path)) or "(none)"), ("task file", data.task_file),
@@ -125,8 +126,14 @@ def _outcome(data: RunData) -> str:
         items.append(f'<li class="failed-task" data-task="{esc(run["task"])}"><b>Task {esc(run["display"])}</b> '
                      f'on {esc(run["host"])}: {esc(kind)}'
                      + (f"<pre>{esc(stderr)}</pre>" if stderr else "") + "</li>")
-    listing = (f'<h3>Failed tasks ({len(failed)})</h3><ol id="failed">{"".join(items)}</ol>' if failed
-               else '<p id="failed-none">No task failed.</p>')
+    if not failed:
+        listing = '<p id="failed-none">No task failed.</p>'
+    else:   # the first few in full; the rest folded, so the timeline stays near the top
+        shown, folded = items[:FAILED_SHOWN], items[FAILED_SHOWN:]
+        more = (f'<details><summary>{len(folded)} more failed tasks</summary><ol id="failed-more" '
+                f'start="{FAILED_SHOWN + 1}">{"".join(folded)}</ol></details>' if folded else "")
+        listing = f'<h3>Failed tasks ({len(failed)})</h3><ol id="failed">{"".join(shown)}</ol>{more}'
+
     return (f'<section id="outcome"><p><span class="status {status}">{label}</span></p>'
             f'<dl class="facts">{rows}</dl>{listing}</section>')
 
@@ -226,10 +233,13 @@ def gantt(data: RunData) -> str:
             body.extend(_density(bars, x, y, t0, span))
         else:
             for r, row in enumerate(rows):
-                body.extend(_bar(bar, x, y + r * ROW) for bar in row)
+                for i, bar in enumerate(row):   # rows are in start order: the next bar bounds the label room
+                    room = (x(row[i + 1].start) if i + 1 < len(row) else LABEL_W + PLOT_W + 16) - x(bar.end)
+                    body.append(_bar(bar, x, y + r * ROW, room))
         body.append("</g>")
         y += height + 8
     body.extend(_blocks(data, x, y))
+    y += 36 if data.blocks else 0
     axis = _axis(x, t0, span, y)
     width = LABEL_W + PLOT_W + 20
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{y + 30}" '
@@ -237,7 +247,8 @@ def gantt(data: RunData) -> str:
             + "".join(axis) + "".join(body) + "</svg>")
 
 
-def _bar(bar: _Bar, x, y: float) -> str:
+def _bar(bar: _Bar, x, y: float, room: float) -> str:
+    """One bar with its tooltip; its label inside when it fits, else after it when there is ``room``."""
     run = bar.run
     x0 = x(bar.start)
     w = max(x(bar.end) - x0, 1.5)
@@ -246,8 +257,11 @@ def _bar(bar: _Bar, x, y: float) -> str:
            f"{run['duration']:.3f} s, attempt {run['attempt']}"
            + (f", loop round {run['loop_round']}" if run["loop_round"] else ""))
     text = ""
-    if w >= len(label) * CHAR_W + 6:
+    need = len(label) * CHAR_W + 6
+    if w >= need:
         text = f'<text x="{x0 + 3:.1f}" y="{y + 11}" font-size="10" fill="#fff">{esc(label)}</text>'
+    elif room >= need:
+        text = f'<text x="{x0 + w + 3:.1f}" y="{y + 11}" font-size="10" fill="#424242">{esc(label)}</text>'
     stroke = ' stroke="#b71c1c" stroke-dasharray="3 2"' if bar.outcome == "retried" else ""
     return (f'<g class="bar {bar.outcome}" data-task="{esc(run["task"])}" data-display="{esc(label)}">'
             f'<title>{esc(tip)}</title><rect x="{x0:.1f}" y="{y + 1}" width="{w:.1f}" height="{ROW - 3}" rx="2" '
@@ -293,10 +307,14 @@ def _blocks(data: RunData, x, y: float) -> list[str]:
     for i, block in enumerate(data.blocks):
         start, end = parse_iso(block["start"]), parse_iso(block["end"])
         colour = COLOURS["ok"] if block["success"] else COLOURS["failed"]
-        yy = y + 4 + (i % 3) * 6
+        yy = y + 12 + (i % 3) * 12
         tip = f"block {block['block']}: {block['succeeded']}/{block['total']} succeeded, {block['duration']:.3f} s"
+        width = max(x(end) - x(start), 1.5)
+        label = f"block {block['block']}"
+        text = (f'<text x="{x(start):.1f}" y="{yy - 1}" font-size="9" fill="{colour}">{esc(label)}</text>'
+                if width >= len(label) * CHAR_W * 0.9 else "")
         out.append(f'<g class="block"><title>{esc(tip)}</title><rect x="{x(start):.1f}" y="{yy}" '
-                   f'width="{max(x(end) - x(start), 1.5):.1f}" height="3" fill="{colour}"/></g>')
+                   f'width="{width:.1f}" height="3" fill="{colour}"/>{text}</g>')
     return out
 
 

@@ -55,9 +55,9 @@ def task_results(records: dict, timeline: list[dict]) -> dict:
 
 
 def build(*, task_file: str, content: bytes, machine: Machine, ending: Ending, started: float,
-          finished: float, log_file: str, total_tasks: int, variables: dict,
+          finished: float, log_file: str, total_tasks: int, variables: dict, dry_run: bool = False,
           timeline: list[dict] | None = None) -> dict:
-    """The JSON document for one run.
+    """The JSON document for one run; a dry run's says so (``"dry_run": true``, status ``dry_run``).
 
     ``timeline`` holds the run's task_finished, retry_scheduled and block_finished
     events (every attempt and loop round, not only the last record of each id):
@@ -71,7 +71,7 @@ def build(*, task_file: str, content: bytes, machine: Machine, ending: Ending, s
     state = machine.state if machine is not None else State()
     records = machine.store.records if machine is not None else ResultStore().records
     ok, bad, slow = counts(records)
-    status = "success" if ending.success else "failed"
+    status = "dry_run" if dry_run else "success" if ending.success else "failed"
     path = list(state.path)
     summary: dict = {
         "total_tasks": total_tasks,
@@ -90,12 +90,17 @@ def build(*, task_file: str, content: bytes, machine: Machine, ending: Ending, s
             "error": ending.message or "Workflow failed",
             "reason": ending.reason,
         }
+    metadata: dict = {
+        "task_file": os.path.abspath(task_file),
+        "execution_id": hashlib.sha256(content).hexdigest()[:8],
+        "status": status,
+        "exit_code": 0 if dry_run else ending.exit_code,
+    }
+    if dry_run:
+        metadata["dry_run"] = True
     return {
         "workflow_metadata": {
-            "task_file": os.path.abspath(task_file),
-            "execution_id": hashlib.sha256(content).hexdigest()[:8],
-            "status": status,
-            "exit_code": ending.exit_code,
+            **metadata,
             "start_time": iso(started),
             "end_time": iso(finished),
             "duration_seconds": round(finished - started, 2),

@@ -22,6 +22,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from tasker.ir.instructions import Program
 
+DOT_LIMIT = 400   # instructions; above this the graph is unreadable and dot slow (40 s for 3,000)
+
 
 def compile_program(task_file: str, environ: dict) -> tuple[Program | None, str]:
     """(program, note): the program of ``task_file``, or None and why not."""
@@ -58,12 +60,18 @@ def plan_svg(data: RunData, environ: dict | None = None) -> tuple[str | None, st
         note = "The task file changed since this run: the plan below is the current file's. "
     executed = _executed_tasks(data)
     exe = shutil.which("dot", path=environ.get("PATH"))
+    if exe is not None and len(program.instrs) > DOT_LIMIT:
+        note += (f"The plan has {len(program.instrs)} instructions, too many for a readable graph (Graphviz "
+                 "also takes minutes on it): this is the plain drawing. ")
+        exe = None
     if exe is not None:
         svg = _dot_svg(exe, program, data, executed)
         if svg is not None:
             return svg, note + "Drawn by Graphviz; thick coloured nodes and edges are the path the run took."
         note += "Graphviz failed, so this is the plain drawing. "
-    return _plain_svg(program, data, executed), note + "The tasks and the path the run took (Graphviz not found)."
+    if not note and exe is None and shutil.which("dot", path=environ.get("PATH")) is None:
+        note = "Graphviz not found: "
+    return _plain_svg(program, data, executed), note + "The top-level tasks and the path the run took."
 
 
 def _executed_tasks(data: RunData) -> dict[int, bool]:
@@ -127,28 +135,34 @@ def _dot_svg(exe: str, program: Program, data: RunData, executed: dict[int, bool
 
 
 def _plain_svg(program: Program, data: RunData, executed: dict[int, bool]) -> str:
-    """Tasks top to bottom in id order; executed ones coloured; the path as numbered arrows on the right."""
-    tasks = sorted({i.task for i in program.instrs.values() if i.task is not None})
+    """Top-level tasks top to bottom in id order (a block with its member count); the ones that ran
+    coloured by outcome; the path as numbered arrows on the right."""
+    from tasker.ir import instructions as ir
+
+    members = {i.op.block: len(i.op.members) for i in program.instrs.values() if i.kind == ir.FORK}
+    inside = {m.task for i in program.instrs.values() if i.kind == ir.FORK for m in i.op.members}
+    tasks = sorted({i.task for i in program.instrs.values() if i.task is not None and i.task not in inside})
     ys = {task: 20 + n * 30 for n, task in enumerate(tasks)}
     out = []
     for task in tasks:
         y = ys[task]
         colour = COLOURS["ok"] if executed.get(task) else (COLOURS["failed"] if task in executed else "#bdbdbd")
         width = 3 if task in executed else 1
-        out.append(f'<g class="plan-task" data-task="{task}"><rect x="20" y="{y}" width="160" height="22" rx="4" '
+        label = f"task {task}" + (f" (block of {members[task]})" if task in members else "")
+        out.append(f'<g class="plan-task" data-task="{task}"><rect x="20" y="{y}" width="200" height="22" rx="4" '
                    f'fill="#fff" stroke="{colour}" stroke-width="{width}"/><text x="30" y="{y + 15}" '
-                   f'font-size="12">task {task}</text></g>')
+                   f'font-size="12">{esc(label)}</text></g>')
     step = 0
     for a, b in zip(data.path, data.path[1:], strict=False):
         if a not in ys or b not in ys:
             continue
         step += 1
         y1, y2 = ys[a] + 11, ys[b] + 11
-        bend = 200 + 14 * (step % 12)
-        out.append(f'<path d="M180,{y1} C{bend},{y1} {bend},{y2} 180,{y2}" fill="none" stroke="#1565c0" '
+        bend = 240 + 14 * (step % 12)
+        out.append(f'<path d="M220,{y1} C{bend},{y1} {bend},{y2} 220,{y2}" fill="none" stroke="#1565c0" '
                    f'stroke-width="2" marker-end="url(#arrow)"><title>step {step}: {a} → {b}</title></path>')
     height = 40 + 30 * len(tasks)
     marker = ('<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="6" markerHeight="6" '
               'orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#1565c0"/></marker></defs>')
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="420" height="{height}" role="img" '
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="460" height="{height}" role="img" '
             f'aria-label="{esc("plan")}">{marker}{"".join(out)}</svg>')

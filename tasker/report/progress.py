@@ -61,6 +61,7 @@ class Progress:
                 self.block = (info["block"], 0, info["members"])
             elif event == "block_end":
                 self.block = None
+                self.current = str(info["block"])   # the block, not whichever member started last
             self.draw()
 
     # ------------------------------------------------------------ drawing

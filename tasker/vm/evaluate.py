@@ -1,4 +1,4 @@
-"""Condition evaluation over the condition AST (conditions.md §5-§7, decisions.md D1-D6).
+"""Condition evaluation over the condition AST: what each atom means at run time.
 
 A condition sees one ``Context``: an exit code, two outputs, the task's own
 success (when known) and, for blocks, the counts of their members.  Operand
@@ -26,7 +26,11 @@ from tasker.syntax.ast import (
     StreamTest,
 )
 
-_NUMBER = re.compile(r"\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*\Z")
+# What counts as a number: without a `.` only a whole number (sign and blanks allowed); with a
+# `.` a decimal, exponent allowed (`1.5e3`).  `1e3`, `inf`, `nan` and `1_000` stay text.
+_INTEGER = re.compile(r"\s*[+-]?[0-9]+\s*\Z")
+_DECIMAL = re.compile(r"\s*[+-]?(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\s*\Z")
+_BOOLEANS = {"true": 1, "false": 0}
 EMPTY = Output("")
 
 
@@ -90,6 +94,31 @@ def _eval(cond: object, ctx: Context, render) -> bool:
     return False
 
 
+def reads_results(cond: object, own: bool) -> bool:
+    """Whether a condition reads a result of some task: a placeholder such as ``@3_stdout@``
+    or, when ``own`` (success=, next=, loop_break of a task or block), the exit code,
+    output or counts of the task it belongs to.  A dry run assumes such conditions hold."""
+    kind = type(cond)
+    if kind in (AnyOf, AllOf):
+        return any(reads_results(c, own) for c in cond.items)
+    if kind in (ExitCode, ExitNotZero, StreamCount, Multi):
+        return own
+    if kind is Keyword:
+        return own and cond.word == "success"
+    if kind is StreamTest:
+        return own or _has_ref(cond.pattern)
+    if kind is Contains:
+        return own or _has_ref(cond.pattern)
+    if kind is Compare:
+        own_subject = cond.subject in ("exit", "stdout", "stderr")
+        return (own and own_subject) or (not own_subject and _has_ref(cond.subject)) or _has_ref(cond.operand)
+    return kind is RefTest
+
+
+def _has_ref(template) -> bool:
+    return template is not None and any(type(p) is not str for p in template.parts)
+
+
 def render_ref(cond: RefTest, render) -> str:
     from tasker.syntax.ast import Template
 
@@ -133,7 +162,7 @@ def _compare(cond: Compare, ctx: Context, render) -> bool:
         return _loosely_equal(left, right)
     if op == "!=":
         return not _loosely_equal(left, right)
-    a, b = _number(left), _number(right)
+    a, b = _ordinal(left), _ordinal(right)
     if a is None or b is None:
         return False
     return _compare_numbers(a, op, b)
@@ -153,12 +182,20 @@ def _loosely_equal(left: str | None, right: str) -> bool:
 
 
 def _number(text: str) -> float | None:
-    if not _NUMBER.match(text):
-        return None
-    try:
+    """The value of a number as the condition language spells one, else None."""
+    if _INTEGER.match(text):
+        return int(text)
+    if _DECIMAL.match(text):
         return float(text)
-    except ValueError:
-        return None
+    return None
+
+
+def _ordinal(text: str) -> float | None:
+    """A side of `<` `<=` `>` `>=`: a number, or a boolean counted as 1/0 (as TASKER 2.2 does)."""
+    number = _number(text)
+    if number is None:
+        return _BOOLEANS.get(text.strip().lower())
+    return number
 
 
 def _compare_numbers(a: float, op: str, b: float) -> bool:

@@ -16,6 +16,7 @@ import heapq
 import threading
 from collections import deque
 
+from tasker.check.model import HOSTNAMES_BASE
 from tasker.syntax.ast import Template
 from tasker.vm.evaluate import PRE, evaluate
 from tasker.vm.store import Record
@@ -85,7 +86,10 @@ def run_member(machine: Machine, fork: ir.Fork, member: ir.Member, attempt: int,
     display = f"{fork.block}-{member.task}"
     if policy.attempts > 1:
         display += f".{attempt}"
-    if member.condition is not None and not evaluate(member.condition, PRE, machine.render):
+    if member.task >= HOSTNAMES_BASE and member.command is not None:   # a member of a hostnames= block
+        display += f" [{member.command.hostname.literal()}]"
+    if member.condition is not None and not machine.assumed(member.condition, False, display, "condition") \
+            and not evaluate(member.condition, PRE, machine.render):
         machine.log.info(f"Task {display}: Condition false, skipping task")
         return Record(-1, "", "Task skipped due to condition", False, kind="skipped")
     if member.command is None:

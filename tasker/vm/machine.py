@@ -9,12 +9,16 @@ read back into the same loop.
 
 from __future__ import annotations
 
+import re
+
 from tasker.exitcodes import Exit
 from tasker.ir import instructions as ir
 from tasker.report.events import Events
 from tasker.report.log import show_output
 from tasker.runners.exectypes import ArgumentsError, ExecTypeError
-from tasker.vm.evaluate import PRE, Context, evaluate
+from tasker.runners.limits import too_long
+from tasker.runners.output import Output
+from tasker.vm.evaluate import PRE, Context, evaluate, reads_results
 from tasker.vm.store import Record, ResultStore
 
 TYPE_CHECKING = False
@@ -23,8 +27,6 @@ if TYPE_CHECKING:
     from tasker.runners.base import Cancel, Runner, SystemClock
     from tasker.runners.exectypes import ExecTypes
 
-DRY_STDOUT = "DRY RUN STDOUT"
-DRY_MEMBER_STDOUT = "DRY RUN - Command not executed"
 
 
 _STOPS = {
@@ -34,6 +36,8 @@ _STOPS = {
     ir.STOP_CONDITION: "stop, the condition to continue was not met",
     ir.STOP_FATAL: "stop, an unsupported construct was reached",
 }
+_ASSUMED = {"route": "next condition", "block result": "block condition", "decision": "decision condition",
+            "select branch": "condition"}
 COMMAND_LOG_LIMIT = 1000
 
 
@@ -178,7 +182,20 @@ class Machine:
         return f"{task}.{loop[1]}" if loop is not None else str(task)
 
     def render(self, template) -> str:
+        if self.env.dry_run and template is not None:
+            return template.literal()     # a dry run never guesses a result: placeholders stay as written
         return self.store.render(template)
+
+    def assumed(self, cond: object, own: bool, display: str, what: str, holds: bool = True) -> bool:
+        """In a dry run, a condition that reads a task's result is taken to hold (or, for
+        ``failure=``, not to hold), and the assumption is printed; True when so assumed."""
+        if not self.env.dry_run or not reads_results(cond, own):
+            return False
+        from tasker.syntax.condition import show
+
+        verb = "holds" if holds else "does not hold"
+        self.log.info(f"Task {display}: [DRY RUN] assuming {what} '{show(cond)}' {verb}")
+        return True
 
     def track(self, task: int, host: str, command: str, exit_code: int | None) -> None:
         s = self.state
@@ -190,6 +207,20 @@ class Machine:
             return PRE
         return Context(record.exit_code, record.stdout, record.stderr,
                        record.success if success_known else None, record.counts)
+
+    def block_context(self, block: int) -> Context:
+        """What a plain condition in a block's ``next=`` sees: exit 0 when every member
+        succeeded (else 1), a summary of the counts as stdout, the ids of the members that
+        did not succeed as stderr.  The block's stored record keeps its own text."""
+        record = self.store.get(block)
+        if record is None or record.counts is None:
+            return PRE
+        succeeded, failed, total = record.counts
+        # the record's stderr lists exactly the members that failed or timed out
+        ids = sorted(int(n) for n in re.findall(r"\d+", record.stderr.text()))
+        return Context(0 if succeeded == total else 1,
+                       Output(f"Parallel execution summary: {succeeded} successful, {failed} failed"),
+                       Output(f"Failed tasks: {ids}" if ids else ""), None, record.counts)
 
     # ------------------------------------------------------------ exec
 
@@ -225,7 +256,10 @@ class Machine:
         try:
             name = env.exec_types.requested(requested)
             canonical = env.exec_types.canonical(name)
-            argv = env.exec_types.argv(canonical, host, program, arguments)
+            if env.dry_run and "@" in name:
+                argv = [program, arguments] if arguments else [program]   # the type is known only at run time
+            else:
+                argv = env.exec_types.argv(canonical, host, program, arguments)
         except ExecTypeError as exc:
             raise Fatal("error", Exit.VALIDATION, f"Task {display}: {exc}") from None
         except ArgumentsError as exc:
@@ -238,11 +272,15 @@ class Machine:
         fact = {"task": command.task, "display": display, "block": block, "exec_type": canonical,
                 "attempt": attempt, "loop_round": loop[1] if loop is not None else None}
         self.events.task_started(host=host, command=shown, start=env.clock.now(), **fact)
+        oversize = too_long(argv)
+        if oversize is not None:
+            record = self._oversize(command, display, host, oversize)
+            self.events.task_finished(record, **fact)
+            return record, shown
         if env.dry_run:
             self.log.info(f"Task {display}: [DRY RUN] Would execute [{name}]: {shown}")
             now = env.clock.now()
-            stdout = DRY_STDOUT if main else DRY_MEMBER_STDOUT
-            record = Record(0, stdout, "", True, hostname=host, start=now, end=now)
+            record = Record(0, "", "", True, hostname=host, start=now, end=now)
             if main:
                 record.success = self.judge(command, record, display)
             self._progress("done", task=command.task, success=record.success)
@@ -269,6 +307,24 @@ class Machine:
         self._progress("done", task=command.task, success=record.success)
         self.events.task_finished(record, **fact)
         return record, shown
+
+    def _oversize(self, command: ir.Command, display: str, host: str, oversize: tuple) -> Record:
+        """A task whose argv the operating system would refuse fails before it starts."""
+        what, size, limit = oversize
+        refs = [p for t in (command.command, command.arguments) if t is not None
+                for p in t.parts if type(p) is not str and p.name in ("stdout", "stderr")]
+        if refs:
+            hint = ", ".join(f"@{r.task}_{r.name}_file@ instead of {r.written}" for r in refs)
+        else:
+            hint = "@N_stdout_file@ instead of @N_stdout@"
+        message = (f"Task {display}: {what} is {size:,} bytes after substitution, over the operating "
+                   f"system's limit of {limit:,} bytes; nothing was started. Pass large output as a "
+                   f"file: {hint} gives the path of the file that holds it")
+        self.log.error(message)
+        now = self.env.clock.now()
+        record = Record(1, "", message, False, hostname=host, start=now, end=now)
+        self._progress("done", task=command.task, success=False)
+        return record
 
     def log_result(self, display: str, record: Record, result) -> None:
         log = self.log
@@ -306,10 +362,14 @@ class Machine:
 
         ctx = Context(record.exit_code, record.stdout, record.stderr, None)
         if command.success is not None:
+            if self.assumed(command.success, True, display, "success condition"):
+                return True
             value = evaluate(command.success, ctx, self.render)
             self.log.info(f"Task {display}: Success condition '{show(command.success)}' evaluated to: {value}")
             return value
         if command.failure is not None:
+            if self.assumed(command.failure, True, display, "failure condition", holds=False):
+                return True
             failed = evaluate(command.failure, ctx, self.render)
             self.log.info(f"Task {display}: Failure condition '{show(command.failure)}' evaluated to: {failed}")
             return not failed
@@ -339,10 +399,21 @@ class Machine:
             record = self.store.get(task)
             value = bool(record and record.success)
         else:
-            ctx = PRE if op.context == "pre" else self.task_context(task)
+            if self.assumed(op.test, op.context != "pre", self.display(task), _ASSUMED.get(op.label, "condition"),
+                            holds=not op.negate):
+                return self._routed(instr, op, True)
+            if op.context == "pre":
+                ctx = PRE
+            elif op.context == "block":
+                ctx = self.block_context(task)
+            else:
+                ctx = self.task_context(task)
             value = evaluate(op.test, ctx, self.render)
         if op.negate:
             value = not value
+        return self._routed(instr, op, value)
+
+    def _routed(self, instr: ir.Instr, op: ir.Branch, value: bool) -> str:
         target = instr.to("true" if value else "false") if len(instr.succ) > 1 else instr.succ[0][1]
         self._log_branch(instr, op, value, target)
         if op.label == "route" and target == ir.STOP_FAILURE:
@@ -377,6 +448,10 @@ class Machine:
             return instr.to("body")
         state = loops.get(task)
         if state is None:
+            return instr.to("done")
+        if self.env.dry_run:
+            self.log.info(f"Task {self.display(task)}: [DRY RUN] a loop of {op.count} rounds: shown once")
+            del loops[task]
             return instr.to("done")
         ctx = self.task_context(task, success_known=False)
         if op.until is not None and evaluate(op.until, ctx, self.render):

@@ -76,6 +76,7 @@ class Record:
             "stdout": self.stdout.head(SUBSTITUTION_LIMIT) if self.stdout.spilled else self.stdout.text(),
             "stderr": self.stderr.head(SUBSTITUTION_LIMIT) if self.stderr.spilled else self.stderr.text(),
             "success": self.success,
+            "hostname": self.hostname,
         }
         if self.stdout.spilled:
             out["stdout_file"] = self.stdout.path
@@ -92,6 +93,10 @@ class ResultStore:
     def __init__(self) -> None:
         self.records: dict[int, Record] = {}
         self.lock = threading.Lock()
+        # ``spill_file(name) -> (path, binary file)`` of the run's private directory: lets
+        # ``@N_stdout_file@`` name a file also for an output small enough to be held in memory.
+        self.spill_file = None
+        self._files: dict[tuple[int, str], tuple[Record, str]] = {}
 
     def put(self, task: int, record: Record) -> None:
         with self.lock:
@@ -114,8 +119,26 @@ class ResultStore:
                 continue
             record = self.records.get(part.task)
             value = record.field(part.name) if record is not None else None
+            if value == "" and part.name in ("stdout_file", "stderr_file") and self.spill_file is not None:
+                value = self._file_of(part.task, record, part.name[:6])
             out.append(value if value is not None else part.written)
         return "".join(out)
+
+    def _file_of(self, task: int, record: Record, stream: str) -> str:
+        """A private file holding a stream kept in memory, written on first use per record."""
+        with self.lock:
+            known = self._files.get((task, stream))
+            if known is not None and known[0] is record:
+                return known[1]
+            try:
+                path, fh = self.spill_file(f"{task}_{stream}")
+                with fh:
+                    for piece in getattr(record, stream).chunks():
+                        fh.write(piece.encode("utf-8", "surrogateescape"))
+            except OSError:
+                return ""
+            self._files[(task, stream)] = (record, path)
+            return path
 
     def unresolved(self, template: Template | None) -> list[str]:
         """Placeholders of ``template`` that the store cannot fill yet."""
