@@ -75,3 +75,33 @@ def slurm(tmp_path_factory):
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A private PostgreSQL server on 127.0.0.1 (see pgserver.py); skipped where it cannot start."""
+    try:
+        import psycopg  # noqa: F401 - the history's PostgreSQL driver (the postgres extra)
+    except ImportError:
+        pytest.skip("psycopg is not installed: pip install 'tasker[postgres]' (the test extra includes it)")
+    from pgserver import CannotStart, PostgresServer
+
+    server = PostgresServer()
+    try:
+        server.start()
+    except CannotStart as exc:
+        server.stop()
+        pytest.skip(f"no PostgreSQL server for the history tests: {exc}")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server, request) -> str:
+    """A fresh, empty database on the private server, named after the test."""
+    import re
+
+    name = "t_" + re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:50]
+    return postgres_server.create_database(name)

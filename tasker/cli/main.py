@@ -19,12 +19,13 @@ from tasker.cli.options import FLAG_DESTS, USAGE, VALUE_DESTS, HelpRequested, Us
 from tasker.cli.run import run
 from tasker.cli.settings import Settings
 from tasker.exitcodes import Exit, TaskerExit
+from tasker.history import cli as history
 from tasker.report.log import quiet_stream
 
 # Commands that are not a run of a task file (``tasker NAME ...``): dispatched on
 # the first word before the option parser sees the command line.
 # A task file named like one is run as ./report.
-SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {"report": report.main}
+SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {"report": report.main, "history": history.main}
 
 HEADER_FORBIDDEN = ("--help", "-h", "--version", "-V", "--force-instance")
 HEADER_SENSITIVE = ("--skip-security-validation", "--skip-validation", "--fire-and-forget")

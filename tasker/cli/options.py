@@ -34,7 +34,9 @@ USAGE = "usage: tasker [options] TASK_FILE"
 DESCRIPTION = "Run a TASKER task file: validate it, then execute its tasks (a dry run unless -r is given)."
 EPILOG = ("Exit codes: 0 success, 1 task failure, 2 usage, 10 condition not met, 12 start/resume refused, "
           "20 validation failed, 21/60/61 host validation, 24 no tasks, 25 instance running, 124 timeout, "
-          "130/143 interrupted.")
+          "130/143 interrupted.\n"
+          "Run history: tasker history [TASK_FILE] [--failed] [--project NAME] [--since 7d] [--last N] [--json]; "
+          "tasker history show RUN; tasker history prune --older-than 30d; tasker report RUN [-o FILE].")
 
 
 class UsageError(Exception):
@@ -132,6 +134,9 @@ OPTIONS = (
            "implies --auto-recovery", metavar="PATH"),
     Option(None, "--events", VALUE, "write the run's events to FILE as JSON Lines (one event a line, "
            "flushed as it happens)", metavar="FILE"),
+    Option(None, "--history-db", VALUE, "record the run in this history database: a SQLite file or "
+           "postgresql://... (default $TASKER_HISTORY_DB or ~/TASKER/history.db)", metavar="DB"),
+    Option(None, "--no-history", FLAG, "do not record the run in the history database"),
     Option(None, "--exec-config", VALUE, "exec-type configuration instead of the shipped "
            "cfg/execution_types.yaml (also $TASKER_EXEC_CONFIG)", metavar="YAML"),
     Option(None, "--show-effective-args", FLAG, "print the merged settings, then exit"),

@@ -232,6 +232,7 @@ class Run:
             except OSError as exc:
                 raise TaskerExit(Exit.FAILURE, f"tasker: cannot write the events file {s.events}: {exc.strerror}",
                                  reason="usage") from None
+        self.add_history_sink()
         if any(name.startswith("OTEL_") for name in s.environ):
             from tasker.report.otel import sink_from_environment
 
@@ -241,6 +242,17 @@ class Run:
         self.events.run_started(task_file=os.path.abspath(s.task_file),
                                 execution_id=hashlib.sha256(s.content).hexdigest()[:8], dry_run=not s.run,
                                 log_file=self.log.path, start=self.started)
+
+    def add_history_sink(self) -> None:
+        """Real runs are recorded in the run history (unless --no-history)."""
+        s = self.settings
+        if not s.run or s.no_history or s.validate_only:
+            return
+        from tasker import __version__
+        from tasker.history.recorder import Recorder, choose_target, close_wait
+
+        self.events.add(Recorder(choose_target(s.history_db, s.environ), warn=self.log.warn, content=s.content,
+                                 project=s.project, version=__version__, close_wait=close_wait(s.environ)))
 
     def check_type_option(self) -> None:
         names = self.exec_types.config.names()

@@ -83,7 +83,14 @@ def parse_iso(text: str) -> float:
 
 
 class Sink:
-    """Receives every event.  Subclass and override ``handle`` (and ``close`` if it holds a resource)."""
+    """Receives every event.  Subclass and override ``handle`` (and ``close`` if it holds a resource).
+
+    A sink that sets ``output_bytes`` gets its own copy of each task_finished
+    event with ``stdout_head`` and ``stderr_head``: the first ``output_bytes``
+    characters of both outputs, masked (the run history keeps them; the
+    other sinks do not carry whole outputs)."""
+
+    output_bytes = 0
 
     def handle(self, event: dict) -> None:  # pragma: no cover - interface
         raise NotImplementedError
@@ -140,8 +147,10 @@ class Events:
     def active(self) -> bool:
         return bool(self.sinks)
 
-    def emit(self, name: str, /, **fields) -> None:
-        """Send one event to every sink.  A sink that raises is dropped (and reported), the run goes on."""
+    def emit(self, name: str, /, *, outputs: tuple | None = None, **fields) -> None:
+        """Send one event to every sink.  A sink that raises is dropped (and reported), the run goes on.
+
+        ``outputs`` (stdout, stderr) of a finished command go to the sinks that ask for output heads."""
         if not self.sinks:
             return
         with self.lock:
@@ -150,11 +159,18 @@ class Events:
             event.update(self._masked(fields))
             for sink in list(self.sinks):
                 try:
-                    sink.handle(event)
+                    if outputs is not None and sink.output_bytes:
+                        sink.handle(self._with_heads(event, outputs, sink.output_bytes))
+                    else:
+                        sink.handle(event)
                 except Exception as exc:
                     self.sinks.remove(sink)
                     if self.warn is not None:
                         self.warn(f"event sink {type(sink).__name__} failed and is switched off: {exc}")
+
+    def _with_heads(self, event: dict, outputs: tuple, size: int) -> dict:
+        stdout, stderr = outputs
+        return {**event, **self._masked({"stdout_head": stdout.head(size), "stderr_head": stderr.head(size)})}
 
     def _masked(self, fields: dict) -> dict:
         mask = self.mask
@@ -197,7 +213,7 @@ class Events:
                   exec_type=exec_type, attempt=attempt, loop_round=loop_round, exit_code=record.exit_code,
                   success=bool(record.success), timed_out=record.timed_out, start=iso(record.start),
                   end=iso(record.end), duration=round(record.duration, 6), stdout_bytes=record.stdout.size,
-                  stderr_bytes=record.stderr.size, stderr_head=head)
+                  stderr_bytes=record.stderr.size, stderr_head=head, outputs=(record.stdout, record.stderr))
 
     def retry_scheduled(self, *, task: int, block: int, attempt: int, delay: float, exit_code: int) -> None:
         if not self.sinks:

@@ -72,6 +72,11 @@ def load(path: str) -> RunData:
     return _from_events(events)
 
 
+def from_events(events: list[dict]) -> RunData:
+    """A run from its events (the events file's, or the run history's reconstruction of them)."""
+    return _from_events(events)
+
+
 def _from_json(data: dict) -> RunData:
     run = RunData()
     run.source = "json"

@@ -5,6 +5,7 @@
     python tests/benchmarks/run.py --only w1,w3_par --runs 5
     python tests/benchmarks/run.py --w5 20000 --only w5 # one size, asked for
     python tests/benchmarks/run.py --tasker 'python -m tasker'
+    python tests/benchmarks/run.py --only w1,w2 --against-flags=--no-history   # the cost of a feature
 
 Each workload's task file is generated (``workloads.py``), then tasker and the
 workload's floor run in turn, A B A B, each run with a fresh, empty HOME as
@@ -223,6 +224,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--timeout", type=float, default=900, help="kill a run after this many seconds (default 900)")
     p.add_argument("--sample-ms", type=float, default=20, help="W4 process-tree RSS sampling interval (default 20)")
     p.add_argument("--json", metavar="FILE", help="also write every run's raw numbers here")
+    p.add_argument("--against-flags", metavar="FLAGS",
+                   help="instead of the floors, compare with the same tasker run plus FLAGS (e.g. --no-history)")
     p.add_argument("--keep-output", metavar="DIR", help="append each tasker run's output to DIR/<workload>.out")
     args = p.parse_args(argv)
     args.quick = not args.full
@@ -272,7 +275,11 @@ def bench(load: workloads.Workload, cmd: list[str], args: argparse.Namespace, ra
     keep = os.path.join(args.keep_output, load.name + ".out") if args.keep_output else None
     sample = args.sample_ms if load.sample else 0
     impl: list[dict] = []
-    floors: dict[str, list[dict]] = {label: [] for label, _ in load.floors}
+    against = load.floors
+    if args.against_flags:
+        extra = shlex.split(args.against_flags)
+        against = [(f"tasker {shlex.join(extra)}", [*argv, *extra])]
+    floors: dict[str, list[dict]] = {label: [] for label, _ in against}
     total = args.warmup + args.runs
     for i in range(total):
         counted = i >= args.warmup
@@ -280,11 +287,11 @@ def bench(load: workloads.Workload, cmd: list[str], args: argparse.Namespace, ra
         result = measure(argv, args.timeout, sample, keep)
         if counted:
             impl.append(result)
-        for label, floor_argv in load.floors:
+        for label, floor_argv in against:
             floor = measure(floor_argv, args.timeout)
             if counted:
                 floors[label].append(floor)
-    raw[load.name] = {"tasker": argv, "floors": {label: a for label, a in load.floors}, "runs": impl,
+    raw[load.name] = {"tasker": argv, "floors": {label: a for label, a in against}, "runs": impl,
                       "floor_runs": floors}
     return rows(load, impl, floors)
 
