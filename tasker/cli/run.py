@@ -92,6 +92,7 @@ class Run:
         self.checkpoints = None     # tasker.vm.checkpoint.CheckpointStore
         self.instance_lock = None
         self.hosts: dict[str, str] = {}   # host validation's resolved names, for the VM
+        self.connections = None     # tasker.runners.ssh.Connections: ssh masters, closed in cleanup
 
     # ------------------------------------------------------------ signals
 
@@ -279,7 +280,18 @@ class Run:
             return
         from tasker.cli.hostcheck import HostValidation
 
-        self.hosts = HostValidation(self.workflow, s, self.exec_types, self.log, self.cancel).run()
+        self.hosts = HostValidation(self.workflow, s, self.exec_types, self.log, self.cancel,
+                                    self.ssh_connections()).run()
+
+    def ssh_connections(self):
+        """The run's ssh connections, knowing which hosts the workflow uses more than once."""
+        if self.connections is None:
+            from tasker.ir.hosts import reused_hosts
+            from tasker.runners.ssh import Connections
+
+            workflow = self.workflow
+            self.connections = Connections(lambda: reused_hosts(workflow))
+        return self.connections
 
     def _remote_tasks(self) -> bool:
         """Some task may run through a non-local exec type (then host validation has work)."""
@@ -335,8 +347,12 @@ class Run:
 
         s = self.settings
         self.session = Session()
-        env = Env(runner=ProcessRunner(self.session), clock=SystemClock(), exec_types=self.exec_types,
-                  log=self.log, cancel=self.cancel, dry_run=not s.run, hosts=self.hosts)
+        connections = self.ssh_connections()
+        if self.hosts:      # names the resolve hook replaced: the VM connects to those
+            connections.reused.update(self.hosts[h] for h in list(connections.reused) if h in self.hosts)
+        runner = ProcessRunner(self.session, connections=connections)
+        env = Env(runner=runner, clock=SystemClock(), exec_types=self.exec_types, log=self.log, cancel=self.cancel,
+                  dry_run=not s.run, hosts=self.hosts)
         from tasker.report.progress import Progress, wanted
 
         if wanted(self.log.stream, s.environ):
@@ -486,6 +502,8 @@ class Run:
             self.log.error(f"could not write the JSON summary {self.json_path}: {exc.strerror}")
 
     def cleanup(self) -> None:
+        if self.connections is not None:
+            self.connections.close()       # no ssh master outlives the run, whatever its ending
         if self.session is not None:
             self.session.cleanup()
         if self.instance_lock is not None:

@@ -101,8 +101,9 @@ def _alive(pid: int) -> bool:
 class ProcessRunner:
     """Runs commands as real processes (see module docstring)."""
 
-    def __init__(self, session: Session | None = None, env: dict | None = None) -> None:
+    def __init__(self, session: Session | None = None, env: dict | None = None, connections=None) -> None:
         self.session = session
+        self.connections = connections     # tasker.runners.ssh.Connections, for ssh exec types
         # None: the children inherit tasker's environment.  Taken once, as a plain
         # bytes dict: handing os.environ to every spawn decodes and re-encodes it
         # each time, ~50 us a member; tasker never changes its own environment.
@@ -111,8 +112,15 @@ class ProcessRunner:
     def run(self, argv: list[str], timeout, cancel: Cancel) -> RunResult:
         """Run ``argv``; ``timeout`` is seconds or a function giving them (asked only after 5 s)."""
         start = time.time()
+        stdin = None
+        if hasattr(argv, "exec_type"):     # an ssh exec type (tasker.runners.ssh.RemoteArgv)
+            if self.connections is None:
+                from tasker.runners.ssh import Connections
+
+                self.connections = Connections()    # no shared masters; still stops remote commands
+            argv, stdin = self.connections.prepare(argv, cancel)
         try:
-            child = spawn(argv, self.env)
+            child = spawn(argv, self.env, stdin)
         except FileNotFoundError as exc:
             return _spawn_failure(start, exc, not_found=True)
         except OSError as exc:
@@ -164,8 +172,8 @@ class Child:
 _USE_POSIX_SPAWN = hasattr(os, "posix_spawnp") and hasattr(os, "POSIX_SPAWN_DUP2") and sys.platform == "linux"
 
 
-def spawn(argv: list[str], env: dict | None) -> Child:
-    """Start ``argv`` in a new session with stdout/stderr on pipes and stdin inherited.
+def spawn(argv: list[str], env: dict | None, stdin: int | None = None) -> Child:
+    """Start ``argv`` in a new session with stdout/stderr on pipes and stdin inherited (or ``stdin``).
 
     posix_spawnp (vfork + exec in C, PATH searched in C) where the platform has it:
     it costs half the Python work of subprocess.Popen, which matters when 50 members
@@ -174,12 +182,14 @@ def spawn(argv: list[str], env: dict | None) -> Child:
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     try:
-        if _USE_POSIX_SPAWN and out_w > 2 and err_w > 2:
+        if _USE_POSIX_SPAWN and out_w > 2 and err_w > 2 and (stdin is None or stdin > 2):
             actions = [(os.POSIX_SPAWN_DUP2, out_w, 1), (os.POSIX_SPAWN_DUP2, err_w, 2)]
+            if stdin is not None:
+                actions.append((os.POSIX_SPAWN_DUP2, stdin, 0))
             pid = os.posix_spawnp(argv[0], argv, os.environ if env is None else env, file_actions=actions,
                                   setsid=True)
         else:
-            pid = _popen(argv, env, out_w, err_w)
+            pid = _popen(argv, env, out_w, err_w, stdin)
     except BaseException:
         for fd in (out_r, err_r):
             os.close(fd)
@@ -190,10 +200,11 @@ def spawn(argv: list[str], env: dict | None) -> Child:
     return Child(pid, out_r, err_r)
 
 
-def _popen(argv: list[str], env: dict | None, out_w: int, err_w: int) -> int:
+def _popen(argv: list[str], env: dict | None, out_w: int, err_w: int, stdin: int | None = None) -> int:
     import subprocess  # only where posix_spawn is missing: it costs start-up time
 
-    proc = subprocess.Popen(argv, stdout=out_w, stderr=err_w, env=env, start_new_session=True, close_fds=True)
+    proc = subprocess.Popen(argv, stdin=stdin, stdout=out_w, stderr=err_w, env=env, start_new_session=True,
+                            close_fds=True)
     proc.returncode = 0   # the Child reaps it; keep Popen's finaliser from waiting
     return proc.pid
 
