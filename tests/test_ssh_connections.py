@@ -209,3 +209,61 @@ def test_ctrl_c_during_a_50_host_block_leaves_no_local_or_remote_process(sshd, c
     assert wait_for(lambda: not local_ssh() and not remote(sshd, ["sleep", "300"]), 10.0), \
         (local_ssh(), remote(sshd, ["sleep", "300"]))
     assert masters() == []
+
+
+# ---------------------------------------------------------------- open files
+
+
+def _with_open_files(soft: int, hard: int):
+    def limit() -> None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    return limit
+
+
+def _block(width: int) -> str:
+    hosts = ",".join(f"h{i}" for i in range(width))
+    return f"task=0\ntype=parallel\nhostnames={hosts}\nmax_parallel={width}\ncommand=sleep\narguments=0.5\nexec=local\n"
+
+
+def test_a_wide_block_raises_the_soft_open_files_limit_to_the_hard_one(tasker, tmp_path):
+    flow, out = tasker.write(_block(200)), tmp_path / "out.json"
+    r = subprocess.run([sys.executable, "-m", "tasker", str(flow), "-r", "--output-json", str(out)],
+                       capture_output=True, text=True, env=tasker.env(), cwd=tasker.tmp, timeout=180,
+                       preexec_fn=_with_open_files(256, 4096))
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    members = {tid: v for tid, v in results(out).items() if int(tid) >= 100_000}
+    assert len(members) == 200 and all(v["exit_code"] == 0 for v in members.values())
+
+
+def test_too_low_a_hard_limit_fails_before_anything_runs_with_a_clear_message(tasker, tmp_path):
+    flow = tasker.write(_block(200))
+    r = subprocess.run([sys.executable, "-m", "tasker", str(flow), "-r"], capture_output=True, text=True,
+                       env=tasker.env(), cwd=tasker.tmp, timeout=180, preexec_fn=_with_open_files(256, 256))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "200 tasks running at once need about" in r.stderr and "(hard limit 256)" in r.stderr
+    assert "Traceback" not in r.stderr and "Executing" not in r.stdout
+
+
+def test_a_block_of_1000_hosts_at_max_parallel_200_reports_every_host(sshd, tasker, tmp_path):
+    import yaml
+
+    # 200 handshakes at once on 2 busy cores can take long: a task's time limit includes its login
+    config = sshd.exec_config(tmp_path / "types.yaml")
+    data = yaml.safe_load(config.read_text())
+    data["platforms"]["linux"]["default_timeout"] = 900
+    data["platforms"]["linux"]["ssh"]["command_template"] = [
+        "ConnectTimeout=600" if part.startswith("ConnectTimeout=") else part
+        for part in data["platforms"]["linux"]["ssh"]["command_template"]]
+    config.write_text(yaml.safe_dump(data))
+    hosts = loopback_hosts(1000, first=4 * 256 + 1)
+    out = tmp_path / "out.json"
+    text = (f"task=0\ntype=parallel\nhostnames={','.join(hosts)}\nmax_parallel=200\ncommand=echo\n"
+            "arguments=@task@\nexec=ssh\n")
+    r = tasker.run(tasker.write(text), "--exec-config", config, "-r", "--skip-host-validation", "--output-json",
+                   str(out), timeout=1200)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    members = {tid: v for tid, v in results(out).items() if int(tid) >= 100_000}
+    assert len(members) == 1000
+    assert all(v["exit_code"] == 0 and v["stdout"] == f"{tid}\n" for tid, v in members.items())

@@ -346,6 +346,8 @@ class Run:
         from tasker.vm.machine import Env, Machine
 
         s = self.settings
+        if s.run:
+            self.check_open_files()
         self.session = Session()
         connections = self.ssh_connections()
         if self.hosts:      # names the resolve hook replaced: the VM connects to those
@@ -367,6 +369,19 @@ class Run:
         ending = self.machine.run(start)   # a signal that came before: it ends at once
         self.in_vm = False
         return self.conclude(ending)
+
+    def check_open_files(self) -> None:
+        """Room for the widest block's processes, checked before anything runs (never EMFILE mid-run)."""
+        from tasker.ir.lower import DEFAULT_MAX_PARALLEL
+        from tasker.runners.process import ensure_open_files
+
+        widest = max((min(task.max_parallel or DEFAULT_MAX_PARALLEL, len(task.members))
+                      for task in self.workflow.tasks.values() if task.kind == "parallel" and task.members),
+                     default=1)
+        problem = ensure_open_files(widest)
+        if problem:
+            raise TaskerExit(Exit.FAILURE, f"tasker: cannot run: {problem}\n = help: lower max_parallel, or raise "
+                                           "the limit (ulimit -n) before starting tasker", reason="error")
 
     def start_address(self) -> str:
         """The resume point of a recovery state, else --start-from, else the lowest task."""

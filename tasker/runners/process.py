@@ -25,6 +25,8 @@ MIN_TIMEOUT = 5.0        # timeouts are clamped to 5..1000 s, so none is needed 
 EXIT_GRACE = 5.0         # after the child exits, how long pipes held by its children are read
 TERM_GRACE = 0.5         # SIGTERM -> SIGKILL on cancel
 READ_SIZE = 65536
+FDS_PER_CHILD = 6        # stdout/stderr pipes (both ends while spawning), pidfd, two spill files
+FD_RESERVE = 64          # tasker's own files: log, JSON, lock, cancel pipe, ssh stdin pipe ...
 _POLL_IN = select.POLLIN | select.POLLHUP | select.POLLERR
 
 
@@ -96,6 +98,33 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def ensure_open_files(children: int) -> str | None:
+    """Make room for ``children`` processes running at once; the problem as text when there is none.
+
+    Each running child holds a few descriptors (FDS_PER_CHILD).  When the soft
+    RLIMIT_NOFILE is too small for that, it is raised to the hard limit, so a wide
+    block never fails with EMFILE half-way; when even the hard limit is too small,
+    the run must not start.
+    """
+    try:
+        import resource
+    except ImportError:      # not POSIX: no such limit to manage
+        return None
+    needed = children * FDS_PER_CHILD + FD_RESERVE
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return None
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        return (f"{children} tasks running at once need about {needed} open files, but the limit is "
+                f"{soft} (hard limit {hard})")
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ValueError, OSError) as exc:
+        return f"{children} tasks running at once need about {needed} open files, but the limit is {soft} " \
+               f"and cannot be raised: {exc}"
+    return None
 
 
 class ProcessRunner:
