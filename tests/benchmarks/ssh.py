@@ -125,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     args.sample_ms = 0
     ansible = None if args.no_ansible else ansible_venv(Path(args.ansible_venv))
     cmd = run.tasker_command(args.tasker)
+    if args.keep_output:
+        os.makedirs(args.keep_output, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="tasker-bench-ssh-") as tmp:
         directory = Path(tmp)
         server = SSHServer(directory / "sshd")
