@@ -1,7 +1,8 @@
 """Running real processes: own process group, streamed capture, timeouts, cancel.
 
 Each command starts in a new session (its own process group, no controlling
-terminal), with stdout and stderr on pipes and stdin inherited.  One ``poll``
+terminal), with stdout and stderr on pipes and stdin inherited (ssh exec types:
+a pipe tasker holds open, see tasker.runners.ssh).  One ``poll``
 loop waits on both pipes, on the child's exit (a pidfd where the kernel has
 them) and on the cancel pipe; nothing sleeps on a timer, so a task that ends
 in 2 ms is seen in 2 ms.  On timeout the whole group gets SIGKILL (a
