@@ -90,7 +90,7 @@ def test_twenty_tasks_on_one_host_make_one_authentication(sshd, config, tasker, 
     assert [got[str(i)]["stdout"] for i in range(20)] == [f"step {i}\n" for i in range(20)]
     assert wait_for(lambda: sshd.authentications() - before >= 1)
     assert sshd.authentications() - before == 1
-    assert masters() == [] and control_dirs() == dirs
+    assert masters() == [] and control_dirs() <= dirs
 
 
 def test_without_host_validation_the_first_task_opens_the_master(sshd, config, tasker):
@@ -172,7 +172,7 @@ def test_no_master_or_control_socket_remains_after_the_run(sshd, config, tasker,
     assert proc.returncode == code, output
     assert sshd.authentications() - before == 1         # a master carried the run
     assert masters() == [], output
-    assert control_dirs() == dirs
+    assert control_dirs() <= dirs
 
 
 # ---------------------------------------------------------------- remote termination
