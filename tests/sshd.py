@@ -1,18 +1,23 @@
-"""A private OpenSSH server on the loopback addresses, for the ssh exec-type tests.
+"""A private OpenSSH server on the loopback address, for the ssh exec-type tests.
 
 ``SSHServer.start`` generates a host key and a client key into a temporary
-directory, writes an sshd_config for a free port that accepts only that
-client key, only for the current user, only from 127.0.0.0/8, starts
-``sshd -D -e`` and waits until 127.0.0.1 ... 127.0.0.21 accept connections.
-It listens on 0.0.0.0 because sshd takes at most 16 listen addresses and the
-tests need 21 loopback addresses; ``AllowUsers user@127.0.0.0/8`` refuses
-every login from elsewhere.  ``exec_config`` writes an
+directory, writes an sshd_config for a free port on 127.0.0.1 that accepts
+only that client key, only for the current user, only from 127.0.0.0/8,
+starts ``sshd -D -e`` and waits until it accepts connections.
+
+Tests use many host names (127.0.0.2, 127.0.1.1 ... as many "hosts" as they
+like): they resolve without any configuration, and the private client
+configuration (``ssh_config``: ``Host *`` / ``HostName 127.0.0.1``) sends every
+one of them to this one server, which listens on 127.0.0.1 only (sshd takes at
+most 16 listen addresses, and nothing but loopback may be a target).  tasker
+still sees distinct hosts: one connection, master and result per name.  sshd
+logs at VERBOSE, so ``authentications()`` counts the logins.  ``exec_config`` writes an
 exec-type YAML whose ``ssh`` type is the shipped one plus the options that
 point ssh at this server (port, key, known-hosts file), so the tests run the
 shipped defaults (BatchMode, ConnectTimeout, quoting) against a real server.
 
 OpenSSH finds ``~/.ssh`` through the passwd database, not ``$HOME``, so
-everything is passed as options and ``-F /dev/null`` keeps the user's own
+everything is passed as options and ``-F ssh_config`` keeps the user's own
 ssh configuration out of the tests.
 """
 
@@ -26,7 +31,6 @@ import subprocess
 import time
 from pathlib import Path
 
-ADDRESSES = 21                    # 127.0.0.1 ... 127.0.0.21
 START_TIMEOUT = 15.0
 
 
@@ -45,8 +49,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def addresses(count: int = ADDRESSES) -> list[str]:
-    return [f"127.0.0.{i}" for i in range(1, count + 1)]
+def loopback_hosts(count: int, first: int = 257) -> list[str]:
+    """``count`` loopback addresses from 127.0.1.1 on (index 257), skipping .0 and .255."""
+    out = []
+    n = first
+    while len(out) < count:
+        if n % 256 not in (0, 255):
+            out.append(f"127.0.{n // 256}.{n % 256}")
+        n += 1
+    return out
 
 
 class SSHServer:
@@ -59,6 +70,7 @@ class SSHServer:
         self.client_key = directory / "id_ed25519"
         self.known_hosts = directory / "known_hosts"
         self.log = directory / "sshd.log"
+        self.client_config = directory / "ssh_config"
 
     # ------------------------------------------------------------ start / stop
 
@@ -76,8 +88,8 @@ class SSHServer:
         for _attempt in range(3):          # the free port can be taken between choosing and binding it
             self.port = free_port()
             config = self.write_config(sshd)
-            self.known_hosts.write_text(
-                ",".join(f"[{a}]:{self.port}" for a in addresses()) + " " + self.host_pub() + "\n")
+            self.known_hosts.write_text(f"[127.0.0.1]:{self.port} {self.host_pub()}\n")
+            self.client_config.write_text("Host *\n    HostName 127.0.0.1\n")
             with open(self.log, "wb") as log:
                 self.proc = subprocess.Popen([sshd, "-D", "-e", "-f", str(config)], stdout=log, stderr=log,
                                              stdin=subprocess.DEVNULL, start_new_session=True)
@@ -111,7 +123,7 @@ class SSHServer:
 
     def write_config(self, sshd: str) -> Path:
         lines = [
-            f"ListenAddress 0.0.0.0:{self.port}",
+            f"ListenAddress 127.0.0.1:{self.port}",
             f"AllowUsers {self.user}@127.0.0.0/8",
             f"HostKey {self.host_key}",
             f"AuthorizedKeysFile {self.dir / 'authorized_keys'}",
@@ -123,9 +135,9 @@ class SSHServer:
             "UsePAM no",
             "UseDNS no",
             "PrintMotd no",
-            "MaxStartups 200",           # host validation opens many connections at once
+            "MaxStartups 1000",          # host validation and wide blocks open many connections at once
             "MaxSessions 200",
-            "LogLevel ERROR",
+            "LogLevel VERBOSE",          # one "Accepted publickey" line per authentication
         ]
         config = self.dir / "sshd_config"
         optional = ["PerSourcePenalties no"]     # OpenSSH >= 9.8 rate-limits failing sources
@@ -138,17 +150,23 @@ class SSHServer:
         raise CannotStart(f"sshd rejects the test configuration: {check.stderr.strip()}")
 
     def wait_listening(self) -> bool:
-        pending = addresses()
         deadline = time.monotonic() + START_TIMEOUT
-        while pending and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 return False
             try:
-                with socket.create_connection((pending[0], self.port), timeout=1):
-                    pending.pop(0)
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return True
             except OSError:
                 time.sleep(0.05)
-        return not pending
+        return False
+
+    def authentications(self) -> int:
+        """Logins so far (sshd's log at VERBOSE has one "Accepted publickey" line per login)."""
+        try:
+            return self.log.read_text(errors="replace").count("Accepted publickey for ")
+        except OSError:
+            return 0
 
     def log_tail(self) -> str:
         try:
@@ -160,7 +178,7 @@ class SSHServer:
 
     def client_options(self) -> list[str]:
         """ssh options that reach this server with the test key and nothing else."""
-        return ["-F", "/dev/null", "-p", str(self.port), "-l", self.user, "-i", str(self.client_key),
+        return ["-F", str(self.client_config), "-p", str(self.port), "-l", self.user, "-i", str(self.client_key),
                 "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-o", "PasswordAuthentication=no",
                 "-o", f"UserKnownHostsFile={self.known_hosts}", "-o", "GlobalKnownHostsFile=/dev/null",
                 "-o", "StrictHostKeyChecking=yes", "-o", "CheckHostIP=no", "-o", "LogLevel=ERROR"]
@@ -192,3 +210,63 @@ class SSHServer:
         data = {"platforms": {"linux": {"default_timeout": 60, "default_validation_timeout": 20, "ssh": ssh}}}
         path.write_text(yaml.safe_dump(data))
         return path
+
+
+# ---------------------------------------------------------------- the process table
+
+
+def _process_table() -> dict[int, tuple[int, list[str]]]:
+    """pid -> (parent pid, argv) of every process that can be read now."""
+    table = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                stat = fh.read()
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                argv = [a.decode(errors="replace") for a in fh.read().split(b"\0")[:-1]]
+            table[int(entry)] = (int(stat[stat.rindex(b")") + 2:].split()[1]), argv)
+        except (OSError, ValueError, IndexError):
+            continue
+    return table
+
+
+def processes_under(root: int) -> list[tuple[int, list[str]]]:
+    """(pid, argv) of every live descendant of ``root``."""
+    table = _process_table()
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _argv) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    out, pending = [], [root]
+    while pending:
+        for child in children.get(pending.pop(), []):
+            out.append((child, table[child][1]))
+            pending.append(child)
+    return out
+
+
+def sessions_of(port: int, argv: list[str]) -> list[int]:
+    """Pids of processes running exactly ``argv`` that a login to the sshd on ``port`` started.
+
+    Found by their environment (``SSH_CONNECTION`` names the server port), not by
+    ancestry: a command that outlives its session is re-parented away from sshd.
+    """
+    found = []
+    for pid, (_ppid, got) in _process_table().items():
+        if got != argv:
+            continue
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as fh:
+                environ = fh.read().split(b"\0")
+        except OSError:
+            continue
+        for item in environ:
+            if item.startswith(b"SSH_CONNECTION=") and item.split()[-1] == str(port).encode():
+                found.append(pid)
+    return found
+
+
+def processes_matching(predicate) -> list[tuple[int, list[str]]]:
+    """(pid, argv) of every live process whose argv satisfies ``predicate``."""
+    return [(pid, argv) for pid, (_ppid, argv) in _process_table().items() if argv and predicate(argv)]

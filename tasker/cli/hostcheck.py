@@ -58,8 +58,10 @@ class HostValidation:
     """Runs the checks and raises ``TaskerExit`` with the spec's code on failure."""
 
     def __init__(self, workflow: Workflow, settings: Settings, exec_types: ExecTypes, log: Log,
-                 cancel: Cancel | None = None) -> None:
+                 cancel: Cancel | None = None, connections=None) -> None:
         self.workflow = workflow
+        # the run's ssh connections: the test of a host that tasks use repeatedly opens its master
+        self.connections = connections
         self.settings = settings
         self.exec_types = exec_types
         self.log = log
@@ -212,6 +214,8 @@ class HostValidation:
                 self.log.info(f"Host validation: {host} resolved to {name} by the resolve hook")
                 self.resolved[host] = name
                 target = name
+                if self.connections is not None and host in self.connections.reused:
+                    self.connections.reused.add(name)
         hook = self.hook("reachability")
         if hook:
             ok, detail = self.reachable(hook, target)
@@ -278,7 +282,7 @@ class HostValidation:
 
     def start(self, argv: list[str], limit: int):
         """Run one check's program, killed with its process group after ``limit`` seconds."""
-        return ProcessRunner().run(argv, float(limit), self.cancel)
+        return ProcessRunner(connections=self.connections).run(argv, float(limit), self.cancel)
 
     def test_timeout(self, test: dict) -> int:
         """VALIDATION_TEST_TIMEOUT > the test's timeout > default_validation_timeout > 10 s."""

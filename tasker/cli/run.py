@@ -25,6 +25,7 @@ from tasker.cli.recovery import Recovery, lock_state
 from tasker.cli.settings import Settings
 from tasker.diagnostics import Diagnostics, render, summary
 from tasker.exitcodes import Exit, TaskerExit
+from tasker.ir.hosts import reused_hosts
 from tasker.ir.instructions import Program
 from tasker.ir.lower import LowerOptions, lower
 from tasker.ir.plan import render_plan
@@ -43,6 +44,7 @@ from tasker.runners.exectypes import ExecTypes
 from tasker.runners.guard import Guard, kill_journal
 from tasker.runners.process import ProcessRunner, Session
 from tasker.runners.slurm import SlurmSteps, uses_slurm
+from tasker.runners.ssh import Connections
 from tasker.syntax.taskfile import parse_taskfile
 from tasker.vm.checkpoint import CheckpointError, CheckpointStore, final_checkpoint, state_path
 from tasker.vm.machine import Ending, Env, Machine
@@ -120,6 +122,7 @@ class Run:
         self.guard = Guard()        # the commands' process groups die with tasker
         self.hosts: dict[str, str] = {}   # host validation's resolved names, for the VM
         self.steps = None           # tasker.runners.slurm.SlurmSteps
+        self.connections = None     # tasker.runners.ssh.Connections: ssh masters, closed in cleanup
 
     # ------------------------------------------------------------ signals
 
@@ -337,7 +340,15 @@ class Run:
             return
         if not self._remote_tasks():
             return
-        self.hosts = HostValidation(self.workflow, s, self.exec_types, self.log, self.cancel).run()
+        self.hosts = HostValidation(self.workflow, s, self.exec_types, self.log, self.cancel,
+                                    self.ssh_connections()).run()
+
+    def ssh_connections(self) -> Connections:
+        """The run's ssh connections, knowing which hosts the workflow uses more than once."""
+        if self.connections is None:
+            workflow = self.workflow
+            self.connections = Connections(lambda: reused_hosts(workflow))
+        return self.connections
 
     def _remote_tasks(self) -> bool:
         """Some task may run through a non-local exec type (then host validation has work)."""
@@ -386,10 +397,15 @@ class Run:
     def run_vm(self) -> int:
         """P12-P14: restore a recovery state, run the machine, conclude."""
         s = self.settings
+        if s.run:
+            self.check_open_files()
         self.session = Session()
         if s.run:
             self.guard.start_watchdog()
-        runner = ProcessRunner(self.session, guard=self.guard)
+        connections = self.ssh_connections()
+        if self.hosts:      # names the resolve hook replaced: the VM connects to those
+            connections.reused.update(self.hosts[h] for h in list(connections.reused) if h in self.hosts)
+        runner = ProcessRunner(self.session, guard=self.guard, connections=connections)
         self.steps = SlurmSteps(runner, self.exec_types, self.log)
         env = Env(runner=runner, clock=SystemClock(), exec_types=self.exec_types, log=self.log,
                   cancel=self.cancel, dry_run=not s.run, hosts=self.hosts, events=self.events, steps=self.steps)
@@ -408,6 +424,19 @@ class Run:
         ending = self.machine.run(start)   # a signal that came before: it ends at once
         self.in_vm = False
         return self.conclude(ending)
+
+    def check_open_files(self) -> None:
+        """Room for the widest block's processes, checked before anything runs (never EMFILE mid-run)."""
+        from tasker.ir.lower import DEFAULT_MAX_PARALLEL
+        from tasker.runners.process import ensure_open_files
+
+        widest = max((min(task.max_parallel or DEFAULT_MAX_PARALLEL, len(task.members))
+                      for task in self.workflow.tasks.values() if task.kind == "parallel" and task.members),
+                     default=1)
+        problem = ensure_open_files(widest)
+        if problem:
+            raise TaskerExit(Exit.FAILURE, f"tasker: cannot run: {problem}\n = help: lower max_parallel, or raise "
+                                           "the limit (ulimit -n) before starting tasker", reason="error")
 
     def start_address(self) -> str:
         """The resume point of a recovery state, else --start-from, else the lowest task."""
@@ -569,6 +598,8 @@ class Run:
             self.log.error(f"could not write the JSON summary {self.json_path}: {exc.strerror}")
 
     def cleanup(self) -> None:
+        if self.connections is not None:
+            self.connections.close()       # no ssh master outlives the run, whatever its ending
         self.guard.close(self.state_lock.journal_path if self.state_lock is not None else None)
         if self.session is not None:
             self.session.cleanup()

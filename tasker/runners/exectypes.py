@@ -39,6 +39,10 @@ class ExecType:
         self.description = str(spec.get("description") or "")
         self.runner = str(spec.get("runner") or "").strip().lower()   # "slurm": tasker/runners/slurm.py
         self.slurm = spec.get("slurm")
+        # OpenSSH clients only (tasker.runners.ssh): a master connection per host used more
+        # than once, and the remote command stopped when its task is stopped.
+        self.reuse_connections = spec.get("reuse_connections") is True
+        self.stop_remote = spec.get("stop_remote") is True
 
 
 class ExecConfig:
@@ -446,4 +450,24 @@ def render_template(spec: ExecType, hostname: str, command: str, arguments: str,
             argv.append(part.format_map(fields))
         except (ValueError, IndexError, AttributeError) as exc:
             raise ExecTypeError(f"exec type '{spec.name}': bad command_template part {part!r}: {exc}") from None
+    if spec.reuse_connections or spec.stop_remote:
+        return _remote_argv(spec, argv)
     return argv
+
+
+def _remote_argv(spec: ExecType, argv: list[str]):
+    """The argv marked for tasker.runners.ssh: where the host name and the command line are."""
+    from tasker.runners.ssh import RemoteArgv, sets_control_path
+
+    parts = spec.template
+    if "{hostname}" not in parts or "{arguments_split}" in parts:
+        return argv                  # not a shape the ssh services understand: run it as written
+    host_at = parts.index("{hostname}")
+    line_at = parts.index("{command_line}") if "{command_line}" in parts else -1
+    if spec.stop_remote and "-n" in parts[:host_at]:
+        raise ExecTypeError(f"exec type '{spec.name}': stop_remote needs ssh's standard input, "
+                            "but command_template passes -n: remove -n (the remote command still "
+                            "reads /dev/null)")
+    reuse = spec.reuse_connections and not sets_control_path(parts[:host_at])
+    return RemoteArgv(argv, exec_type=spec.name, host_at=host_at, line_at=line_at, reuse=reuse,
+                      stop=spec.stop_remote)

@@ -1,7 +1,8 @@
 """Running real processes: own process group, streamed capture, timeouts, cancel.
 
 Each command starts in a new session (its own process group, no controlling
-terminal), with stdout and stderr on pipes and stdin inherited.  One ``poll``
+terminal), with stdout and stderr on pipes and stdin inherited (ssh exec types:
+a pipe tasker holds open, see tasker.runners.ssh).  One ``poll``
 loop waits on both pipes, on the child's exit (a pidfd where the kernel has
 them) and on the cancel pipe; nothing sleeps on a timer, so a task that ends
 in 2 ms is seen in 2 ms.  On timeout the whole group gets SIGKILL (a
@@ -23,11 +24,14 @@ import time
 
 from tasker.runners.base import Cancel, RunResult
 from tasker.runners.output import Capture, Output
+from tasker.runners.ssh import Connections
 
 MIN_TIMEOUT = 5.0        # timeouts are clamped to 5..1000 s, so none is needed before 5 s
 EXIT_GRACE = 5.0         # after the child exits, how long pipes held by its children are read
 TERM_GRACE = 0.5         # SIGTERM -> SIGKILL on cancel
 READ_SIZE = 65536
+FDS_PER_CHILD = 6        # stdout/stderr pipes (both ends while spawning), pidfd, two spill files
+FD_RESERVE = 64          # tasker's own files: log, JSON, lock, cancel pipe, ssh stdin pipe ...
 _POLL_IN = select.POLLIN | select.POLLHUP | select.POLLERR
 
 
@@ -101,12 +105,41 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def ensure_open_files(children: int) -> str | None:
+    """Make room for ``children`` processes running at once; the problem as text when there is none.
+
+    Each running child holds a few descriptors (FDS_PER_CHILD).  When the soft
+    RLIMIT_NOFILE is too small for that, it is raised to the hard limit, so a wide
+    block never fails with EMFILE half-way; when even the hard limit is too small,
+    the run must not start.
+    """
+    try:
+        import resource
+    except ImportError:      # not POSIX: no such limit to manage
+        return None
+    needed = children * FDS_PER_CHILD + FD_RESERVE
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return None
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        return (f"{children} tasks running at once need about {needed} open files, but the limit is "
+                f"{soft} (hard limit {hard})")
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ValueError, OSError) as exc:
+        return f"{children} tasks running at once need about {needed} open files, but the limit is {soft} " \
+               f"and cannot be raised: {exc}"
+    return None
+
+
 class ProcessRunner:
     """Runs commands as real processes (see module docstring)."""
 
-    def __init__(self, session: Session | None = None, env: dict | None = None, guard=None) -> None:
+    def __init__(self, session: Session | None = None, env: dict | None = None, guard=None,
+                 connections=None) -> None:
         self.session = session
         self.guard = guard      # runners.guard.Guard: running groups die with tasker
+        self.connections = connections     # tasker.runners.ssh.Connections, for ssh exec types
         # None: the children inherit tasker's environment.  Taken once, as a plain
         # bytes dict: handing os.environ to every spawn decodes and re-encodes it
         # each time, ~50 us a member; tasker never changes its own environment.
@@ -128,8 +161,13 @@ class ProcessRunner:
         problem = self.env_problem or unpassable(argv, None)
         if problem:
             return _refused(start, problem)
+        stdin = None
+        if hasattr(argv, "exec_type"):     # an ssh exec type (tasker.runners.ssh.RemoteArgv)
+            if self.connections is None:
+                self.connections = Connections()    # no shared masters; still stops remote commands
+            argv, stdin = self.connections.prepare(argv, cancel)
         try:
-            child = spawn(argv, self.env, messages_fd)
+            child = spawn(argv, self.env, messages_fd, stdin)
         except FileNotFoundError as exc:
             return _spawn_failure(start, exc, not_found=True)
         except OSError as exc:
@@ -192,8 +230,8 @@ class Child:
 _USE_POSIX_SPAWN = hasattr(os, "posix_spawnp") and hasattr(os, "POSIX_SPAWN_DUP2") and sys.platform == "linux"
 
 
-def spawn(argv: list[str], env: dict | None, messages_fd: int | None = None) -> Child:
-    """Start ``argv`` in a new session with stdout/stderr on pipes and stdin inherited.
+def spawn(argv: list[str], env: dict | None, messages_fd: int | None = None, stdin: int | None = None) -> Child:
+    """Start ``argv`` in a new session with stdout/stderr on pipes and stdin inherited (or ``stdin``).
 
     posix_spawnp (vfork + exec in C, PATH searched in C) where the platform has it:
     it costs half the Python work of subprocess.Popen, which matters when 50 members
@@ -205,12 +243,14 @@ def spawn(argv: list[str], env: dict | None, messages_fd: int | None = None) -> 
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     try:
-        if _USE_POSIX_SPAWN and out_w > 2 and err_w > 2:
+        if _USE_POSIX_SPAWN and out_w > 2 and err_w > 2 and (stdin is None or stdin > 2):
             actions = [(os.POSIX_SPAWN_DUP2, out_w, 1), (os.POSIX_SPAWN_DUP2, err_w, 2)]
+            if stdin is not None:
+                actions.append((os.POSIX_SPAWN_DUP2, stdin, 0))
             pid = os.posix_spawnp(argv[0], argv, os.environ if env is None else env, file_actions=actions,
                                   setsid=True)
         else:
-            pid = _popen(argv, env, out_w, err_w)
+            pid = _popen(argv, env, out_w, err_w, stdin)
     except BaseException:
         for fd in (out_r, err_r):
             os.close(fd)
@@ -254,10 +294,11 @@ def _above(fd: int, floor: int) -> int:
     return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, floor + 1)
 
 
-def _popen(argv: list[str], env: dict | None, out_w: int, err_w: int) -> int:
+def _popen(argv: list[str], env: dict | None, out_w: int, err_w: int, stdin: int | None = None) -> int:
     import subprocess  # only where posix_spawn is missing: it costs start-up time
 
-    proc = subprocess.Popen(argv, stdout=out_w, stderr=err_w, env=env, start_new_session=True, close_fds=True)
+    proc = subprocess.Popen(argv, stdin=stdin, stdout=out_w, stderr=err_w, env=env, start_new_session=True,
+                            close_fds=True)
     proc.returncode = 0   # the Child reaps it; keep Popen's finaliser from waiting
     return proc.pid
 
