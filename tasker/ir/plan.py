@@ -7,6 +7,8 @@ join).  ``describe`` gives the one-line operand text every view uses.
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from tasker.ir import instructions as ir
 from tasker.syntax.condition import show, show_template
 
@@ -227,7 +229,7 @@ class Members:
         nodes = self._member_nodes(fork)
         if fork.op.sequential:
             chain = [fork.addr, *nodes] + ([join] if join else [])
-            for i, (a, b) in enumerate(zip(chain, chain[1:])):
+            for i, (a, b) in enumerate(pairwise(chain)):
                 self.edges.append((a, b, "member" if i == 0 else "then"))
             return
         for node in nodes:
