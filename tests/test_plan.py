@@ -106,8 +106,11 @@ def test_dot_has_a_node_per_instruction_and_an_edge_per_successor():
     text = plan.to_dot(prog)
     nodes = [m.group(1) for m in map(_DOT_NODE.match, text.splitlines()) if m]
     edges = [m.groups() for m in map(_DOT_EDGE.match, text.splitlines()) if m]
-    assert sorted(nodes) == sorted([*prog.instrs, "plan.start"])
+    members = plan.Members(prog)
+    generated = [node for nodes in members.nodes.values() for node, _ in nodes]
+    assert sorted(nodes) == sorted([*prog.instrs, "plan.start", *generated])
     expected = {(i.addr, target, outcome) for i in prog.instrs.values() for outcome, target in i.succ}
+    expected |= {(a, b, label or None) for a, b, label in members.edges}
     assert set(edges) == expected | {("plan.start", prog.start, None)}
     assert len(edges) == len(expected) + 1
 
@@ -120,7 +123,8 @@ def test_dot_groups_each_task_in_a_cluster_and_leaves_terminals_outside():
     clusters = re.findall(r'subgraph "cluster_task_(\d+)" \{(.*?)\n  \}', text, re.S)
     for task, body in clusters:
         inside = {m.group(1) for m in map(_DOT_NODE.match, body.splitlines()) if m}
-        assert inside == {i.addr for i in prog.instrs.values() if i.task == int(task)}
+        generated = {node for node, _ in plan.Members(prog).nodes.get(int(task), ())}
+        assert inside == {i.addr for i in prog.instrs.values() if i.task == int(task)} | generated
     assert not any('"stop.failure" [' in body for _t, body in clusters)
 
 
@@ -225,7 +229,10 @@ def test_mermaid_edges_carry_their_outcome():
     prog = example_program(EVERY_KIND)
     ids = plan._mermaid_ids(prog)
     _, edges = _mermaid_parts(plan.to_mermaid(prog))
+    members = plan.Members(prog)
+    ids = plan._mermaid_ids(prog, [node for nodes in members.nodes.values() for node, _ in nodes])
     expected = {(ids[i.addr], outcome, ids[t]) for i in prog.instrs.values() for outcome, t in i.succ}
+    expected |= {(ids[a], label or None, ids[b]) for a, b, label in members.edges}
     assert {(a, o, b) for a, _arrow, o, b in edges if a != "start"} == expected
     assert ("start", "-->", None, ids[prog.start]) in edges
     assert all(arrow == "-.->" for _a, arrow, o, _b in edges if o == "false")
@@ -329,3 +336,55 @@ def test_readme_shows_the_current_plan_of_hello():
     prog = example_program(EXAMPLES / "hello.txt")
     assert ("", plan.listing(prog) + "\n") in blocks
     assert ("mermaid", plan.to_mermaid(prog) + "\n") in blocks
+
+
+# ---------------------------------------------------------------- block members in the pictures
+
+BLOCKS = EXAMPLES / "blocks.txt"
+
+
+def test_members_of_a_tasks_block_hang_between_its_fork_and_join():
+    prog = example_program(BLOCKS)
+    edges = set(plan.Members(prog).edges)
+    assert {("1", "100", "member"), ("1", "101", "member"), ("100", "1.join", ""), ("101", "1.join", "")} <= edges
+
+
+def test_conditional_branch_members_are_chained_in_their_order():
+    prog = example_program(BLOCKS)
+    edges = set(plan.Members(prog).edges)
+    assert {("2.true", "200", "member"), ("200", "201", "then"), ("201", "2.join", "then")} <= edges
+    assert {("2.false", "202", "member"), ("202", "2.join", "then")} <= edges
+
+
+def test_hostnames_members_are_drawn_in_the_block_with_their_hosts():
+    prog = example_program(BLOCKS)
+    members = plan.Members(prog)
+    assert members.nodes[0] == [("0.m100000", "100000 [web1]"), ("0.m100001", "100001 [web2]"),
+                                ("0.m100002", "100002 [web3]")]
+    text = plan.to_dot(prog)
+    body = re.search(r'subgraph "cluster_task_0" \{(.*?)\n  \}', text, re.S).group(1)
+    assert '"0.m100001" [label="100001 [web2]"' in body
+    assert '"0" -> "0.m100001" [label="member"' in text and '"0.m100001" -> "0.join"' in text
+
+
+def test_a_thousand_host_block_draws_a_few_members_and_sums_up_the_rest(tmp_path):
+    hosts = ",".join(f"h{i}" for i in range(1000))
+    wf, diags = compile_text(f"task=0\ntype=parallel\nhostnames={hosts}\ncommand=true\nexec=local\n")
+    assert not diags.has_errors()
+    prog = lower(wf)
+    nodes = plan.Members(prog).nodes[0]
+    assert len(nodes) == plan.MEMBERS_SHOWN
+    assert nodes[-1] == ("0.more", "... 993 more members\n100007-100999")
+    assert plan.to_dot(prog).count("more members") == 1
+
+
+def test_stops_that_end_well_look_different_from_failures():
+    prog = example_program(BLOCKS)
+    text = plan.to_dot(prog)
+    never = re.search(r'^\s*"stop.never" \[.*$', text, re.M).group(0)
+    failure = re.search(r'^\s*"stop.condition" \[.*$', text, re.M).group(0)
+    assert "#e8f5e9" in never and "#2e7d32" in never
+    assert "#ffebee" in failure and "#c62828" in failure
+    mermaid = plan.to_mermaid(prog)
+    assert re.search(r"class [^\n]*n_stop_never[^\n]* stopok", mermaid)
+    assert re.search(r"class [^\n]*n_stop_condition[^\n]* stop$", mermaid, re.M)

@@ -7,6 +7,8 @@ join).  ``describe`` gives the one-line operand text every view uses.
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from tasker.exitcodes import Exit, TaskerExit
 from tasker.ir import instructions as ir
 from tasker.syntax.ast import Template
@@ -125,8 +127,13 @@ _DOT_NODE = {
     ir.JOIN: 'shape=box, style=filled, fillcolor="#37474f", fontcolor=white, height=0.25',
     ir.SLEEP: 'shape=ellipse, style=dashed',
     ir.RETURN: 'shape=box, style="rounded,filled,bold", fillcolor="#e0e0e0", peripheries=2',
-    ir.STOP: 'shape=doubleoctagon, style=filled, fillcolor="#ffebee"',
+    ir.STOP: 'shape=doubleoctagon, style=filled, fillcolor="#ffebee", color="#c62828"',
 }
+# A stop that ends the workflow well (end of the flow, next=never) is green, the others red.
+_DOT_STOP_OK = 'shape=doubleoctagon, style=filled, fillcolor="#e8f5e9", color="#2e7d32"'
+_DOT_MEMBER = 'shape=box, style="rounded,dotted", fontsize=9'
+_DOT_MEMBER_EDGE = 'style=dotted, color="#546e7a", fontcolor="#546e7a", arrowhead=empty'
+MEMBERS_SHOWN = 8   # generated members drawn one by one; more are summed up in one node
 _DOT_EDGE = {
     "true": 'color="#2e7d32", fontcolor="#2e7d32"',
     "false": 'color="#c62828", fontcolor="#c62828", style=dashed',
@@ -154,6 +161,8 @@ _MERMAID_CLASSES = (
     ("sleep", "fill:#ffffff,stroke:#777777"),
     ("final", "fill:#e0e0e0,stroke:#212121,stroke-width:3px"),
     ("stop", "fill:#ffebee,stroke:#c62828,stroke-width:3px"),
+    ("stopok", "fill:#e8f5e9,stroke:#2e7d32,stroke-width:3px"),
+    ("member", "fill:#ffffff,stroke:#546e7a,stroke-dasharray:2 2"),
     ("start", "fill:#212121,stroke:#212121,color:#ffffff"),
 )
 
@@ -179,6 +188,66 @@ def label_lines(instr: ir.Instr) -> list[str]:
         for piece in part.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
             lines.extend(_wrap(piece))
     return lines
+
+
+def ends_well(instr: ir.Instr) -> bool:
+    """A stop that ends the workflow successfully: the flow ran out of tasks, or next=never."""
+    return instr.kind == ir.STOP and instr.addr in (ir.END, ir.STOP_NEVER)
+
+
+def _member_label(member: ir.Member) -> str:
+    """``100000 [web1]``: a generated member's id and host."""
+    host = _t(member.command.hostname) if member.command is not None else ""
+    return f"{member.task} [{host}]" if host else str(member.task)
+
+
+class Members:
+    """How each block's members hang between its fork and its join, for the pictures.
+
+    A member that is a task of the file is drawn where that task already is and
+    attached by dotted edges; a generated member of a ``hostnames=`` block gets a
+    node of its own inside the block's box, labelled with its host.  A
+    conditional branch runs its members one after another, so they are chained;
+    a parallel block's fan out.  Past ``MEMBERS_SHOWN`` generated members the
+    rest are summed up in one node, so a 1,000-host block stays readable.
+    """
+
+    def __init__(self, program: ir.Program) -> None:
+        self.program = program
+        self.nodes: dict[int, list[tuple[str, str]]] = {}   # block task -> [(node id, label)]
+        self.edges: list[tuple[str, str, str]] = []           # (source, target, label)
+        for instr in program.instrs.values():
+            if instr.kind == ir.FORK:
+                self._fork(instr)
+
+    def _fork(self, fork: ir.Instr) -> None:
+        join = dict(fork.succ).get("join")
+        nodes = self._member_nodes(fork)
+        if fork.op.sequential:
+            chain = [fork.addr, *nodes] + ([join] if join else [])
+            for i, (a, b) in enumerate(pairwise(chain)):
+                self.edges.append((a, b, "member" if i == 0 else "then"))
+            return
+        for node in nodes:
+            self.edges.append((fork.addr, node, "member"))
+            if join is not None:
+                self.edges.append((node, join, ""))
+
+    def _member_nodes(self, fork: ir.Instr) -> list[str]:
+        nodes = [str(m.task) for m in fork.op.members if str(m.task) in self.program.instrs]
+        generated = [m for m in fork.op.members if str(m.task) not in self.program.instrs]
+        shown = generated if len(generated) <= MEMBERS_SHOWN else generated[:MEMBERS_SHOWN - 1]
+        own = self.nodes.setdefault(fork.task, [])
+        for member in shown:
+            node = f"{fork.addr}.m{member.task}"
+            own.append((node, _member_label(member)))
+            nodes.append(node)
+        rest = generated[len(shown):]
+        if rest:
+            node = f"{fork.addr}.more"
+            own.append((node, f"... {len(rest)} more members\n{rest[0].task}-{rest[-1].task}"))
+            nodes.append(node)
+        return nodes
 
 
 def _groups(program: ir.Program) -> list[tuple[int | None, list[ir.Instr]]]:
@@ -216,6 +285,7 @@ def to_dot(program: ir.Program) -> str:
         '  "plan.start" [label="start", shape=circle, style=filled, fillcolor="#212121", fontcolor=white, '
         "width=0.5, fixedsize=true];",
     ]
+    members = Members(program)
     for task, instrs in _groups(program):
         indent = "  "
         if task is not None:
@@ -226,7 +296,10 @@ def to_dot(program: ir.Program) -> str:
         for instr in instrs:
             start = ", penwidth=2.5" if instr.addr == program.start else ""
             label = dot_string("\n".join(label_lines(instr)))
-            out.append(f"{indent}{dot_string(instr.addr)} [label={label}, {_DOT_NODE[instr.kind]}{start}];")
+            shape = _DOT_STOP_OK if ends_well(instr) else _DOT_NODE[instr.kind]
+            out.append(f"{indent}{dot_string(instr.addr)} [label={label}, {shape}{start}];")
+        for node, text in members.nodes.get(task, ()):
+            out.append(f"{indent}{dot_string(node)} [label={dot_string(text)}, {_DOT_MEMBER}];")
         if task is not None:
             out.append("  }")
     out.append(f"  \"plan.start\" -> {dot_string(program.start)};")
@@ -235,6 +308,8 @@ def to_dot(program: ir.Program) -> str:
             style = _DOT_EDGE.get(outcome)
             attrs = f"label={dot_string(outcome)}" + (f", {style}" if style else "")
             out.append(f"  {dot_string(instr.addr)} -> {dot_string(target)} [{attrs}];")
+    for source, target, text in members.edges:
+        out.append(f"  {dot_string(source)} -> {dot_string(target)} [label={dot_string(text)}, {_DOT_MEMBER_EDGE}];")
     out.append("}")
     return "\n".join(out)
 
@@ -253,7 +328,7 @@ def mermaid_text(text: str) -> str:
     return '"' + "<br>".join("".join(_MERMAID_ESCAPES.get(c, c) for c in line) for line in lines) + '"'
 
 
-def _mermaid_ids(program: ir.Program) -> dict[str, str]:
+def _mermaid_ids(program: ir.Program, extra: list[str] = ()) -> dict[str, str]:
     """A Mermaid node id per address: ``n_`` + the address with ``.`` as ``_``, kept unique.
 
     The prefix keeps ids clear of Mermaid's keywords (``end``) and of its
@@ -261,7 +336,7 @@ def _mermaid_ids(program: ir.Program) -> dict[str, str]:
     """
     ids: dict[str, str] = {}
     taken: set[str] = {"start"}
-    for addr in program.instrs:
+    for addr in [*program.instrs, *extra]:
         base = "n_" + "".join(c if c.isascii() and c.isalnum() else "_" for c in addr)
         name, n = base, 1
         while name in taken:
@@ -274,7 +349,8 @@ def _mermaid_ids(program: ir.Program) -> dict[str, str]:
 
 def to_mermaid(program: ir.Program) -> str:
     """The program as a Mermaid flowchart (GitHub and GitLab render it in Markdown)."""
-    ids = _mermaid_ids(program)
+    members = Members(program)
+    ids = _mermaid_ids(program, [node for nodes in members.nodes.values() for node, _ in nodes])
     out = [
         "%% tasker plan: one node per instruction, edges labelled with their outcome",
         "flowchart TD",
@@ -288,9 +364,13 @@ def to_mermaid(program: ir.Program) -> str:
             indent = "    "
         for instr in instrs:
             opening, closing, cls = _MERMAID_NODE[instr.kind]
+            cls = "stopok" if ends_well(instr) else cls
             label = mermaid_text("\n".join(label_lines(instr)))
             out.append(f"{indent}{ids[instr.addr]}{opening}{label}{closing}")
             classes.setdefault(cls, []).append(ids[instr.addr])
+        for node, text in members.nodes.get(task, ()):
+            out.append(f"{indent}{ids[node]}({mermaid_text(text)})")
+            classes.setdefault("member", []).append(ids[node])
         if task is not None:
             out.append("  end")
     links = [f"  start --> {ids[program.start]}"]
@@ -301,6 +381,9 @@ def to_mermaid(program: ir.Program) -> str:
             if outcome in ("true", "false"):
                 colours.setdefault(outcome, []).append(len(links))
             links.append(f"  {ids[instr.addr]} {arrow}|{mermaid_text(outcome)}| {ids[target]}")
+    for source, target, text in members.edges:
+        label = f"|{mermaid_text(text)}|" if text else ""
+        links.append(f"  {ids[source]} -.->{label} {ids[target]}")
     out.extend(links)
     for outcome, colour in (("true", "#2e7d32"), ("false", "#c62828")):
         if outcome in colours:
