@@ -54,3 +54,22 @@ def test_relative_links_between_pages_resolve():
 def test_the_readme_links_to_the_reference():
     readme = (DOCS.parent / "README.md").read_text()
     assert "docs/README.md" in readme
+
+
+
+def first_cells(text: str) -> list[str]:
+    """The first cell of every Markdown table row."""
+    return [m.group(1) for m in re.finditer(r"^\|([^|\n]*)\|", text, re.M)]
+
+
+def _flags() -> list[str]:
+    from tasker.cli.options import OPTIONS
+
+    return [o.long for o in OPTIONS]
+
+
+@pytest.mark.parametrize("flag", _flags())
+def test_every_flag_of_the_option_table_is_in_the_command_line_reference(flag):
+    cells = first_cells(page("cli.md"))
+    assert any(re.search(rf"`{re.escape(flag)}(?:[ =`])", cell) for cell in cells), \
+        f"docs/cli.md has no row for {flag}"
