@@ -311,3 +311,21 @@ def test_line_count_needs_a_whole_number_d22(text):
     with pytest.raises(ConditionError) as info:
         parse_condition(text)
     assert "needs a whole number" in info.value.message
+
+
+def test_numbers_too_long_to_convert_still_compare_without_raising():
+    # A host's output decides how long a number is: past Python's int() guard it is ordered as a float.
+    from tasker.runners.output import Output
+    from tasker.syntax.condition import parse_condition
+    from tasker.vm.evaluate import Context, _eval
+
+    huge = "9" * 5000
+    ctx = Context(0, Output(huge), Output(""))
+
+    def render(template):
+        return "".join(p for p in template.parts if isinstance(p, str))
+
+    assert _eval(parse_condition("stdout>5"), ctx, render) is True
+    assert _eval(parse_condition(f"exit={huge}"), ctx, render) is False
+    assert _eval(parse_condition(f"exit<{huge}"), ctx, render) is True
+    assert _eval(parse_condition(f"stdout={huge}"), ctx, render) is True

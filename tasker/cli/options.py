@@ -20,7 +20,7 @@ from collections.abc import Callable
 from itertools import pairwise
 
 from tasker import __version__
-from tasker.numbers import whole
+from tasker.numbers import OutOfRange, abbreviate, whole
 
 FLAG = "flag"
 VALUE = "value"
@@ -90,7 +90,11 @@ def _log_level(value: str) -> str:
 
 def _int(value: str) -> int:
     """A whole number of at most 18 digits (a longer one would cost quadratic time to convert)."""
-    return whole(value)
+    try:
+        return whole(value)
+    except OutOfRange:
+        # argparse would echo every digit; say how long it is instead
+        raise argparse.ArgumentTypeError(f"invalid int value: {abbreviate(value)} is out of range") from None
 
 
 _int.__name__ = "int"   # argparse names the type in its message: "invalid int value"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+from tasker.numbers import too_long
 from tasker.runners.output import Output
 from tasker.syntax.ast import (
     AllOf,
@@ -184,7 +185,9 @@ def _loosely_equal(left: str | None, right: str) -> bool:
 def _number(text: str) -> float | None:
     """The value of a number as the condition language spells one, else None."""
     if _INTEGER.match(text):
-        return int(text)
+        # Output decides the length: past 18 digits int() may be refused (Python's 4,300-digit
+        # guard) and costs quadratic time; a float still orders it (+-inf far out).
+        return float(text) if too_long(text) else int(text)
     if _DECIMAL.match(text):
         return float(text)
     return None
