@@ -19,6 +19,7 @@ import json
 import os
 import time
 
+from tasker.check.model import Workflow
 from tasker.ir import instructions as ir
 from tasker.report.files import short_name
 from tasker.report.json_out import iso
@@ -27,12 +28,8 @@ from tasker.report.private import private_dir, sweep_temp, write_atomic
 from tasker.runners.output import Output
 from tasker.vm import shape
 from tasker.vm.errors import CheckpointError
+from tasker.vm.machine import Ending, Machine, State
 from tasker.vm.store import Record, ResultStore
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from tasker.check.model import Workflow
-    from tasker.vm.machine import Ending, Machine, State
 
 VERSION = "1.0"
 FORMAT = "tasker-vm/1"
