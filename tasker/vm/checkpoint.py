@@ -14,6 +14,7 @@ resumed too, at the task it names.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -116,10 +117,8 @@ class CheckpointStore:
             os.kill(os.getpid(), 9)   # crash tests: die right after this checkpoint
 
     def delete(self) -> None:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
-        except FileNotFoundError:
-            pass
 
     def record_json(self, tid: int, record: Record) -> dict:
         """``record_to_json``, converted once per record: every checkpoint writes them all."""
