@@ -18,6 +18,7 @@ are skipped with its reason.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -181,18 +182,14 @@ class SlurmCluster:
             except ProcessLookupError:
                 return
             time.sleep(0.05)
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
     def log_tail(self) -> str:
         lines = []
         for name in ("slurmctld.log", "slurmd.log"):
-            try:
+            with contextlib.suppress(OSError):
                 lines += (self.logs / name).read_text(errors="replace").strip().splitlines()[-3:]
-            except OSError:
-                pass
         return " | ".join(lines)
 
     # ------------------------------------------------------------ clients

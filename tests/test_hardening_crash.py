@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import pytest
@@ -438,10 +439,8 @@ def test_log_file_that_stops_taking_lines_is_said_once_on_the_console():
         for n in range(3):
             log.info(f"line {n}")
     finally:
-        try:
+        with contextlib.suppress(OSError):
             log.close()
-        except OSError:
-            pass
     text = console.getvalue()
     assert text.count("could not write the log file /dev/full") == 1
     assert all(f"line {n}" in text for n in range(3))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -258,10 +259,8 @@ def test_a_run_killed_with_kill_9_shows_as_interrupted(tasker):
         while pidfile.exists() and not pidfile.read_text().strip():
             time.sleep(0.01)
         if pidfile.exists():
-            try:
+            with contextlib.suppress(ProcessLookupError, ValueError):
                 os.kill(int(pidfile.read_text()), signal.SIGKILL)
-            except (ProcessLookupError, ValueError):
-                pass
     run = only_run(tasker)
     assert run["status"] == "interrupted"
     assert run["recorded_status"] == "running"

@@ -70,7 +70,7 @@ class StateLock:
     def release(self) -> None:
         if self.fd is None:
             return
-        try:
+        try:  # noqa: SIM105
             os.unlink(self.path)   # while still holding it: a waiter re-checks the inode
         except OSError:
             pass

@@ -9,6 +9,7 @@ placeholders; the PostgreSQL back end turns them into ``%s``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 from tasker.history import schema
@@ -66,16 +67,12 @@ class Database:
         self.conn.execute("COMMIT")
 
     def rollback(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # no transaction open, or the connection is gone
             self.conn.execute("ROLLBACK")
-        except Exception:  # no transaction open, or the connection is gone
-            pass
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # closing a broken connection
             self.conn.close()
-        except Exception:  # closing a broken connection
-            pass
 
     def version(self) -> int:
         """The schema version, without writing (0: an empty database)."""

@@ -13,6 +13,7 @@ Only ``close`` waits, at most ``CLOSE_WAIT`` seconds, for the last rows.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -182,10 +183,8 @@ class Recorder(Sink):
         if self.warned:
             return
         self.warned = True
-        try:
+        with contextlib.suppress(Exception):  # a closed console must not matter
             self.warn_user(message)
-        except Exception:  # a closed console must not matter
-            pass
 
     def _fail(self, message: str) -> None:
         self.failed = True

@@ -10,11 +10,8 @@ with ``@...@`` placeholders are known only at run time and count as used once.
 
 from __future__ import annotations
 
+from tasker.check.model import Task, Workflow
 from tasker.syntax.ast import Next
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from tasker.check.model import Task, Workflow
 
 
 def reused_hosts(workflow: Workflow) -> frozenset[str]:

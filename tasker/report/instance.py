@@ -8,6 +8,7 @@ the whole run: a crashed run releases it with its process.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -61,10 +62,8 @@ class InstanceLock:
             return
         import fcntl
 
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(self.path)
-        except OSError:
-            pass
         fcntl.flock(self.fd, fcntl.LOCK_UN)
         os.close(self.fd)
         self.fd = None

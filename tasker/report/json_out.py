@@ -12,9 +12,7 @@ import json
 import os
 import time
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from tasker.vm.machine import Ending, Machine
+from tasker.vm.machine import Ending, Machine
 
 
 def iso(t: float) -> str:

@@ -7,6 +7,7 @@ they carry (task id, exit code, decision) are what users grep for.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import time
@@ -79,10 +80,8 @@ class Log:
 
     def close(self) -> None:
         if self.file is not None:
-            try:
+            with contextlib.suppress(OSError):   # lines it could not take were already reported
                 self.file.close()
-            except OSError:
-                pass   # lines it could not take were already reported
             self.file = None
 
     def enabled(self, level: str) -> bool:

@@ -15,12 +15,9 @@ import os
 import shutil
 import subprocess
 
+from tasker.ir.instructions import Program
 from tasker.report.html import COLOURS, esc
 from tasker.report.rundata import RunData
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from tasker.ir.instructions import Program
 
 DOT_LIMIT = 400   # instructions; above this the graph is unreadable and dot slow (40 s for 3,000)
 

@@ -12,6 +12,7 @@ never opened), fsync, rename.  Temporary names carry the writer's pid, so
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import tempfile
@@ -87,10 +88,8 @@ def write_atomic(path: str, data: bytes) -> None:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         raise
 
 

@@ -8,6 +8,7 @@ to ten a second, so a 50-wide block does not flood the terminal.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -92,10 +93,8 @@ class Progress:
         """Run ``write`` (a log line) with the progress line moved out of its way."""
         with self.lock:
             if self.shown:
-                try:
+                with contextlib.suppress(OSError, ValueError):
                     self.stream.write(CLEAR)
-                except (OSError, ValueError):
-                    pass
                 self.shown = False
             write()
             self.draw(force=True)

@@ -9,6 +9,7 @@ waits on a child's output wakes up too.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import time
@@ -56,17 +57,13 @@ class Cancel:
     def set(self, signum: int) -> None:
         if not self.signum:
             self.signum = signum
-            try:
+            with contextlib.suppress(OSError):
                 os.write(self._w, b"x")
-            except OSError:
-                pass
 
     def close(self) -> None:
         for fd in (self._r, self._w):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
 
 
 MAX_WAIT_SLICE = 86400.0   # seconds: the longest single wait handed to the OS

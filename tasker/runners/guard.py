@@ -23,6 +23,7 @@ never a later process that got the same pid.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -113,17 +114,13 @@ class Guard:
         line = f"+{pid} {start_time(pid) or 0}\n".encode()
         for fd in (self.pipe, self.journal):
             if fd is not None:
-                try:
+                with contextlib.suppress(OSError):
                     os.write(fd, line)
-                except OSError:
-                    pass
 
     def finished(self, pid: int) -> None:
         if self.pipe is not None:
-            try:
+            with contextlib.suppress(OSError):
                 os.write(self.pipe, f"-{pid}\n".encode())
-            except OSError:
-                pass
 
     def close(self, journal_path: str | None = None) -> None:
         """A normal end: the watchdog exits (nothing is left running), the journal is removed."""
@@ -142,10 +139,8 @@ class Guard:
             os.close(self.journal)
             self.journal = None
             if journal_path:
-                try:
+                with contextlib.suppress(OSError):
                     os.unlink(journal_path)
-                except OSError:
-                    pass
 
 
 def _watch(r: int, w: int) -> None:
@@ -166,10 +161,8 @@ def _watch(r: int, w: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    try:
+    with contextlib.suppress(OSError):
         os.setsid()
-    except OSError:
-        pass
     live: dict[int, int] = {}
     rest = b""
     while True:

@@ -14,6 +14,7 @@ first, and a grace period in which the client ends by itself.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import select
@@ -490,16 +491,12 @@ class _Watch:
         try:
             os.killpg(self.proc.pid, sig)
         except (ProcessLookupError, PermissionError):
-            try:
+            with contextlib.suppress(ProcessLookupError, OSError):
                 self.proc.send_signal(sig)
-            except (ProcessLookupError, OSError):
-                pass
 
     def _close(self, fd: int) -> None:
-        try:
+        with contextlib.suppress(OSError):
             os.close(fd)
-        except OSError:
-            pass
 
     def _result(self) -> RunResult:
         end = time.time()

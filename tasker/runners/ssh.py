@@ -27,6 +27,7 @@ on by a key of the exec type (see cfg/execution_types.yaml):
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import select
@@ -211,10 +212,8 @@ class Connections:
             m.pid = None
         if self._stdin is not None:
             for fd in self._stdin:
-                try:
+                with contextlib.suppress(OSError):
                     os.close(fd)
-                except OSError:
-                    pass
             self._stdin = None
         if self.directory is not None:
             import shutil
@@ -249,10 +248,8 @@ def _wait(pid: int, deadline: float | None) -> bool:
         if _reap(pid):
             return True
         if deadline is None:
-            try:
+            with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)
-            except ChildProcessError:
-                pass
             return True
         if time.monotonic() >= deadline:
             return False
@@ -264,7 +261,5 @@ def _signal_group(pid: int, sig: int) -> None:
     try:
         os.killpg(pid, sig)
     except (ProcessLookupError, PermissionError):
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass

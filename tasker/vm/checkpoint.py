@@ -14,11 +14,13 @@ resumed too, at the task it names.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import time
 
+from tasker.check.model import Workflow
 from tasker.ir import instructions as ir
 from tasker.report.files import short_name
 from tasker.report.json_out import iso
@@ -27,12 +29,8 @@ from tasker.report.private import private_dir, sweep_temp, write_atomic
 from tasker.runners.output import Output
 from tasker.vm import shape
 from tasker.vm.errors import CheckpointError
+from tasker.vm.machine import Ending, Machine, State
 from tasker.vm.store import Record, ResultStore
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from tasker.check.model import Workflow
-    from tasker.vm.machine import Ending, Machine, State
 
 VERSION = "1.0"
 FORMAT = "tasker-vm/1"
@@ -119,10 +117,8 @@ class CheckpointStore:
             os.kill(os.getpid(), 9)   # crash tests: die right after this checkpoint
 
     def delete(self) -> None:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
-        except FileNotFoundError:
-            pass
 
     def record_json(self, tid: int, record: Record) -> dict:
         """``record_to_json``, converted once per record: every checkpoint writes them all."""

@@ -21,6 +21,7 @@ here, never in the test suite.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -130,10 +131,8 @@ def measure(argv: list[str], timeout: float, sample_ms: float = 0, keep: str | N
             timer.cancel()
         wall = time.monotonic() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
-        try:  # whatever the command left behind in its process group
+        with contextlib.suppress(ProcessLookupError):  # whatever the command left behind in its group
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         result = {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "maxrss_mib": usage.ru_maxrss / 1024,
                   "rc": "timeout" if timed_out.is_set() else proc.returncode}
         if sampler:
