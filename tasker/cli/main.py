@@ -27,7 +27,7 @@ from tasker.report.log import quiet_stream
 # A task file named like one is run as ./report.
 SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {"report": report.main, "history": history.main}
 
-HEADER_FORBIDDEN = ("--help", "-h", "--version", "-V", "--force-instance")
+HEADER_FORBIDDEN = ("--help", "-h", "--version", "-V", "--force-instance", "--discard-recovery")
 HEADER_SENSITIVE = ("--skip-security-validation", "--skip-validation", "--fire-and-forget")
 
 

@@ -115,6 +115,8 @@ OPTIONS = (
     Option(None, "--start-from", VALUE, "start at this task", metavar="TASK_ID", convert=_int),
     Option(None, "--auto-recovery", FLAG, "checkpoint after every step; the next run resumes there"),
     Option(None, "--show-recovery-info", FLAG, "print what a resume would do, then exit"),
+    Option(None, "--discard-recovery", FLAG, "delete the saved recovery state of this task file and start "
+           "from the beginning (command line only)"),
     Option("-y", "--yes", FLAG, "answer yes to the recovery prompt and to --show-plan"),
     Option(None, "--skip-task-validation", FLAG, "skip static validation of the task file"),
     Option(None, "--skip-host-validation", FLAG, "skip host validation; use host names as written"),

@@ -9,12 +9,14 @@ and exit 12, never a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 from tasker.check.model import Workflow
 from tasker.cli.settings import Settings
 from tasker.exitcodes import Exit, TaskerExit
 from tasker.report.log import Log
+from tasker.runners.guard import kill_journal
 from tasker.vm import checkpoint
 from tasker.vm.machine import Machine
 
@@ -85,6 +87,32 @@ def _read_holder(fd: int) -> str:
         return ""
 
 
+def discard_state(state_path: str, lock: StateLock | None) -> bool:
+    """--discard-recovery: delete the saved state and its process list; True when there was a state.
+
+    Process groups a killed earlier run left running are stopped first (their list goes with the
+    state).  ``lock`` is the run's own lock when it keeps one; else the state is locked meanwhile."""
+    own = lock is None
+    if own:
+        lock = lock_state(state_path)
+    try:
+        if own:
+            kill_journal(lock.journal_path)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(lock.journal_path)
+        try:
+            os.unlink(state_path)
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise TaskerExit(Exit.START_OR_RESUME, f"tasker: cannot delete the recovery state {state_path}: "
+                                                   f"{exc.strerror}", reason="recovery") from None
+        return True
+    finally:
+        if own:
+            lock.release()
+
+
 def lock_state(state_path: str) -> StateLock:
     """Take the state's lock or end the run with exit 25 (as --instance-check does)."""
     lock = StateLock(state_path)
@@ -136,13 +164,24 @@ class Recovery:
 
     def check(self, workflow: Workflow, unset_env: dict[str, list[str]]) -> None:
         """Refuse (exit 12) a state that does not parse, or that belongs to another version of the file."""
-        if self.problem:
-            raise TaskerExit(Exit.START_OR_RESUME, f"tasker: cannot resume: {self.problem}", reason="recovery")
-        try:
-            checkpoint.check_task_file(self.data, self.path, self.settings.task_file, self.settings.content)
-        except checkpoint.RecoveryError as exc:
-            raise TaskerExit(Exit.START_OR_RESUME, f"tasker: cannot resume: {exc}", reason="recovery") from None
+        problem = self.unfit(workflow)
+        if problem:
+            raise TaskerExit(Exit.START_OR_RESUME, f"tasker: cannot resume: {problem}\n = help: restore the "
+                             f"task file to resume; or start at a task by hand with --start-from=N; or pass "
+                             f"--discard-recovery to delete the saved state {self.path} and start from the "
+                             "beginning", reason="recovery")
         self.confirm_environment(workflow, unset_env)
+
+    def unfit(self, workflow: Workflow) -> str:
+        """Why the state cannot be resumed with this file ("" when it can)."""
+        if self.problem:
+            return f"{self.problem} (in {self.path})"
+        try:
+            checkpoint.check_task_file(self.data, self.path, self.settings.task_file, self.settings.content,
+                                       workflow)
+        except checkpoint.RecoveryError as exc:
+            return str(exc)
+        return ""
 
     def confirm_environment(self, workflow: Workflow, unset_env: dict[str, list[str]]) -> None:
         """Globals read from the environment that changed or vanished: ask (``-y`` answers yes)."""

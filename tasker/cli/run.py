@@ -21,7 +21,7 @@ from tasker.check.dataflow import analyze
 from tasker.check.model import Workflow
 from tasker.cli.hostcheck import HostValidation
 from tasker.cli.options import OUTPUT_JSON_AUTO, USAGE
-from tasker.cli.recovery import Recovery, lock_state
+from tasker.cli.recovery import Recovery, discard_state, lock_state
 from tasker.cli.settings import Settings
 from tasker.diagnostics import Diagnostics, render, summary
 from tasker.exitcodes import Exit, TaskerExit
@@ -40,7 +40,7 @@ from tasker.report.private import probe_dir
 from tasker.report.progress import Progress, wanted
 from tasker.report.summary import append_row, summary_path
 from tasker.runners.base import Cancel, SystemClock
-from tasker.runners.exectypes import ExecTypes
+from tasker.runners.exectypes import TIMEOUT_MAX, TIMEOUT_MIN, ExecTypes
 from tasker.runners.guard import Guard, kill_journal
 from tasker.runners.process import ProcessRunner, Session
 from tasker.runners.slurm import SlurmSteps, uses_slurm
@@ -88,6 +88,11 @@ def warn_flags(settings: Settings) -> None:
         print("WARNING: --force-instance has no effect without --instance-check")
     if (settings.plan_format or settings.plan_output) and not settings.show_plan:
         print("WARNING: --plan-format and --plan-output have no effect without --show-plan")
+    timeout = settings.timeout
+    if timeout is not None and not TIMEOUT_MIN <= timeout <= TIMEOUT_MAX:
+        bounded = min(max(timeout, TIMEOUT_MIN), TIMEOUT_MAX)
+        print(f"WARNING: -o/--timeout {timeout} is outside {TIMEOUT_MIN}..{TIMEOUT_MAX} s; "
+              f"tasks without their own timeout= get {bounded} s")
 
 
 class Run:
@@ -151,6 +156,8 @@ class Run:
         if s.recovery and s.run and not s.validate_only and not s.show_recovery_info:
             self.state_lock = lock_state(state_path(self.log_base, s.task_file))   # before reading it
             self.adopt_journal()
+        if s.discard_recovery:
+            self.discard_recovery()
         if s.recovery or s.show_recovery_info:
             self.recovery = Recovery(s, self.log_base, self.log)
         if s.show_recovery_info:                                 # P3
@@ -168,6 +175,18 @@ class Run:
             return Exit.OK
         self.take_instance_lock()                                # P11
         return self.run_vm()                                     # P12-P14
+
+    def discard_recovery(self) -> None:
+        """--discard-recovery: delete this task file's saved state (real runs only), then start afresh."""
+        s = self.settings
+        if not s.run or s.validate_only or s.show_recovery_info:
+            self.log.warn("--discard-recovery has no effect without a real run (-r, no --validate-only)")
+            return
+        path = state_path(self.log_base, s.task_file)
+        if discard_state(path, self.state_lock):
+            self.log.info(f"--discard-recovery: deleted the recovery state {path}; starting from the beginning")
+        else:
+            self.log.info(f"--discard-recovery: there was no recovery state ({path})")
 
     def adopt_journal(self) -> None:
         """Kill what a killed earlier run of this state left running, then journal our own commands."""
@@ -192,7 +211,10 @@ class Run:
             self.json_path = default_path(s.task_file, s.environ) if s.output_json == OUTPUT_JSON_AUTO \
                 else os.path.abspath(s.output_json)
             if not s.auto_recovery:
-                self.log.info("--output-json implies --auto-recovery")
+                self.log.info(f"--output-json turns on --auto-recovery: state in "
+                              f"{state_path(self.log_base, s.task_file)}")
+            if s.output_json == OUTPUT_JSON_AUTO:
+                self.log.info(f"--output-json writes the JSON summary to {self.json_path}")
         self.exec_types = ExecTypes(explicit_config=s.exec_config, cli_type=s.type, cli_timeout=s.timeout,
                                     environ=s.environ, warn=lambda m: print(m, file=sys.stderr))
         if s.type is not None:
@@ -296,7 +318,7 @@ class Run:
         self.workflow = workflow
         self.log.masker = Masker.for_globals(workflow.globals)
         if s.validate_tasks:
-            self.log.info(f"Task validation passed: {len(workflow.tasks)} tasks")
+            self.log.info(f"Task validation passed: {_task_count(workflow)}")
 
     def lower(self) -> None:
         with _no_gc():
@@ -442,6 +464,11 @@ class Run:
         """The resume point of a recovery state, else --start-from, else the lowest task."""
         s = self.settings
         rec = self.recovery
+        if s.recovery and rec is not None and rec.present and s.start_from is not None and \
+                rec.unfit(self.workflow):
+            self.log.warn(f"The recovery state {rec.path} does not fit this task file: it is not resumed; "
+                          f"starting from task {s.start_from} (--start-from), this run's state replaces it")
+            return self.program.entries[s.start_from]
         if s.recovery and rec is not None and rec.present:
             rec.check(self.workflow, self.workflow.unset_env or {})
             if s.start_from is not None:
@@ -482,7 +509,7 @@ class Run:
 
     # ------------------------------------------------------------ endings
 
-    def conclude(self, ending: Ending) -> int:
+    def conclude(self, ending: Ending, shown: bool = False) -> int:
         """P14: every ending passes here: JSON, recovery file, project row, alert, last log lines."""
         s = self.settings
         if self.progress is not None:
@@ -496,6 +523,8 @@ class Run:
         self.finish_events(ending, finished, walked)
         if self.json_path and ending.reason != "instance":
             self.write_json(ending, finished, walked)
+            if s.output_json == OUTPUT_JSON_AUTO:
+                self.log.info(f"# JSON file: {self.json_path}")
         self.settle_recovery_file(ending)
         if s.project and s.run and ending.reason not in ("recovery", "instance", "usage", "error"):
             self.write_summary(ending)
@@ -506,7 +535,10 @@ class Run:
         elif code == 0:
             self.log.info("SUCCESS: workflow completed")
         else:
-            self.log.error(f"FAILURE: exit code {code}" + (f" ({ending.message})" if ending.message else ""))
+            failure = f"FAILURE: exit code {code}"
+            # a message already printed on stderr is said once on the terminal; the log file keeps it
+            self.log.error(failure + (f" ({ending.message})" if ending.message else ""),
+                           console=failure if shown else None)
         if self.log.path:
             self.log.info(f"# Log file: {self.log.path}")
             if s.project:
@@ -581,9 +613,10 @@ class Run:
                   log_file=self.log.path, state_file=self.checkpoints.path if self.checkpoints else "",
                   log=self.log, environ=self.settings.environ)
 
-    def conclude_early(self, code: int, reason: str, message: str = "") -> int:
-        """An ending before the VM ran (validation, host validation, instance, signals in a phase)."""
-        return self.conclude(Ending(reason, code, message))
+    def conclude_early(self, code: int, reason: str, message: str = "", shown: bool = False) -> int:
+        """An ending before the VM ran (validation, host validation, instance, signals in a phase);
+        ``shown``: the message is already on stderr."""
+        return self.conclude(Ending(reason, code, message), shown)
 
     def write_json(self, ending: Ending, finished: float, dry_run: bool = False) -> None:
         s = self.settings
@@ -657,6 +690,16 @@ class _no_gc:
         gc.enable()
 
 
+def _task_count(workflow: Workflow) -> str:
+    """The tasks as the file defines them, and apart from them the members hostnames= blocks generate."""
+    generated = sum(1 for task in workflow.tasks.values() if task.parent is not None)
+    written = len(workflow.tasks) - generated
+    text = f"{written} task{'s' if written != 1 else ''}"
+    if generated:
+        text += f" (+ {generated} generated member{'s' if generated != 1 else ''} of hostnames= blocks)"
+    return text
+
+
 def _id_summary(entries) -> str:
     ids = sorted(entries)
     if len(ids) <= 8:
@@ -679,7 +722,7 @@ def run(settings: Settings) -> int:
         except TaskerExit as exc:
             if exc.message:
                 print(exc.message, file=sys.stderr)
-            return app.conclude_early(exc.code, exc.reason, exc.message)
+            return app.conclude_early(exc.code, exc.reason, exc.message, shown=bool(exc.message))
         except Interrupted as exc:
             name = "SIGINT" if exc.signum == signal.SIGINT else "SIGTERM"
             app.log.warn(f"Received {name} before the workflow started")

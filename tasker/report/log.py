@@ -87,17 +87,21 @@ class Log:
     def enabled(self, level: str) -> bool:
         return LEVELS[level] >= self.threshold
 
-    def write(self, level: str, message: str) -> None:
+    def write(self, level: str, message: str, console: str | None = None) -> None:
+        """One line; ``console`` replaces the message on the console only (the file keeps it whole)."""
         if LEVELS[level] < self.threshold:
             return
         if self.masker:
             message = self.masker.text(message)   # outputs and errors can hold secrets too
-        line = f"[{stamp()}] {PREFIX[level]}{message}\n"
+            console = None if console is None else self.masker.text(console)
+        prefix = f"[{stamp()}] {PREFIX[level]}"
+        line = f"{prefix}{message}\n"
+        shown = line if console is None else f"{prefix}{console}\n"
         with self.lock:   # lines of parallel members never interleave
             if self.progress is not None:
-                self.progress.above(lambda: self._console(line))
+                self.progress.above(lambda: self._console(shown))
             else:
-                self._console(line)
+                self._console(shown)
             if self.file is not None:
                 self._to_file(line)
 
@@ -120,8 +124,8 @@ class Log:
         except (OSError, ValueError):
             pass  # a closed console must not stop the run
 
-    def error(self, message: str) -> None:
-        self.write("ERROR", message)
+    def error(self, message: str, console: str | None = None) -> None:
+        self.write("ERROR", message, console)
 
     def warn(self, message: str) -> None:
         self.write("WARN", message)

@@ -363,7 +363,8 @@ class ExecTypes:
         if task_value and value is None and warn:
             warn(f"timeout '{task_value}' is not a whole number; using the default")
         if value is None and self.cli_timeout is not None:
-            value = clamped(str(self.cli_timeout))
+            # -o outside the range was reported once when the run started, not at every task
+            return float(min(max(clamped(str(self.cli_timeout)), TIMEOUT_MIN), TIMEOUT_MAX))
         if value is None:
             spec = self.config.types.get(canonical)
             for candidate in (spec.timeout if spec else None, self.config.default_timeout,

@@ -91,6 +91,8 @@ class CheckpointStore:
         self.masker = masker
         self.task_file = os.path.abspath(task_file)
         self.task_hash = hashlib.sha256(content).hexdigest()
+        # per task and global: a later run refused for an edited file names what changed
+        self.fingerprints = fingerprints(workflow, content.decode("utf-8", "replace"))
         self.workflow = workflow
         self.log_file = log_file
         self.created = iso(time.time())
@@ -139,6 +141,8 @@ class CheckpointStore:
             "format": FORMAT,
             "task_file_path": self.task_file,
             "task_file_hash": self.task_hash,
+            "task_text_hashes": self.fingerprints["tasks"],
+            "global_hashes": self.fingerprints["globals"],
             "recovery_file": os.path.basename(self.path),
             "created": self.created,
             "updated": iso(time.time()),
@@ -250,12 +254,53 @@ def load(path: str) -> dict:
     return data
 
 
-def check_task_file(data: dict, path: str, task_file: str, content: bytes) -> None:
+def check_task_file(data: dict, path: str, task_file: str, content: bytes, workflow: Workflow | None = None) -> None:
     """The state belongs to this task file, unchanged since it was written."""
     if hashlib.sha256(content).hexdigest() != data.get("task_file_hash"):
-        raise RecoveryError(
-            f"the task file {task_file} changed since the run that wrote {path}: its results do not fit "
-            f"the new file. Restore the file to resume, or delete {path} to start from the beginning")
+        changed = describe_changes(data, workflow, content.decode("utf-8", "replace")) if workflow else ""
+        raise RecoveryError(f"the task file {task_file} changed since the run that saved the state in {path} "
+                            f"({changed or 'its hash differs'}): the saved results do not fit the new file")
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def fingerprints(workflow: Workflow, text: str) -> dict:
+    """A hash of each task's text as the file defines it (its lines up to the next task, without
+    blank lines, comments and global definitions) and of each global's definition as written."""
+    lines = text.split("\n")
+    global_lines = {var.span.line for var in workflow.globals.values() if var.span is not None}
+    starts = sorted((task.span.line, tid) for tid, task in workflow.tasks.items()
+                    if task.parent is None and task.span is not None)
+    tasks = {}
+    for i, (line, tid) in enumerate(starts):
+        end = starts[i + 1][0] if i + 1 < len(starts) else len(lines) + 1
+        body = [lines[n - 1].strip() for n in range(line, end) if n - 1 < len(lines) and n not in global_lines]
+        tasks[str(tid)] = _digest("\n".join(t for t in body if t and not t.startswith("#")))
+    return {"tasks": tasks, "globals": {name: _digest(var.template) for name, var in workflow.globals.items()}}
+
+
+def _ids(keys) -> str:
+    ids = sorted(keys, key=lambda k: (len(k), k))
+    return ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
+
+
+def describe_changes(data: dict, workflow: Workflow, text: str) -> str:
+    """What differs between the saved fingerprints and the file now; "" for a state without them."""
+    saved_tasks, saved_globals = data.get("task_text_hashes"), data.get("global_hashes")
+    if not isinstance(saved_tasks, dict) or not isinstance(saved_globals, dict):
+        return ""    # written before fingerprints were saved: only the whole file's hash is known
+    now = fingerprints(workflow, text)
+    parts = []
+    for what, saved, current in (("task", saved_tasks, now["tasks"]), ("global", saved_globals, now["globals"])):
+        changed = [k for k in current if k in saved and saved[k] != current[k]]
+        added = [k for k in current if k not in saved]
+        removed = [k for k in saved if k not in current]
+        for verb, keys in (("changed", changed), ("added", added), ("removed", removed)):
+            if keys:
+                parts.append(f"{what}{'s' if len(keys) != 1 else ''} {_ids(keys)} {verb}")
+    return "; ".join(parts) or "only blank lines, comments or the order of lines changed"
 
 
 def restore(data: dict, machine: Machine) -> str:
