@@ -152,7 +152,7 @@ def test_output_json_implies_recovery_and_reports_the_whole_path_after_a_resume(
                         appender(3, out))
     j1, j2 = tasker.tmp / "one.json", tasker.tmp / "two.json"
     r = tasker.run(flow, "-r", f"--output-json={j1}")
-    assert r.returncode == 1 and "--output-json implies --auto-recovery" in r.stdout
+    assert r.returncode == 1 and "--output-json turns on --auto-recovery" in r.stdout
     gate.write_text("")
     assert tasker.run(flow, "-r", f"--output-json={j2}").returncode == 0
     assert json.loads(j1.read_text())["execution_summary"]["execution_path"] == [0, 1, 2]
@@ -175,7 +175,8 @@ def test_a_changed_task_file_is_refused(tasker):
     flow.write_text(flow.read_text() + "\n# edited\n")
     r = tasker.run(flow, "-r", "--auto-recovery")
     assert r.returncode == 12
-    assert "changed since the run that wrote" in r.stderr and "delete" in r.stderr
+    assert "cannot resume: the task file" in r.stderr and "changed" in r.stderr
+    assert "--start-from" in r.stderr and "--discard-recovery" in r.stderr
 
 
 def test_a_corrupt_state_file_is_refused(tasker):
