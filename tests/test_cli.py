@@ -1,4 +1,4 @@
-"""The command line: options, file-defined arguments and their merge, exit codes (cli.md §1-§3)."""
+"""The command line: options, file-defined arguments and their merge, exit codes (docs/cli.md)."""
 
 from __future__ import annotations
 

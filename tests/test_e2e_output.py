@@ -1,4 +1,4 @@
-"""Large outputs at constant memory (language.md §10, execution_types.md §8): spill, use, clean up."""
+"""Large outputs at constant memory (docs/taskfile.md, docs/exec-types.md): spill, use, clean up."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Lowering: golden IR listings, and the edges each routing rule compiles to (semantics.md §6)."""
+"""Lowering: golden IR listings, and the edges each routing rule compiles to (docs/flow.md)."""
 
 from __future__ import annotations
 

@@ -130,7 +130,7 @@ def test_session_cleanup_removes_spill_files(tmp_path):
     assert not os.path.exists(path) and not os.listdir(tmp_path)
 
 
-# ----------------------------------------------------------------- exec types (execution_types.md §3-§6)
+# ----------------------------------------------------------------- exec types (docs/exec-types.md)
 
 
 def exec_types(data: dict | None = None, **kw) -> ExecTypes:

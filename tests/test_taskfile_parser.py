@@ -1,4 +1,4 @@
-"""Task-file text -> AST: the three sections and their stopping rules (language.md §1-§2)."""
+"""Task-file text -> AST: the three sections and their stopping rules (docs/taskfile.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Parallel and conditional blocks on the VM with a scripted runner (semantics.md §11-§13, D7, D11, D12)."""
+"""Parallel and conditional blocks on the VM with a scripted runner (docs/flow.md, D7, D11, D12)."""
 
 from __future__ import annotations
 
@@ -132,7 +132,7 @@ def test_member_sleep_holds_the_block_result():
     assert r.clock.sleeps == [3]
 
 
-# ----------------------------------------------------------------- retries (§12.4)
+# ----------------------------------------------------------------- retries (docs/flow.md)
 
 
 def test_retry_count_gives_exactly_one_plus_count_attempts_with_the_delay_between():
@@ -167,7 +167,7 @@ def test_retry_values_from_globals_d9():
     assert len(r.runner.calls) == 3 and r.clock.sleeps == [4, 4]
 
 
-# ----------------------------------------------------------------- hostnames= (§12.2, D11)
+# ----------------------------------------------------------------- hostnames= (D11)
 
 
 def test_hostnames_block_runs_one_subtask_per_host_with_its_id():
@@ -190,7 +190,7 @@ def test_hostnames_success_with_a_plain_condition_applies_to_each_host_d11():
     assert sorted(r.record(i).success for i in (100000, 100001)) == [False, True]
 
 
-# ----------------------------------------------------------------- conditional (§11, D12)
+# ----------------------------------------------------------------- conditional (D12)
 
 
 def test_conditional_runs_the_chosen_branch_in_listed_order_with_results_visible_at_once():

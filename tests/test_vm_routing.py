@@ -1,4 +1,4 @@
-"""The VM over compiled workflows, with a scripted runner: semantics.md §4-§10, §14, §16-§18.
+"""The VM over compiled workflows, with a scripted runner (docs/flow.md).
 
 Each task ``k`` runs the program ``c<k>``; the script says what it answers.
 """
@@ -19,7 +19,7 @@ OK = [(0, "ok\n", "")]
 FAIL = [(3, "", "boom\n")]
 
 
-# ----------------------------------------------------------------- §4 sequencing
+# ----------------------------------------------------------------- sequencing
 
 
 def test_default_successor_is_the_next_id_by_number_not_file_order():
@@ -39,7 +39,7 @@ def test_start_from_skips_lower_ids():
     assert r.path == [1, 2]
 
 
-# ----------------------------------------------------------------- §6 routing table
+# ----------------------------------------------------------------- routing table
 
 
 def test_no_routing_success_continues():
@@ -144,7 +144,7 @@ def test_invalid_return_value_exits_50():
     assert r.record(1).stderr.text() == "Invalid return code: abc"
 
 
-# ----------------------------------------------------------------- §5 / §7 condition gate
+# ----------------------------------------------------------------- condition gate
 
 
 def test_false_condition_skips_and_continues_with_next_id_ignoring_routing():
@@ -161,7 +161,7 @@ def test_condition_sees_exit_0_and_empty_output():
     assert r.record(1).exit_code == -1
 
 
-# ----------------------------------------------------------------- §8 loops
+# ----------------------------------------------------------------- loops
 
 
 def test_loop_runs_exactly_n_times_and_appears_once_in_the_path():
@@ -195,7 +195,7 @@ def test_loop_sleeps_after_every_iteration():
     assert r.clock.sleeps == [1.5, 1.5]
 
 
-# ----------------------------------------------------------------- §10 decisions
+# ----------------------------------------------------------------- decisions
 
 
 def test_decision_true_jumps_to_on_success():
@@ -226,7 +226,7 @@ def test_decision_stores_no_record():
     assert r.record(0) is None
 
 
-# ----------------------------------------------------------------- §14 sleep, §17 dry run, §15 timeout
+# ----------------------------------------------------------------- sleep, dry run, timeout
 
 
 def log_order(log: str, *needles: str) -> list[int]:
@@ -321,7 +321,7 @@ def test_task_killed_by_a_signal_ends_with_256_minus_n():
     assert r.code == 241
 
 
-# ----------------------------------------------------------------- variables (language.md §7, D7)
+# ----------------------------------------------------------------- variables (docs/taskfile.md, D7)
 
 
 def test_result_placeholders_are_substituted_and_inserted_text_is_data():

@@ -1,6 +1,6 @@
 """Semantic analysis: ``TaskFile`` AST -> typed ``Workflow`` plus diagnostics.
 
-Two kinds of rules (language.md §11):
+Two kinds of rules (docs/taskfile.md):
 
 * rules that hold even with ``--skip-task-validation`` (integer and unique
   task ids, global names and values, ``--strict-env-validation``): their
@@ -69,7 +69,7 @@ TASK_FIELDS = (
     "if_false_tasks",
 )
 FIELD_SET = frozenset(TASK_FIELDS)
-# Names a global may not have (language.md §2.2; 'hostnames' is allowed, as in 2.2).
+# Names a global may not have (docs/taskfile.md; 'hostnames' is allowed, as in 2.2).
 RESERVED_GLOBALS = frozenset(TASK_FIELDS) - {"hostnames"}
 KNOWN_EXEC = ("local", "shell", "pbrun", "p7s", "wwrs", "ssh", "sh", "bash", "/bin/sh", "/bin/bash")
 CONDITION_FIELDS = ("condition", "success", "failure", "loop_break")
@@ -105,7 +105,7 @@ class CheckOptions:
         self.subtask_range = subtask_range
         self.environ = environ if environ is not None else {}
         # Values a recovery file saved for globals read from the environment: used when
-        # their variables are unset now (cli.md §11 step 6).
+        # their variables are unset now (docs/cli.md).
         self.saved_globals = saved_globals or {}
         # The run's exec-type resolver (``tasker.runners.exectypes.ExecTypes``): when given, an
         # exec= name it does not configure is an error.  Its configuration file is read only
@@ -659,7 +659,7 @@ def _has_multi(cond: object) -> bool:
 
 
 class _Rules:
-    """Static validation rules over the typed tasks (language.md §4-§5, §11; cli.md §14)."""
+    """Static validation rules over the typed tasks (docs/taskfile.md; docs/cli.md)."""
 
     def __init__(self, compiler: _Compiler, tasks: dict[int, Task]) -> None:
         self.c = compiler

@@ -19,7 +19,7 @@ CONDITIONAL = "conditional"
 DECISION = "decision"
 BLOCK_KINDS = (PARALLEL, CONDITIONAL)
 
-# Generated subtask ids of a hostnames= block (semantics.md §12.2).
+# Generated subtask ids of a hostnames= block (docs/flow.md).
 HOSTNAMES_BASE = 100_000
 HOSTNAMES_STRIDE = 10_000
 

@@ -1,7 +1,7 @@
 """Variables: ``$ENV`` expansion, ``@GLOBAL@`` resolution and task-result templates.
 
-Globals are constants of the file (language.md §6), so they are expanded when
-the file is compiled (decisions.md D2): ``expand_globals`` applies TASKER's
+Globals are constants of the file (docs/taskfile.md), so they are expanded when
+the file is compiled (D2): ``expand_globals`` applies TASKER's
 chaining rule (every defined ``@NAME@`` replaced, repeated up to 10 more times)
 to the raw text of a field.  What remains are task-result placeholders
 ``@N_field@``, which ``parse_template`` turns into ``TaskRef`` parts that the
@@ -16,7 +16,7 @@ from functools import lru_cache
 from tasker.numbers import clamped
 from tasker.syntax.ast import EMPTY_TEMPLATE, TaskRef, Template
 
-# Result fields a task reference may name (decisions.md D7); exit_code is an alias of exit.
+# Result fields a task reference may name (D7); exit_code is an alias of exit.
 RESULT_FIELDS = ("stdout_file", "stderr_file", "stdout", "stderr", "exit_code", "exit",
                  "success_count", "failed_count", "total_count", "success", "hostname",
                  "duration", "start_time", "end_time")

@@ -1,4 +1,4 @@
-"""Host validation before a run (cli.md §13, execution_types.md §7, decisions.md D20).
+"""Host validation before a run (docs/cli.md, docs/exec-types.md, D20).
 
 For every task that runs through a non-local exec type: the exec type must be
 configured (else exit 20) and its program installed (else exit 61); every host
@@ -258,7 +258,7 @@ class HostValidation:
         return name if _HOST_NAME.match(name) else None
 
     def connection_test(self, name: str, host: str) -> tuple[bool, str]:
-        """The exec type's validation_test for ``host`` (execution_types.md §7)."""
+        """The exec type's validation_test for ``host`` (docs/exec-types.md)."""
         spec = self.exec_types.config.types[name]
         test = spec.validation_test
         if not test:

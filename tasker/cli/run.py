@@ -1,4 +1,4 @@
-"""The program's phases (semantics.md §1), from merged settings to an exit code.
+"""The program's phases (docs/flow.md), from merged settings to an exit code.
 
 This is glue: it calls the stages in order (parse, check, lower, validate
 hosts, run, report) and maps each ending to the exit code the spec gives.
@@ -354,7 +354,7 @@ class Run:
                              f"(tasks: {_id_summary(main)})", reason="start_from")
 
     def validate_hosts(self) -> None:
-        """P9: host validation (cli.md §13)."""
+        """P9: host validation (docs/cli.md)."""
         s = self.settings
         if not s.validate_hosts:
             if s.skip_unresolved_host_validation:
@@ -388,7 +388,7 @@ class Run:
         return False
 
     def take_instance_lock(self) -> None:
-        """P11: --instance-check (cli.md §12)."""
+        """P11: --instance-check (docs/cli.md)."""
         s = self.settings
         if not s.instance_check:
             return

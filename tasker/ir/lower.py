@@ -1,4 +1,4 @@
-"""Lowering: the checked ``Workflow`` -> an ``ir.Program`` (semantics.md §3-§13).
+"""Lowering: the checked ``Workflow`` -> an ``ir.Program`` (docs/flow.md).
 
 Every routing rule of the spec becomes an explicit edge here, so the VM has
 no routing logic of its own: it evaluates the operand of an instruction and
@@ -170,7 +170,7 @@ class _Lowerer:
         return self.target(task.on_success) if task.on_success is not None else self.next_of(task)
 
     def route_rule(self, task: Task) -> tuple:
-        """The routing of semantics.md §6: ``(test, label, ((outcome, target), ...))``."""
+        """The routing of docs/flow.md: ``(test, label, ((outcome, target), ...))``."""
         nxt = task.next
         on_s = self.target(task.on_success) if task.on_success is not None else None
         on_f = self.target(task.on_failure) if task.on_failure is not None else None
@@ -226,7 +226,7 @@ class _Lowerer:
         self.emit([Instr(str(k), ir.BRANCH, k, branch, edges)])
 
     def decision_rule(self, task: Task) -> tuple:
-        """semantics.md §10 (and D13): ``(test, negate, edges)``."""
+        """docs/flow.md (and D13): ``(test, negate, edges)``."""
         if task.success is not None:
             test, negate = task.success, False
         elif task.failure is not None:
@@ -298,7 +298,7 @@ class _Lowerer:
         return [Instr(route, ir.BRANCH, task.id, Branch(test, "block", label="block result"), edges)]
 
     def block_rule(self, task: Task, kind: str) -> tuple:
-        """After the join (semantics.md §11 steps 5-6, §12.6, D12): ``(test or None, edges)``."""
+        """After the join (docs/flow.md, D12): ``(test or None, edges)``."""
         on_s = self.target(task.on_success) if task.on_success is not None else None
         on_f = self.target(task.on_failure) if task.on_failure is not None else None
         go_on = on_s or self.next_of(task)

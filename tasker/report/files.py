@@ -1,4 +1,4 @@
-"""Files a run writes under the log directory (cli.md §6-§7): names, log file, task-file backup."""
+"""Files a run writes under the log directory (docs/files.md): names, log file, task-file backup."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``-p NAME``: one row per run in ``L/project/NAME.summary`` (cli.md §8).
+"""``-p NAME``: one row per run in ``L/project/NAME.summary`` (docs/files.md).
 
 Tab-separated, a header line when the file is created.  Concurrent runs of the
 same project take an exclusive lock on the file, waiting with exponential

@@ -1,6 +1,6 @@
 """Exec types: the YAML configuration, exec-type resolution, argv building, timeouts.
 
-(execution_types.md §1-§6.)  The configuration is read on first need only:
+(docs/exec-types.md.)  The configuration is read on first need only:
 a workflow whose tasks all say ``exec=local`` and finish within 5 s never
 loads YAML at all (the timeout chain ends in the config, but no timeout can be
 shorter than 5 s, so it is only asked for after that).
@@ -358,7 +358,7 @@ class ExecTypes:
         return f"exec type '{name}' is not configured (available: {known}; config: {where})"
 
     def timeout(self, task_value: str | None, canonical: str, warn=None) -> float:
-        """Timeout chain of execution_types.md §6, clamped to 5..1000 s."""
+        """Timeout chain of docs/exec-types.md, clamped to 5..1000 s."""
         value = _int_or_none(task_value)
         if task_value and value is None and warn:
             warn(f"timeout '{task_value}' is not a whole number; using the default")

@@ -1,4 +1,4 @@
-"""Captured output: in memory up to 1 MiB, in a private spill file beyond (language.md §10).
+"""Captured output: in memory up to 1 MiB, in a private spill file beyond (docs/taskfile.md).
 
 ``Capture`` receives a stream's bytes chunk by chunk; ``Output`` is the result
 the VM stores and conditions read.  A spilled output is never loaded whole:

@@ -1,6 +1,6 @@
 """Task-file text -> ``TaskFile`` AST.
 
-The lexer reads the text line by line (language.md §1: split on ``\\n``, trim,
+The lexer reads the text line by line (docs/taskfile.md: split on ``\\n``, trim,
 drop blank lines and comments) and classifies each line as one token:
 ``FLAG``, ``TASK``, ``PAIR`` or ``TEXT``.  The LALR parser for
 ``grammar/taskfile.lark`` then groups the tokens into the three sections.

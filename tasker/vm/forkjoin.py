@@ -1,11 +1,11 @@
 """Fork: run a block's members, in parallel or one after another, with retries.
 
 Parallel blocks keep exactly ``max_parallel`` members running while work
-remains (semantics.md §12.3; unlike TASKER 2.2 there is no hidden cap): a
+remains (docs/flow.md; unlike TASKER 2.2 there is no hidden cap): a
 dispatcher starts a thread per running member and waits for any to finish.
 A member waiting for its retry delay does not hold a slot.  Conditional
 branches run their members in the listed order, each result stored at once so
-later members can read it (§11).  On Ctrl-C/SIGTERM nothing new starts, the
+later members can read it.  On Ctrl-C/SIGTERM nothing new starts, the
 runner kills the running members' process groups, and the fork returns what
 finished.
 """
@@ -45,7 +45,7 @@ class Machine(Protocol):
 
 
 class RetryPolicy:
-    """How many attempts a member gets, and the pause between them (§12.4)."""
+    """How many attempts a member gets, and the pause between them (docs/flow.md, Retries)."""
 
     def __init__(self, attempts: int = 1, delay: float = 0.0) -> None:
         self.attempts = attempts
@@ -99,7 +99,7 @@ def run_fork(machine: Machine, fork: ir.Fork) -> list[tuple[int, Record]]:
 
 def run_member(machine: Machine, fork: ir.Fork, member: ir.Member, attempt: int,
                policy: RetryPolicy) -> Record:
-    """One attempt of one member (§12.7: own gate, return gives a result, failure= ignored)."""
+    """One attempt of one member (own gate, return gives a result, failure= ignored)."""
     display = f"{fork.block}-{member.task}"
     if policy.attempts > 1:
         display += f".{attempt}"
@@ -252,7 +252,7 @@ class _Parallel:
             self.cond.notify_all()
 
     def _wait_member_sleeps(self) -> None:
-        """A member's sleep= keeps its result pending that long after it finished (§12.3)."""
+        """A member's sleep= keeps its result pending that long after it finished."""
         if self.ready_at and not self.env.cancel.is_set:
             wait = max(self.ready_at) - self.env.clock.monotonic()
             if wait > 0:

@@ -62,7 +62,7 @@ class Env:
         self.dry_run = dry_run
         self.checkpoint = checkpoint      # callable(machine, instr) after each instruction, or None
         self.progress = progress          # callable(event, **info) for the live progress line, or None
-        self.hosts = hosts or {}          # host as written -> name host validation resolved it to (§13)
+        self.hosts = hosts or {}          # host as written -> name host validation resolved it to
         self.events = events if events is not None else Events()   # run events (no sinks: nothing is built)
         self.halt = ""                    # why the run must stop (a checkpoint failed), "" while it may go on
 
@@ -381,7 +381,7 @@ class Machine:
                 setattr(record, name, apply_split(getattr(record, name), spec))
 
     def judge(self, command: ir.Command, record: Record, display: str) -> bool:
-        """Success of a task (semantics.md §5 step 10)."""
+        """Success of a task (docs/flow.md)."""
         if command.success is None and command.failure is None:
             return record.exit_code == 0
         ctx = Context(record.exit_code, record.stdout, record.stderr, None)
@@ -410,7 +410,7 @@ class Machine:
         self.state.steps += 1
         self.store.put(task, Record(-1, "", "Task skipped due to condition", False, kind="skipped"))
         self.log.info(f"Task {self.display(task)}: Condition false, skipping task")
-        # an active loop counter of this task stays as it is (semantics.md §5 step 2)
+        # an active loop counter of this task stays as it is (docs/flow.md)
         return instr.to("next")
 
     def _branch(self, instr: ir.Instr) -> str:

@@ -1,4 +1,4 @@
-"""``stdout_split`` / ``stderr_split``: keep one field of an output (language.md §9, D10)."""
+"""``stdout_split`` / ``stderr_split``: keep one field of an output (docs/taskfile.md, D10)."""
 
 from __future__ import annotations
 

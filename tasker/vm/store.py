@@ -2,7 +2,7 @@
 
 A record is written after a task (or block) finishes and overwrites any earlier
 record of the same id.  Templates are rendered against the store when a field
-is used; the inserted text is data and is never scanned again (decisions.md D2).
+is used; the inserted text is data and is never scanned again (D2).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from tasker.syntax.ast import Template
 
 
 class Record:
-    """The stored result of one task, subtask or block (language.md §8, decisions.md D7)."""
+    """The stored result of one task, subtask or block (docs/taskfile.md, D7)."""
 
     __slots__ = ("counts", "end", "exit_code", "hostname", "kind", "start", "stderr", "stdout", "success")
 
@@ -68,7 +68,7 @@ class Record:
         return None
 
     def to_json(self) -> dict:
-        """The record as --output-json writes it (cli.md §9)."""
+        """The record as --output-json writes it (docs/cli.md)."""
         out = {
             "exit_code": self.exit_code,
             "stdout": self.stdout.head(SUBSTITUTION_LIMIT) if self.stdout.spilled else self.stdout.text(),
