@@ -16,6 +16,7 @@ validation skipped, malformed values fall back to what TASKER does at run time
 
 from __future__ import annotations
 
+import difflib
 import re
 from itertools import pairwise
 
@@ -59,6 +60,7 @@ from tasker.syntax.ast import (
     Split,
     Template,
 )
+from tasker.syntax.condition import parse_condition
 from tasker.syntax.errors import ConditionError
 
 TASK_FIELDS = (
@@ -321,8 +323,6 @@ class _Compiler:
         return fields
 
     def unknown_key(self, pair, tid: int) -> None:
-        import difflib
-
         close = difflib.get_close_matches(pair.key.lower(), TASK_FIELDS, n=1, cutoff=0.7)
         help = f"did you mean `{close[0]}`?" if close else None
         if NAME_RE.match(pair.key) and not close:
@@ -401,7 +401,6 @@ class _Compiler:
     def _undefined_global_help(self, name: str) -> str:
         if name == "host":
             return "@host@ is defined only inside a hostnames= block, where it is each member's host name"
-        import difflib
 
         close = difflib.get_close_matches(name, list(self.globals), n=1)
         if close:
@@ -456,8 +455,6 @@ class _Compiler:
         return NORMAL
 
     def condition(self, tid: int, fld: _Field) -> object:
-        from tasker.syntax.condition import parse_condition
-
         try:
             return parse_condition(fld.value)
         except ConditionError as exc:
@@ -476,7 +473,6 @@ class _Compiler:
         if low in ("never", "always", "loop"):
             return Next(low, None, fld.span)
         if low.startswith("loop") and low[4:].lstrip().startswith("&"):
-            from tasker.syntax.condition import parse_condition
 
             rest = text[4:].lstrip()[1:]
             try:
@@ -829,7 +825,6 @@ class _Rules:
         known = {*config.names(), *(alias.lower() for alias in config.aliases)}
         if name in known:
             return
-        import difflib
 
         close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
         guess = f"did you mean `{close[0]}`? " if close else ""

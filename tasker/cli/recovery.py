@@ -10,12 +10,14 @@ and exit 12, never a traceback.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 
 from tasker.check.model import Workflow
 from tasker.cli.settings import Settings
 from tasker.exitcodes import Exit, TaskerExit
 from tasker.report.log import Log
+from tasker.report.private import private_dir
 from tasker.runners.guard import kill_journal
 from tasker.vm import checkpoint
 from tasker.vm.machine import Machine
@@ -44,9 +46,7 @@ class StateLock:
         self.fd: int | None = None
 
     def acquire(self) -> None:
-        import fcntl
 
-        from tasker.report.private import private_dir
 
         private_dir(os.path.dirname(self.path))
         while True:

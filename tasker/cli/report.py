@@ -11,6 +11,11 @@ import os
 import sys
 
 from tasker.exitcodes import Exit
+from tasker.history.cli import load_recorded, looks_like_run_id
+from tasker.history.db import HistoryError
+from tasker.report.html import render
+from tasker.report.plangraph import plan_svg
+from tasker.report.rundata import RunDataError, load
 
 
 def parser() -> argparse.ArgumentParser:
@@ -29,10 +34,6 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
-    from tasker.history.db import HistoryError
-    from tasker.report.html import render
-    from tasker.report.plangraph import plan_svg
-    from tasker.report.rundata import RunDataError
 
     out = args.output or os.path.splitext(args.run)[0] + ".html"
     try:
@@ -67,9 +68,6 @@ def main(argv: list[str]) -> int:
 
 def load_run(run: str, history_db: str | None):
     """A JSON summary or events file, else a run id recorded in the run history."""
-    from tasker.history.cli import load_recorded, looks_like_run_id
-    from tasker.report.rundata import load
-
     if not os.path.exists(run) and looks_like_run_id(run):
         return load_recorded(run, history_db)
     return load(run)

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import hashlib
 import os
 import signal
 import sys
 import time
 
+from tasker import __version__
 from tasker.check.checker import CheckOptions, compile_workflow
 from tasker.check.dataflow import analyze
 from tasker.check.model import Workflow
@@ -25,24 +27,26 @@ from tasker.cli.recovery import Recovery, discard_state, lock_state
 from tasker.cli.settings import Settings
 from tasker.diagnostics import Diagnostics, render, summary
 from tasker.exitcodes import Exit, TaskerExit
+from tasker.history.recorder import Recorder, choose_target, close_wait
 from tasker.ir.hosts import reused_hosts
 from tasker.ir.instructions import Program
-from tasker.ir.lower import LowerOptions, lower
+from tasker.ir.lower import DEFAULT_MAX_PARALLEL, LowerOptions, lower
 from tasker.ir.plan import render_plan
 from tasker.report import files
 from tasker.report.alert import prepare, run_alert
-from tasker.report.events import Events, ListSink
+from tasker.report.events import Events, JsonLinesSink, ListSink
 from tasker.report.instance import InstanceBusy, InstanceLock, instance_hash, lock_info
 from tasker.report.json_out import build, default_path, write_atomic
 from tasker.report.log import Log
 from tasker.report.masking import Masker
+from tasker.report.otel import sink_from_environment
 from tasker.report.private import probe_dir
 from tasker.report.progress import Progress, wanted
 from tasker.report.summary import append_row, summary_path
 from tasker.runners.base import Cancel, SystemClock
 from tasker.runners.exectypes import TIMEOUT_MAX, TIMEOUT_MIN, ExecTypes
 from tasker.runners.guard import Guard, kill_journal
-from tasker.runners.process import ProcessRunner, Session
+from tasker.runners.process import ProcessRunner, Session, ensure_open_files
 from tasker.runners.slurm import SlurmSteps, uses_slurm
 from tasker.runners.ssh import Connections
 from tasker.syntax.taskfile import parse_taskfile
@@ -243,14 +247,11 @@ class Run:
 
     def open_events(self) -> None:
         """Connect the event sinks the settings ask for, then report that the run started."""
-        import hashlib
-
         s = self.settings
         if self.json_path:
             self.timeline = ListSink(TIMELINE_EVENTS)
             self.events.add(self.timeline)
         if s.events:
-            from tasker.report.events import JsonLinesSink
 
             try:
                 self.events.add(JsonLinesSink(os.path.abspath(s.events)))
@@ -259,7 +260,6 @@ class Run:
                                  reason="usage") from None
         self.add_history_sink()
         if any(name.startswith("OTEL_") for name in s.environ):
-            from tasker.report.otel import sink_from_environment
 
             otel = sink_from_environment(s.environ, self.log.warn)
             if otel is not None:
@@ -273,8 +273,6 @@ class Run:
         s = self.settings
         if not s.run or s.no_history or s.validate_only:
             return
-        from tasker import __version__
-        from tasker.history.recorder import Recorder, choose_target, close_wait
 
         self.events.add(Recorder(choose_target(s.history_db, s.environ), warn=self.log.warn, content=s.content,
                                  project=s.project, version=__version__, close_wait=close_wait(s.environ)))
@@ -449,9 +447,6 @@ class Run:
 
     def check_open_files(self) -> None:
         """Room for the widest block's processes, checked before anything runs (never EMFILE mid-run)."""
-        from tasker.ir.lower import DEFAULT_MAX_PARALLEL
-        from tasker.runners.process import ensure_open_files
-
         widest = max((min(task.max_parallel or DEFAULT_MAX_PARALLEL, len(task.members))
                       for task in self.workflow.tasks.values() if task.kind == "parallel" and task.members),
                      default=1)
@@ -715,7 +710,6 @@ def run(settings: Settings) -> int:
         try:
             code = app.execute()
             if not app.events_finished:   # validate-only, recovery info, a declined plan: nothing ran
-                from tasker.vm.machine import Ending
 
                 app.finish_events(Ending("not_run", code), time.time())
             return code

@@ -14,8 +14,10 @@ import re
 import sys
 import time
 
+from tasker.history import query
 from tasker.history.db import HistoryError, describe, is_postgres, open_database, sqlite_path
 from tasker.history.recorder import choose_target
+from tasker.report.rundata import from_events
 
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$", re.IGNORECASE)
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "": 86400}
@@ -121,8 +123,6 @@ def _open(option: str | None):
 
 
 def list_runs(args) -> int:
-    from tasker.history import query
-
     db, target = _open(args.history_db)
     last = args.last if args.last is not None else (None if args.json else 20)
     runs = []
@@ -158,8 +158,6 @@ def _public(run: dict) -> dict:
 
 
 def show(args) -> int:
-    from tasker.history import query
-
     db, target = _open(args.history_db)
     if db is None:
         print(f"tasker: no history database at {describe(target)}", file=sys.stderr)
@@ -209,8 +207,6 @@ def show(args) -> int:
 
 
 def prune(args) -> int:
-    from tasker.history import query
-
     db, target = _open(args.history_db)
     if db is None:
         print(f"Nothing to prune: no history database at {describe(target)}.")
@@ -235,9 +231,6 @@ def looks_like_run_id(text: str) -> bool:
 
 def load_recorded(run: str, option: str | None):
     """The RunData of a recorded run, for ``tasker report RUN``.  Raises HistoryError."""
-    from tasker.history import query
-    from tasker.report.rundata import from_events
-
     db, target = _open(option)
     if db is None:
         raise HistoryError(f"{run} is neither a file nor a recorded run: no history database at {describe(target)}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
 
 from tasker.history import schema
 
@@ -143,8 +144,6 @@ def open_database(target: str, *, migrate: bool = True) -> Database:
 
 
 def _open_sqlite(path: str) -> SQLiteDatabase:
-    import sqlite3
-
     try:
         directory = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(directory):

@@ -15,6 +15,7 @@ import time
 
 from tasker.history import schema
 from tasker.history.recorder import process_start
+from tasker.report.events import iso
 
 FAILED = ("failed", "interrupted")
 
@@ -148,7 +149,6 @@ def as_events(run: dict, tasks: list[dict]) -> list[dict]:
 
     Retries are not stored as rows: an attempt followed by the next attempt of
     the same member was retried, after the pause between the two."""
-    from tasker.report.events import iso
 
     events: list[dict] = [{"event": "run_started", "task_file": run["task_file"],
                            "execution_id": run["content_hash"][:8], "dry_run": False, "pid": run["pid"],
@@ -176,8 +176,6 @@ def as_events(run: dict, tasks: list[dict]) -> list[dict]:
 
 
 def _task_event(t: dict) -> dict:
-    from tasker.report.events import iso
-
     return {"event": "task_finished", "task": t["task_id"], "display": t["display"], "block": t["block"],
             "host": t["host"] or "", "exec_type": t["exec_type"] or "", "attempt": t["attempt"],
             "loop_round": t["loop_round"], "exit_code": t["exit_code"], "success": t["success"],

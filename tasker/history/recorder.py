@@ -14,15 +14,19 @@ Only ``close`` waits, at most ``CLOSE_WAIT`` seconds, for the last rows.
 from __future__ import annotations
 
 import contextlib
+import getpass
+import hashlib
 import itertools
 import json
 import os
 import random
+import socket
 import threading
 import time
 from collections import deque
 
 from tasker.history import schema
+from tasker.history.db import HistoryError, describe, open_database
 from tasker.report.events import Sink, parse_iso
 
 HEAD_BYTES = 4096      # how much of each stdout/stderr is kept
@@ -78,7 +82,6 @@ class Recorder(Sink):
 
     def __init__(self, target: str, *, warn, content: bytes, project: str | None, version: str,
                  close_wait: float = CLOSE_WAIT) -> None:
-        import hashlib
 
         self.target = target
         self.warn_user = warn
@@ -111,9 +114,6 @@ class Recorder(Sink):
             self._fail(f"could not record a {event.get('event')} event: {exc}")
 
     def run_started(self, event: dict) -> None:
-        import getpass
-        import socket
-
         try:
             user = getpass.getuser()
         except (KeyError, OSError):
@@ -175,8 +175,6 @@ class Recorder(Sink):
                 self._warn(f"history: the database {self._where()} cannot keep up; some rows are not recorded")
 
     def _where(self) -> str:
-        from tasker.history.db import describe
-
         return describe(self.target)
 
     def _warn(self, message: str) -> None:
@@ -193,8 +191,6 @@ class Recorder(Sink):
     # ------------------------------------------------------------ the writer thread
 
     def _work(self) -> None:
-        from tasker.history.db import HistoryError, open_database
-
         began = time.monotonic()
         while True:
             try:

@@ -13,6 +13,9 @@ import os
 import stat
 import time
 
+from tasker.runners.base import Cancel
+from tasker.runners.process import ProcessRunner
+
 ALERT_TIMEOUT = 30.0
 
 
@@ -39,8 +42,6 @@ def prepare(path: str | None, warn) -> str | None:
 def run_alert(script: str, *, exit_code: int, error: str, task: int | None, task_file: str, log_file: str,
               state_file: str, log, environ: dict) -> None:
     """Run the script and log what it said; never raises."""
-    from tasker.runners.base import Cancel
-    from tasker.runners.process import ProcessRunner
 
     env = dict(environ)
     env.update({

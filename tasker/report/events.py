@@ -19,9 +19,11 @@ hidden in the log is hidden in every sink too.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
+from datetime import datetime
 
 SCHEMA = 1
 
@@ -77,8 +79,6 @@ def iso(t: float) -> str:
 
 def parse_iso(text: str) -> float:
     """Seconds since the epoch of a time written by ``iso`` (or any ISO 8601 text with an offset)."""
-    from datetime import datetime
-
     return datetime.fromisoformat(text).timestamp()
 
 
@@ -257,8 +257,6 @@ def check_event(event: dict) -> list[str]:
 
 def read_events(path: str) -> list[dict]:
     """The events of a JSON Lines file; a torn last line (the writer was killed) is ignored."""
-    import json
-
     out = []
     with open(path, encoding="utf-8") as fh:
         for line in fh:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import time
+
+from tasker.report.private import private_dir
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
@@ -21,7 +24,6 @@ def short_name(name: str, limit: int = 120) -> str:
     derived from it (plus a time stamp or suffix) must stay under the usual 255-byte limit."""
     if len(name.encode("utf-8", "surrogateescape")) <= limit:
         return name
-    import hashlib
 
     digest = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:8]
     head = name.encode("utf-8", "surrogateescape")[:limit - 9].decode("utf-8", "ignore")
@@ -46,8 +48,6 @@ def log_base(explicit: str | None, environ: dict) -> str:
 
 def make_dir(path: str) -> None:
     """Create a directory (and parents, each new one mode 700); raises OSError with a readable message."""
-    from tasker.report.private import private_dir
-
     private_dir(path)
 
 

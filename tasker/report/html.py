@@ -20,6 +20,7 @@ The page needs nothing from the network and runs no script: CSS in a
 from __future__ import annotations
 
 import html
+import math
 
 from tasker.report.events import parse_iso
 from tasker.report.rundata import RunData
@@ -332,8 +333,6 @@ def _axis(x, t0: float, span: float, bottom: float) -> list[str]:
 
 
 def _nice_step(raw: float) -> float:
-    import math
-
     if raw <= 0:
         return 1.0
     power = 10 ** math.floor(math.log10(raw))

@@ -9,11 +9,14 @@ the whole run: a crashed run releases it with its process.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import socket
 import time
+
+from tasker.report.private import private_dir
 
 
 def instance_hash(content: bytes, globals_: dict[str, str]) -> str:
@@ -41,9 +44,7 @@ class InstanceLock:
         self.fd: int | None = None
 
     def acquire(self, info: dict) -> None:
-        import fcntl
 
-        from tasker.report.private import private_dir
 
         private_dir(self.directory)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -60,7 +61,6 @@ class InstanceLock:
     def release(self) -> None:
         if self.fd is None:
             return
-        import fcntl
 
         with contextlib.suppress(OSError):
             os.unlink(self.path)

@@ -8,11 +8,16 @@ order they were entered.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
 
-from tasker.vm.machine import Ending, Machine
+from tasker.report import private
+from tasker.report.events import iso as iso_tz
+from tasker.report.files import prefix_of, timestamp
+from tasker.vm.machine import Ending, Machine, State
+from tasker.vm.store import ResultStore
 
 
 def iso(t: float) -> str:
@@ -34,8 +39,6 @@ def counts(records: dict) -> tuple[int, int, int]:
 
 def task_results(records: dict, timeline: list[dict]) -> dict:
     """Every stored record, with its start and end time (a block's from its block_finished event)."""
-    from tasker.report.events import iso as iso_tz
-
     blocks = {e["block"]: e for e in timeline if e["event"] == "block_finished"}
     out = {}
     for tid, rec in records.items():
@@ -61,10 +64,7 @@ def build(*, task_file: str, content: bytes, machine: Machine, ending: Ending, s
     events (every attempt and loop round, not only the last record of each id):
     the same facts as the events file, so a report can be drawn from the JSON alone.
     """
-    import hashlib
 
-    from tasker.vm.machine import State
-    from tasker.vm.store import ResultStore
 
     state = machine.state if machine is not None else State()
     records = machine.store.records if machine is not None else ResultStore().records
@@ -113,8 +113,6 @@ def build(*, task_file: str, content: bytes, machine: Machine, ending: Ending, s
 
 def write_atomic(path: str, data: dict) -> None:
     """Write ``data`` as JSON to ``path`` atomically, mode 600 (see ``tasker.report.private``)."""
-    from tasker.report import private
-
     directory = os.path.dirname(os.path.abspath(path))
     private.private_dir(directory)
     private.sweep_temp(directory)
@@ -123,7 +121,5 @@ def write_atomic(path: str, data: dict) -> None:
 
 def default_path(task_file: str, environ: dict) -> str:
     """``~/TASKER/output/<prefix>_<YYYYmmdd_HHMMSS_ffffff>.json`` (always under HOME)."""
-    from tasker.report.files import prefix_of, timestamp
-
     home = environ.get("HOME") or os.path.expanduser("~")
     return os.path.join(home, "TASKER", "output", f"{prefix_of(task_file)}_{timestamp()}.json")

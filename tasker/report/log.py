@@ -8,11 +8,13 @@ they carry (task id, exit code, decision) are what users grep for.
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import threading
 import time
 
 from tasker.report.masking import NO_SECRETS
+from tasker.report.private import open_append
 
 LEVELS = {"ERROR": 40, "WARN": 30, "INFO": 20, "DEBUG": 10}
 PREFIX = {"ERROR": "ERROR: ", "WARN": "WARN: ", "INFO": "", "DEBUG": "DEBUG: "}
@@ -44,7 +46,6 @@ def quiet_stream(stream) -> None:
     Later writes, and the flush at interpreter exit, then succeed silently instead
     of raising BrokenPipeError (``tasker --help | head -1``).
     """
-    import os
 
     try:
         fd = stream.fileno()
@@ -73,8 +74,6 @@ class Log:
         self.file_error = ""   # why the log file stopped taking lines (said once on the console)
 
     def open(self, path: str) -> None:
-        from tasker.report.private import open_append
-
         self.file = open_append(path)   # mode 600: the log holds outputs
         self.path = path
 

@@ -15,19 +15,20 @@ import os
 import shutil
 import subprocess
 
+from tasker.check.checker import CheckOptions, compile_workflow
+from tasker.ir import instructions as ir
 from tasker.ir.instructions import Program
+from tasker.ir.lower import LowerOptions, lower
+from tasker.ir.plan import dot_string, to_dot
 from tasker.report.html import COLOURS, esc
 from tasker.report.rundata import RunData
+from tasker.syntax.taskfile import parse_taskfile
 
 DOT_LIMIT = 400   # instructions; above this the graph is unreadable and dot slow (40 s for 3,000)
 
 
 def compile_program(task_file: str, environ: dict) -> tuple[Program | None, str]:
     """(program, note): the program of ``task_file``, or None and why not."""
-    from tasker.check.checker import CheckOptions, compile_workflow
-    from tasker.ir.lower import LowerOptions, lower
-    from tasker.syntax.taskfile import parse_taskfile
-
     try:
         with open(task_file, "rb") as fh:
             content = fh.read()
@@ -103,8 +104,6 @@ def _taken_edges(program: Program, data: RunData, executed: dict[int, bool]) -> 
 
 
 def _dot_svg(exe: str, program: Program, data: RunData, executed: dict[int, bool]) -> str | None:
-    from tasker.ir.plan import dot_string, to_dot
-
     taken = {f"  {dot_string(src)} -> {dot_string(dst)} [" for src, dst in _taken_edges(program, data, executed)}
     if data.path and data.path[0] in program.entries:
         taken.add(f"  \"plan.start\" -> {dot_string(program.entries[data.path[0]])};")
@@ -134,7 +133,6 @@ def _dot_svg(exe: str, program: Program, data: RunData, executed: dict[int, bool
 def _plain_svg(program: Program, data: RunData, executed: dict[int, bool]) -> str:
     """Top-level tasks top to bottom in id order (a block with its member count); the ones that ran
     coloured by outcome; the path as numbered arrows on the right."""
-    from tasker.ir import instructions as ir
 
     members = {i.op.block: len(i.op.members) for i in program.instrs.values() if i.kind == ir.FORK}
     inside = {m.task for i in program.instrs.values() if i.kind == ir.FORK for m in i.op.members}

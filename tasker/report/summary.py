@@ -7,16 +7,18 @@ back-off up to 20 s (45 s with ``TASK_EXECUTOR_HIGH_LOAD``).
 
 from __future__ import annotations
 
+import fcntl
 import os
 import random
 import time
+
+from tasker.report.files import prefix_of
+from tasker.report.private import open_append, private_dir
 
 HEADER = "#Timestamp\tStatus\tExit_Code\tTask_File\tTask_ID\tHostname\tCommand\tLog_File\n"
 
 
 def summary_path(log_base: str, project: str) -> str:
-    from tasker.report.files import prefix_of
-
     return os.path.join(log_base, "project", f"{prefix_of(project)}.summary")
 
 
@@ -27,9 +29,7 @@ def _clean(value: object) -> str:
 def append_row(path: str, *, success: bool, exit_code: object, task_file: str, task_id: object, hostname: str,
                command: str, log_file: str, environ: dict) -> bool:
     """Append one row under an exclusive lock; False when the lock could not be had in time."""
-    import fcntl
 
-    from tasker.report.private import open_append, private_dir
 
     private_dir(os.path.dirname(path))
     row = "\t".join(_clean(v) for v in (

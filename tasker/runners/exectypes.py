@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import sys
 
+from tasker.check.variables import expand_env
 from tasker.numbers import clamped
 from tasker.resources import shipped_config_path
 from tasker.runners.errors import ExecTypeError
 from tasker.runners.srun import step_argv
+from tasker.runners.ssh import RemoteArgv, sets_control_path
 
 TIMEOUT_MIN = 5
 TIMEOUT_MAX = 1000
@@ -397,7 +400,6 @@ def expand_env_value(text: str, environ: dict) -> str:
     """``$NAME``/``${NAME}`` replaced by the environment; unset names stay as written."""
     if "$" not in text:
         return text
-    from tasker.check.variables import expand_env
 
     return expand_env(text, environ)[0]
 
@@ -426,7 +428,6 @@ def command_line(command: str, arguments: str, words: list[str] | None = None) -
     argv that ``exec=local`` would start, with no expansion, globbing,
     redirection or ``;`` on the remote side.
     """
-    import shlex
 
     return shlex.join([command, *(words if words is not None else split_arguments(arguments))])
 
@@ -458,8 +459,6 @@ def render_template(spec: ExecType, hostname: str, command: str, arguments: str,
 
 def _remote_argv(spec: ExecType, argv: list[str]):
     """The argv marked for tasker.runners.ssh: where the host name and the command line are."""
-    from tasker.runners.ssh import RemoteArgv, sets_control_path
-
     parts = spec.template
     if "{hostname}" not in parts or "{arguments_split}" in parts:
         return argv                  # not a shape the ssh services understand: run it as written

@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import select
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 
@@ -48,7 +51,6 @@ class Session:
         """A new, exclusively created mode-600 file for one stream: ``(path, binary file)``."""
         with self._lock:
             if self.path is None:
-                import tempfile
 
                 sweep_stale_sessions(self.base)   # first spill of this run: tidy up after killed runs
                 self.path = tempfile.mkdtemp(prefix=f"tasker_session_{os.getpid()}_", dir=self.base)
@@ -63,7 +65,6 @@ class Session:
     def cleanup(self) -> None:
         """Remove the directory and every spill file in it."""
         if self.path is not None:
-            import shutil
 
             shutil.rmtree(self.path, ignore_errors=True)
             self.path = None
@@ -71,8 +72,6 @@ class Session:
 
 def sweep_stale_sessions(base: str | None = None) -> None:
     """Remove session directories left by tasker runs that were killed (their pid is gone)."""
-    import tempfile
-
     base = base or tempfile.gettempdir()
     try:
         names = os.listdir(base)
@@ -91,7 +90,6 @@ def sweep_stale_sessions(base: str | None = None) -> None:
                 continue
         except OSError:
             continue
-        import shutil
 
         shutil.rmtree(path, ignore_errors=True)
 
@@ -290,7 +288,6 @@ def _above(fd: int, floor: int) -> int:
     """``fd``, or a close-on-exec duplicate of it numbered above ``floor``."""
     if fd > floor:
         return fd
-    import fcntl
 
     return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, floor + 1)
 

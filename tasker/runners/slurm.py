@@ -29,6 +29,8 @@ import itertools
 import math
 import os
 import re
+import subprocess
+import tempfile
 import threading
 
 from tasker.runners.base import Cancel, RunResult
@@ -92,7 +94,6 @@ class SlurmSteps:
         step = [argv[0], f"--job-name={name}", f"--time={minutes}", "--error=/dev/fd/3", *argv[1:]]
         if self.log is not None:
             self.log.debug(f"Task {label}: Slurm job {name}, time limit {minutes} min")
-        import tempfile
 
         with tempfile.TemporaryFile() as messages:
             def stop(timed_out: bool) -> None:
@@ -258,8 +259,6 @@ def _user_filter() -> list[str]:
 
 def _query(*argv: str) -> tuple[str, str]:
     """(stdout, problem) of a Slurm client command; problem is "" when it worked."""
-    import subprocess
-
     try:
         done = subprocess.run(argv, capture_output=True, text=True, errors="replace", stdin=subprocess.DEVNULL,
                               timeout=TOOL_TIMEOUT, start_new_session=True)

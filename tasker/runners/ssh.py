@@ -31,6 +31,7 @@ import contextlib
 import hashlib
 import os
 import select
+import shutil
 import signal
 import tempfile
 import threading
@@ -216,7 +217,6 @@ class Connections:
                     os.close(fd)
             self._stdin = None
         if self.directory is not None:
-            import shutil
 
             shutil.rmtree(self.directory, ignore_errors=True)
             self.directory = None

@@ -25,6 +25,7 @@ from tasker.syntax.ast import (
     RefTest,
     StreamCount,
     StreamTest,
+    Template,
 )
 
 # What counts as a number: without a `.` only a whole number (sign and blanks allowed); with a
@@ -121,8 +122,6 @@ def _has_ref(template) -> bool:
 
 
 def render_ref(cond: RefTest, render) -> str:
-    from tasker.syntax.ast import Template
-
     return render(Template((cond.ref,)))
 
 
