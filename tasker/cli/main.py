@@ -10,22 +10,20 @@ only the command line may give (``--help``, ``--force-instance`` ...) exits 20.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
-from collections.abc import Callable
 
-from tasker.cli import report
 from tasker.cli.options import FLAG_DESTS, USAGE, VALUE_DESTS, HelpRequested, UsageError, parse, parse_header
 from tasker.cli.run import run
 from tasker.cli.settings import Settings
 from tasker.exitcodes import Exit, TaskerExit
-from tasker.history import cli as history
 from tasker.report.log import quiet_stream
 
 # Commands that are not a run of a task file (``tasker NAME ...``): dispatched on
 # the first word before the option parser sees the command line.
 # A task file named like one is run as ./report.
-SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {"report": report.main, "history": history.main}
+SUBCOMMANDS: dict[str, str] = {"report": "tasker.cli.report", "history": "tasker.history.cli"}
 
 HEADER_FORBIDDEN = ("--help", "-h", "--version", "-V", "--force-instance", "--discard-recovery")
 HEADER_SENSITIVE = ("--skip-security-validation", "--skip-validation", "--fire-and-forget")
@@ -143,7 +141,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str]) -> int:
     if argv and argv[0] in SUBCOMMANDS:
-        return SUBCOMMANDS[argv[0]](argv[1:])
+        # imported when asked for: the report and history paths (HTML, SQL) are not a run's
+        # start-up cost
+        command = importlib.import_module(SUBCOMMANDS[argv[0]])
+        return command.main(argv[1:])
     try:
         settings = parse_settings(argv, dict(os.environ))
     except HelpRequested as exc:
