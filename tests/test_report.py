@@ -287,3 +287,21 @@ def test_the_blank_check_sees_a_blank_page(tmp_path):
     screenshot(blank, png, size="400,300")
     colours, not_background = colour_stats(png)
     assert colours <= 2 and not_background < 0.01
+
+
+@pytest.mark.parametrize("graphviz", [True, False])
+def test_a_secret_global_is_masked_in_the_report_and_its_plan(tasker, graphviz):
+    # The plan is compiled again from the task file, so its labels would hold the globals' values.
+    if graphviz and shutil.which("dot") is None:
+        pytest.skip("Graphviz `dot` is not installed (apt-get install graphviz)")
+    flow = tasker.write("DB_PASSWORD=hunter2secret\n\ntask=0\nhostname=localhost\ncommand=echo\n"
+                        "arguments=login @DB_PASSWORD@\nexec=local\n")
+    json_path = tasker.tmp / "secret.json"
+    r = tasker.run(flow, "-r", f"--output-json={json_path}")
+    assert r.returncode == 0, r.stdout + r.stderr
+    svg, _note = plan_svg(load(str(json_path)), None if graphviz else {"PATH": ""})
+    assert svg is not None and "hunter2secret" not in svg
+    if graphviz:   # the Graphviz drawing shows the command line (the plain one only task ids)
+        assert "masked len=13" in svg
+    out, _page = report(tasker, json_path, "secret.html")
+    assert "hunter2secret" not in out.read_text()

@@ -21,28 +21,34 @@ from tasker.ir.instructions import Program
 from tasker.ir.lower import LowerOptions, lower
 from tasker.ir.plan import dot_string, to_dot
 from tasker.report.html import COLOURS, esc
+from tasker.report.masking import NO_SECRETS, Masker
 from tasker.report.rundata import RunData
 from tasker.syntax.taskfile import parse_taskfile
 
 DOT_LIMIT = 400   # instructions; above this the graph is unreadable and dot slow (40 s for 3,000)
 
 
-def compile_program(task_file: str, environ: dict) -> tuple[Program | None, str]:
-    """(program, note): the program of ``task_file``, or None and why not."""
+def compile_program(task_file: str, environ: dict) -> tuple[Program | None, str, Masker]:
+    """(program, note, masker): the program of ``task_file``, or None and why not.
+
+    The program is recompiled from the file, so its labels hold the globals' values; the
+    masker hides the secret ones in the picture, as every other writer does.
+    """
     try:
         with open(task_file, "rb") as fh:
             content = fh.read()
         text = content.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        return None, f"The plan is not shown: cannot read the task file {task_file} ({exc})."
+        return None, f"The plan is not shown: cannot read the task file {task_file} ({exc}).", NO_SECRETS
     try:
         tree = parse_taskfile(text, task_file)
         workflow, diags = compile_workflow(tree, CheckOptions(validate=False, security=False, environ=environ))
     except Exception as exc:   # a file that no longer parses: the report still shows the run
-        return None, f"The plan is not shown: the task file {task_file} does not compile ({exc})."
+        return None, f"The plan is not shown: the task file {task_file} does not compile ({exc}).", NO_SECRETS
     if diags.has_errors() or not workflow.tasks:
-        return None, f"The plan is not shown: the task file {task_file} has errors now."
-    return lower(workflow, LowerOptions()), hashlib.sha256(content).hexdigest()[:8]
+        return None, f"The plan is not shown: the task file {task_file} has errors now.", NO_SECRETS
+    masker = Masker.for_globals(workflow.globals)
+    return lower(workflow, LowerOptions()), hashlib.sha256(content).hexdigest()[:8], masker
 
 
 def plan_svg(data: RunData, environ: dict | None = None) -> tuple[str | None, str]:
@@ -50,9 +56,14 @@ def plan_svg(data: RunData, environ: dict | None = None) -> tuple[str | None, st
     environ = dict(os.environ) if environ is None else environ
     if not data.task_file:
         return None, "The plan is not shown: the run does not name its task file."
-    program, digest = compile_program(data.task_file, environ)
+    program, digest, masker = compile_program(data.task_file, environ)
     if program is None:
         return None, digest
+    svg, note = _draw(program, data, environ, digest)
+    return (masker.text(svg) if svg is not None else None), note
+
+
+def _draw(program: Program, data: RunData, environ: dict, digest: str) -> tuple[str | None, str]:
     note = ""
     if data.execution_id and digest != data.execution_id:
         note = "The task file changed since this run: the plan below is the current file's. "
