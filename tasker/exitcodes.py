@@ -1,4 +1,4 @@
-"""The program's exit codes (docs/cli.md, Exit codes) and the exception that carries one."""
+"""The program's exit codes (docs/command-line.md, Exit codes) and the exception that carries one."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The checker: one test per diagnostic (docs/taskfile.md; docs/cli.md; D8, D9)."""
+"""The checker: one test per diagnostic (docs/taskfile.md; docs/command-line.md; D8, D9)."""
 
 from __future__ import annotations
 
@@ -252,7 +252,7 @@ def test_gaps_that_are_allowed(text):
     assert not any("gaps" in m for m in errors(text))
 
 
-# ----------------------------------------------------------------- security (docs/cli.md)
+# ----------------------------------------------------------------- security (docs/command-line.md)
 
 
 @pytest.mark.parametrize("field,value,fragment", [

@@ -1,4 +1,4 @@
-"""The command line: options, file-defined arguments and their merge, exit codes (docs/cli.md)."""
+"""The command line: options, file-defined arguments and their merge, exit codes (docs/command-line.md)."""
 
 from __future__ import annotations
 

@@ -34,8 +34,8 @@ def test_every_task_field_has_a_row_in_the_task_file_reference(field):
 
 @pytest.mark.parametrize("code", sorted({v for k, v in vars(Exit).items() if k.isupper()}))
 def test_every_exit_code_is_in_the_command_line_reference(code):
-    rows = re.findall(r"^\|\s*(\d+)\s*\|", page("cli.md"), re.M)
-    assert str(code) in rows, f"docs/cli.md's exit-code table has no row for {code}"
+    rows = re.findall(r"^\|\s*(\d+)\s*\|", page("command-line.md"), re.M)
+    assert str(code) in rows, f"docs/command-line.md's exit-code table has no row for {code}"
 
 
 def test_every_page_of_the_index_exists_and_every_page_is_in_the_index():
@@ -70,6 +70,6 @@ def _flags() -> list[str]:
 
 @pytest.mark.parametrize("flag", _flags())
 def test_every_flag_of_the_option_table_is_in_the_command_line_reference(flag):
-    cells = first_cells(page("cli.md"))
+    cells = first_cells(page("command-line.md"))
     assert any(re.search(rf"`{re.escape(flag)}(?:[ =`])", cell) for cell in cells), \
-        f"docs/cli.md has no row for {flag}"
+        f"docs/command-line.md has no row for {flag}"

@@ -1,4 +1,4 @@
-"""Security validation stays strict for every exec type but shell (docs/cli.md); local never starts a shell."""
+"""Security validation stays strict for every exec type but shell (docs/command-line.md); local never starts a shell."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Host validation (docs/cli.md, docs/exec-types.md, D20) with stand-in exec types.
+"""Host validation (docs/command-line.md, docs/exec-types.md, D20) with stand-in exec types.
 
 The exec types here run ``fakeremote HOST COMMAND ARGS...``: a script that logs
 ``HOST COMMAND ARGS`` to a file and then runs the command locally, like a
@@ -272,7 +272,7 @@ host_validation:
     assert r.returncode == 0, r.stdout + r.stderr
     assert "db-alias.invalid resolved to 127.0.0.1" in r.stdout
     assert remote.calls() == ["127.0.0.1 echo OK", "127.0.0.1 echo hello"]
-    assert "STDOUT: 127.0.0.1" in r.stdout            # @0_hostname@ is the resolved name (docs/cli.md)
+    assert "STDOUT: 127.0.0.1" in r.stdout            # @0_hostname@ is the resolved name (docs/command-line.md)
 
 
 def test_resolve_hook_that_does_not_know_the_name_still_exits_21(remote):

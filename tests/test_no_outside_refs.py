@@ -16,7 +16,7 @@ THIS = Path(__file__).resolve().relative_to(ROOT).as_posix()
 OUTSIDE = re.compile(r"(semantics|cli|language|conditions|execution_types|decisions)\.md|spec/|§")
 ALLOWED = re.compile(r"docs/[\w-]+\.md")
 ALLOWED_IN_DOCS = re.compile(r"\]\([\w-]+\.md")
-# tests/test_docs.py opens the pages of docs/ by name: page("cli.md")
+# tests/test_docs.py opens the pages of docs/ by name: page("command-line.md")
 ALLOWED_PAGE = re.compile(r"""\bpage\("[\w-]+\.md"\)""")
 
 

@@ -1,4 +1,4 @@
-"""Checkpoint, resume and run records (docs/cli.md; D15-D17).
+"""Checkpoint, resume and run records (docs/command-line.md; D15-D17).
 
 The crash tests kill tasker with SIGKILL right after its k-th checkpoint
 (``TASKER_TEST_KILL_AFTER_CHECKPOINT``), for every k of a run, and resume.
@@ -264,7 +264,7 @@ def test_show_recovery_info(tasker):
     assert "No recovery state" in tasker.run(other, "--show-recovery-info").stdout
 
 
-# ----------------------------------------------------------------- alert (docs/cli.md)
+# ----------------------------------------------------------------- alert (docs/command-line.md)
 
 
 ALERT = """#!{python}
@@ -335,7 +335,7 @@ def test_alert_is_stopped_after_its_time_limit(monkeypatch, tmp_path):
     assert "killed after 0.5 seconds" in stream.getvalue()
 
 
-# ----------------------------------------------------------------- instance check (docs/cli.md)
+# ----------------------------------------------------------------- instance check (docs/command-line.md)
 
 
 def test_instance_lock_refuses_a_second_run_with_25(tasker):
@@ -376,7 +376,7 @@ def test_instance_hash_depends_on_the_globals():
     assert instance_hash(b"x", {"A": "1"}) == instance_hash(b"x", {"A": "1"})
 
 
-# ----------------------------------------------------------------- project summary (docs/cli.md)
+# ----------------------------------------------------------------- project summary (docs/command-line.md)
 
 
 def test_project_summary_rows(tasker):

@@ -107,7 +107,7 @@ class CheckOptions:
         self.subtask_range = subtask_range
         self.environ = environ if environ is not None else {}
         # Values a recovery file saved for globals read from the environment: used when
-        # their variables are unset now (docs/cli.md).
+        # their variables are unset now (docs/command-line.md).
         self.saved_globals = saved_globals or {}
         # The run's exec-type resolver (``tasker.runners.exectypes.ExecTypes``): when given, an
         # exec= name it does not configure is an error.  Its configuration file is read only
@@ -655,7 +655,7 @@ def _has_multi(cond: object) -> bool:
 
 
 class _Rules:
-    """Static validation rules over the typed tasks (docs/taskfile.md; docs/cli.md)."""
+    """Static validation rules over the typed tasks (docs/taskfile.md; docs/command-line.md)."""
 
     def __init__(self, compiler: _Compiler, tasks: dict[int, Task]) -> None:
         self.c = compiler

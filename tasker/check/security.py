@@ -1,4 +1,4 @@
-"""Security validation of command, arguments, hostname and global values (docs/cli.md).
+"""Security validation of command, arguments, hostname and global values (docs/command-line.md).
 
 Each check returns a list of ``(severity, message, help)``; the checker attaches
 spans.  The pattern sets are TASKER 2.2's.  Their purpose on a production host:

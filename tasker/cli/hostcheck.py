@@ -1,4 +1,4 @@
-"""Host validation before a run (docs/cli.md, docs/exec-types.md, D20).
+"""Host validation before a run (docs/command-line.md, docs/exec-types.md, D20).
 
 For every task that runs through a non-local exec type: the exec type must be
 configured (else exit 20) and its program installed (else exit 61); every host

@@ -1,4 +1,4 @@
-"""Resuming a run from its recovery file (docs/cli.md, D17): the app side.
+"""Resuming a run from its recovery file (docs/command-line.md, D17): the app side.
 
 ``Recovery`` finds the state file of a task file, reads it before compiling
 (so globals whose environment variables are gone can keep their saved values),

@@ -352,7 +352,7 @@ class Run:
                              f"(tasks: {_id_summary(main)})", reason="start_from")
 
     def validate_hosts(self) -> None:
-        """P9: host validation (docs/cli.md)."""
+        """P9: host validation (docs/command-line.md)."""
         s = self.settings
         if not s.validate_hosts:
             if s.skip_unresolved_host_validation:
@@ -386,7 +386,7 @@ class Run:
         return False
 
     def take_instance_lock(self) -> None:
-        """P11: --instance-check (docs/cli.md)."""
+        """P11: --instance-check (docs/command-line.md)."""
         s = self.settings
         if not s.instance_check:
             return

@@ -1,4 +1,4 @@
-"""``--alert-on-failure SCRIPT``: run a script when the workflow ends badly (docs/cli.md).
+"""``--alert-on-failure SCRIPT``: run a script when the workflow ends badly (docs/command-line.md).
 
 The script gets no arguments and no shell; the environment carries what
 happened (``TASKER_EXIT_CODE``, ``TASKER_ERROR``, ``TASKER_FAILED_TASK``,

@@ -1,4 +1,4 @@
-"""``--instance-check``: one run at a time per workflow instance (docs/cli.md).
+"""``--instance-check``: one run at a time per workflow instance (docs/command-line.md).
 
 An instance is the task file's content plus its global variables' values, so
 the same file with other environment values is another instance.  The lock is

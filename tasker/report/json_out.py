@@ -1,4 +1,4 @@
-"""``--output-json``: the machine-readable summary of a run (docs/cli.md, D15/D16).
+"""``--output-json``: the machine-readable summary of a run (docs/command-line.md, D15/D16).
 
 Written at every ending the program reaches (success, failure, exit 10,
 return, timeouts, signals), always atomically: a temporary file in the same

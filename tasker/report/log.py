@@ -1,4 +1,4 @@
-"""Console and log-file lines: ``[DDMonYY HH:MM:SS] LEVEL: message`` (docs/cli.md).
+"""Console and log-file lines: ``[DDMonYY HH:MM:SS] LEVEL: message`` (docs/command-line.md).
 
 Every line goes to stdout and, in real runs, to the log file.  INFO lines carry
 no level prefix, as in TASKER 2.x.  The wording of messages is ours; the facts

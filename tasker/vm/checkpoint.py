@@ -1,4 +1,4 @@
-"""Checkpoint and resume: the VM state in the recovery file (docs/cli.md, D15, D17).
+"""Checkpoint and resume: the VM state in the recovery file (docs/command-line.md, D15, D17).
 
 After every instruction of a real run with ``--auto-recovery`` the machine's
 state (pc, records, loop counters, finished block members, path so far) is
@@ -345,7 +345,7 @@ def _restore_vm(vm: dict, machine: Machine) -> str:
 
 
 def _restore_2_2(data: dict, machine: Machine) -> str:
-    """A TASKER 2.2 recovery file: resume at the task it names (docs/cli.md)."""
+    """A TASKER 2.2 recovery file: resume at the task it names (docs/command-line.md)."""
     entries = machine.program.entries
     ids = sorted(entries)
     path = machine.state.path

@@ -68,7 +68,7 @@ class Record:
         return None
 
     def to_json(self) -> dict:
-        """The record as --output-json writes it (docs/cli.md)."""
+        """The record as --output-json writes it (docs/command-line.md)."""
         out = {
             "exit_code": self.exit_code,
             "stdout": self.stdout.head(SUBSTITUTION_LIMIT) if self.stdout.spilled else self.stdout.text(),
