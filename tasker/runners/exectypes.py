@@ -152,35 +152,7 @@ def split_arguments(text: str) -> list[str]:
     which made long substituted arguments the slowest part of a run."""
     if "'" not in text and '"' not in text and "\\" not in text:
         return [w for w in _BLANKS.split(text) if w]
-    words: list[str] = []
-    current: list[str] = []
-    started = False
-    pos = 0
-    end = len(text)
-    while pos < end:
-        m = _PIECE.match(text, pos)
-        if m is None:
-            problem = "No escaped character" if text[pos] == "\\" else "No closing quotation"
-            raise ArgumentsError(f"cannot split arguments {text!r}: {problem}")
-        plain, single, double, escaped, blank = m.groups()
-        if blank is not None:
-            if started:
-                words.append("".join(current))
-                current, started = [], False
-        else:
-            started = True
-            if plain is not None:
-                current.append(plain)
-            elif single is not None:
-                current.append(single)
-            elif double is not None:
-                current.append(_DQ_ESCAPE.sub(r"\1", double) if "\\" in double else double)
-            else:
-                current.append(escaped)
-        pos = m.end()
-    if started:
-        words.append("".join(current))
-    return words
+    return ["".join(piece for piece, _quoted in word) for word in _split_pieces(text)]
 
 
 # ---------------------------------------------------------------- result values in arguments
