@@ -138,6 +138,9 @@ class SSHServer:
             "MaxStartups 1000",          # host validation and wide blocks open many connections at once
             "MaxSessions 200",
             "LogLevel VERBOSE",          # one "Accepted publickey" line per authentication
+            # bash started by sshd reads ~/.bashrc only at shell level 1: this keeps the login
+            # user's start-up files (pyenv init ... on a developer machine, ~0.1 s) out of every session
+            "SetEnv SHLVL=1",
         ]
         config = self.dir / "sshd_config"
         optional = ["PerSourcePenalties no"]     # OpenSSH >= 9.8 rate-limits failing sources
