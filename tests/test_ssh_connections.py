@@ -10,6 +10,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -29,16 +30,27 @@ def config(sshd, tmp_path):
     return sshd.exec_config(tmp_path / "types.yaml")
 
 
-def run(tasker, config, text, *args, json_out=None):
+@pytest.fixture
+def private_tmp():
+    """A short TMPDIR of the test's own for tasker (its control sockets go there): the checks for
+    leftover sockets then see this run only, not those of another test run on the machine."""
+    path = tempfile.mkdtemp(prefix="tsk", dir="/tmp")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def run(tasker, config, text, *args, json_out=None, tmp=None):
     flow = tasker.write(text)
     extra = ["--output-json", str(json_out)] if json_out else []
-    return tasker.run(flow, "--exec-config", config, "-r", *extra, *args, timeout=180)
+    return tasker.run(flow, "--exec-config", config, "-r", *extra, *args, timeout=180,
+                      env={"TMPDIR": tmp} if tmp else None)
 
 
-def start(tasker, config, text, *args) -> subprocess.Popen:
+def start(tasker, config, text, *args, tmp=None) -> subprocess.Popen:
     flow = tasker.write(text)
     return subprocess.Popen([sys.executable, "-m", "tasker", str(flow), "--exec-config", str(config), "-r", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=tasker.env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=tasker.env({"TMPDIR": tmp} if tmp else None),
                             cwd=tasker.tmp)
 
 
@@ -56,12 +68,18 @@ def remote(sshd, argv: list[str]) -> list[int]:
     return sessions_of(sshd.port, argv)
 
 
-def masters() -> list[tuple[int, list[str]]]:
-    return processes_matching(lambda argv: "ControlMaster=yes" in argv and any("tasker_ssh_" in a for a in argv))
+def masters(sshd) -> list[tuple[int, list[str]]]:
+    """tasker's master connections to this test's server (other test runs may have their own)."""
+    return processes_matching(lambda argv: "ControlMaster=yes" in argv and any("tasker_ssh_" in a for a in argv)
+                              and _port_of(argv) == str(sshd.port))
 
 
-def control_dirs() -> set[str]:
-    return set(glob.glob(os.path.join(tempfile.gettempdir(), "tasker_ssh_*")) + glob.glob("/tmp/tasker_ssh_*"))
+def _port_of(argv: list[str]) -> str | None:
+    return argv[argv.index("-p") + 1] if "-p" in argv[:-1] else None
+
+
+def control_dirs(tmp: str) -> list[str]:
+    return glob.glob(os.path.join(tmp, "tasker_ssh_*"))
 
 
 def wait_for(condition, limit: float = PATIENCE) -> bool:
@@ -80,17 +98,18 @@ def results(path) -> dict:
 # ---------------------------------------------------------------- connection reuse
 
 
-def test_twenty_tasks_on_one_host_make_one_authentication(sshd, config, tasker, tmp_path):
-    before, dirs = sshd.authentications(), control_dirs()
+def test_twenty_tasks_on_one_host_make_one_authentication(sshd, config, tasker, tmp_path, private_tmp):
+    before = sshd.authentications()
     out = tmp_path / "out.json"
-    r = run(tasker, config, sequence("127.0.1.1", [f"echo step {i}" for i in range(20)]), json_out=out)
+    r = run(tasker, config, sequence("127.0.1.1", [f"echo step {i}" for i in range(20)]), json_out=out,
+            tmp=private_tmp)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "Host validation passed" in r.stdout          # the test opened the master the tasks then used
     got = results(out)
     assert [got[str(i)]["stdout"] for i in range(20)] == [f"step {i}\n" for i in range(20)]
     assert wait_for(lambda: sshd.authentications() - before >= 1)
     assert sshd.authentications() - before == 1
-    assert masters() == [] and control_dirs() <= dirs
+    assert masters(sshd) == [] and control_dirs(private_tmp) == []
 
 
 def test_without_host_validation_the_first_task_opens_the_master(sshd, config, tasker):
@@ -160,20 +179,21 @@ def test_the_remote_command_reads_an_empty_stdin_and_its_exit_code_is_the_tasks(
 
 
 @pytest.mark.parametrize("ending", ["success", "failure", "timeout", "sigterm"])
-def test_no_master_or_control_socket_remains_after_the_run(sshd, config, tasker, ending):
-    dirs, before = control_dirs(), sshd.authentications()
+def test_no_master_or_control_socket_remains_after_the_run(sshd, config, tasker, ending, private_tmp):
+    before = sshd.authentications()
     last = {"success": "true", "failure": "false", "timeout": "sleep 300", "sigterm": "sleep 300"}[ending]
     text = sequence("127.0.1.7", ["true", "true", last], timeout=5 if ending == "timeout" else None)
-    proc = start(tasker, config, text)
+    proc = start(tasker, config, text, tmp=private_tmp)
     if ending == "sigterm":
-        assert wait_for(lambda: remote(sshd, ["sleep", "300"]) and masters()), "the remote sleep never started"
+        assert wait_for(lambda: remote(sshd, ["sleep", "300"]) and masters(sshd) and control_dirs(private_tmp)), \
+            "the remote sleep never started"
         proc.send_signal(signal.SIGTERM)
     output, _ = proc.communicate(timeout=PATIENCE)
     code = {"success": 0, "failure": 1, "timeout": 124, "sigterm": 143}[ending]
     assert proc.returncode == code, output
     assert sshd.authentications() - before == 1         # a master carried the run
-    assert masters() == [], output
-    assert control_dirs() <= dirs
+    assert masters(sshd) == [], output
+    assert control_dirs(private_tmp) == []
 
 
 # ---------------------------------------------------------------- remote termination
@@ -205,11 +225,12 @@ def test_ctrl_c_during_a_50_host_block_leaves_no_local_or_remote_process(sshd, c
     assert proc.returncode == 130, output
 
     def local_ssh():
-        return processes_matching(lambda argv: os.path.basename(argv[0]) == "ssh" and bool(set(hosts) & set(argv)))
+        return processes_matching(lambda argv: os.path.basename(argv[0]) == "ssh" and bool(set(hosts) & set(argv))
+                                  and _port_of(argv) == str(sshd.port))
 
     assert wait_for(lambda: not local_ssh() and not remote(sshd, ["sleep", "300"]), 10.0), \
         (local_ssh(), remote(sshd, ["sleep", "300"]))
-    assert masters() == []
+    assert masters(sshd) == []
 
 
 # ---------------------------------------------------------------- open files
