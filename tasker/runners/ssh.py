@@ -44,7 +44,10 @@ WRAPPER = ('exec 3<&0 </dev/null; { trap "" TERM; read -r _ <&3; kill -TERM 0; s
 
 MASTER_WAIT = 30.0        # longest wait for a master's socket (ssh's own ConnectTimeout usually ends it first)
 CLOSE_GRACE = 2.0         # SIGTERM -> SIGKILL for masters at the end of the run
-_POLL_STEP = 0.005
+# A master authenticates in tens of milliseconds on a near host: poll its socket often (a stat
+# is microseconds), so that the first task does not wait out a long step after it is ready.
+_POLL_STEP = 0.001
+_POLL_MAX = 0.01
 
 
 class RemoteArgv(list):
@@ -186,7 +189,7 @@ class Connections:
             if cancel is not None and cancel.is_set:
                 return False
             poller.poll(step * 1000)
-            step = min(step * 1.5, 0.05)
+            step = min(step * 1.5, _POLL_MAX)
         return False
 
     def _stop(self, entry: _Master) -> None:
@@ -254,7 +257,7 @@ def _wait(pid: int, deadline: float | None) -> bool:
         if time.monotonic() >= deadline:
             return False
         time.sleep(step)
-        step = min(step * 1.5, 0.05)
+        step = min(step * 1.5, _POLL_MAX)
 
 
 def _signal_group(pid: int, sig: int) -> None:
