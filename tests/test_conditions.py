@@ -399,11 +399,13 @@ def test_comparisons_with_an_output_too_long_to_read_whole(op, operand, expected
         assert evaluate(Compare("stdout", op, Template((operand,))), ctx, ResultStore().render) is expected
 
 
-def test_before_a_task_runs_a_condition_sees_exit_0_and_no_output():
+@pytest.mark.parametrize("default", [False, True])
+def test_before_a_task_runs_a_condition_sees_exit_0_and_no_output(default):
+    ctx = Context() if default else PRE     # PRE is a Context built with no arguments
     render = ResultStore().render
     for text in ("exit_0", "success", "stdout~", "stderr~", "stdout_count=0", "exit=0"):
-        assert evaluate(parse_condition(text), PRE, render) is True, text
-    assert evaluate(parse_condition("exit_not_0"), PRE, render) is False
+        assert evaluate(parse_condition(text), ctx, render) is True, text
+    assert evaluate(parse_condition("exit_not_0"), ctx, render) is False
 
 
 def test_evaluation_never_raises_and_what_it_cannot_judge_is_false():
