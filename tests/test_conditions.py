@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from tasker.runners.output import Output
-from tasker.syntax.ast import AllOf, AnyOf, Compare, ExitCode, Multi, StreamTest, TaskRef, Template
+from tasker.syntax.ast import AllOf, AnyOf, Compare, ExitCode, Invalid, Multi, StreamTest, TaskRef, Template
 from tasker.syntax.condition import ConditionError, parse_condition, show
-from tasker.vm.evaluate import Context, evaluate
+from tasker.vm.evaluate import PRE, Context, evaluate, reads_results
 from tasker.vm.store import Record, ResultStore
 
 
@@ -329,3 +329,114 @@ def test_numbers_too_long_to_convert_still_compare_without_raising():
     assert _eval(parse_condition(f"exit={huge}"), ctx, render) is False
     assert _eval(parse_condition(f"exit<{huge}"), ctx, render) is True
     assert _eval(parse_condition(f"stdout={huge}"), ctx, render) is True
+
+
+# ----------------------------------------------------------------- edges of each atom
+
+
+@pytest.mark.parametrize("cond,ctx,expected", [
+    ("exit_not_0", dict(rc=1), True),
+    ("exit_not_0", dict(rc=0), False),
+    ("success", dict(rc=0, success=False), False),       # the task's own verdict wins over its exit code
+    ("success", dict(rc=1, success=True), True),
+    ("success", dict(rc=1), False),
+    ("contains:x", dict(out="axb"), True),
+    ("contains:x", dict(out="y"), False),
+    ("not_contains:x", dict(out="axb"), False),
+    ("stdout=42", dict(out="042\n"), True),              # equal by value, not only as text
+    ("stdout!=42", dict(out="042"), False),
+    ("stdout=FALSE", dict(out="false"), True),
+    ("stdout=false", dict(out="FALSE"), True),
+    ("stdout=true", dict(out="false"), False),
+    ("@0_stdout@!~abc", dict(), True),                   # a text subject: `!~` is "does not contain"
+    ("stdout>5|exit_0", dict(out="abc"), True),          # an atom it cannot judge is false, not an error
+    ("stdout<5|exit_0", dict(out="abc"), True),
+    ("exit>x|exit_0", dict(), True),
+])
+def test_atom_edges(cond, ctx, expected):
+    assert ev(cond, store=store_with(0, "xyz"), **ctx) is expected
+
+
+def test_stdout_and_stderr_counts_trim_differently():
+    # stdout: all surrounding whitespace goes; stderr: only trailing newlines.
+    text = "\n\na\nb  \n\n"
+    assert ev("stdout_count=2", out=text) and not ev("stdout_count=4", out=text)
+    assert ev("stderr_count=4", err=text) and not ev("stderr_count=2", err=text)
+    assert ev("stderr_count=2", err="a\nX") and ev("stderr_count=1", err="X\n\n")
+    assert not ev("stderr~", err="X") and ev("stderr~", err="\n\n")
+
+
+@pytest.mark.parametrize("op,count,expected", [("!=", 2, True), (">", 3, False), ("<", 3, False), ("=", 2, False)])
+def test_line_count_comparisons_at_the_boundary(op, count, expected):
+    assert ev(f"stdout_count{op}{count}", out="a\nb\nc") is expected
+
+
+@pytest.mark.parametrize("cond,counts,expected", [
+    ("max_success=2", (2, 1, 3), True), ("max_success=3", (2, 1, 3), True), ("max_success=1", (1, 2, 3), True),
+    ("min_success=3", (2, 1, 3), False), ("min_failed=2", (2, 1, 3), False), ("max_failed=1", (2, 1, 3), True),
+    ("majority_success", (2, 1, 3), True), ("any_success", (0, 0, 0), False),
+])
+def test_multi_task_boundaries(cond, counts, expected):
+    assert ev(cond, counts=counts) is expected
+
+
+def test_whole_numbers_compare_exactly_below_the_float_limit():
+    # 17 digits: equal as floats, different as integers
+    assert not ev("@0_stdout@=12345678901234567", store=store_with(0, "12345678901234568"))
+    assert ev("@0_stdout@<12345678901234568", store=store_with(0, "12345678901234567"))
+
+
+BIG = "x" * 200_000        # longer than the 102,400 characters a comparison reads
+
+
+@pytest.mark.parametrize("op,operand,expected", [
+    ("=", BIG, True), ("!=", BIG, False), ("=", "abc", False), ("!=", "abc", True),
+    (">", "5", False), ("<", "5", False),
+])
+def test_comparisons_with_an_output_too_long_to_read_whole(op, operand, expected):
+    for out in (Output(BIG + "\n"), Output(" " + BIG)):
+        ctx = Context(0, out, Output(""))
+        assert evaluate(Compare("stdout", op, Template((operand,))), ctx, ResultStore().render) is expected
+
+
+@pytest.mark.parametrize("default", [False, True])
+def test_before_a_task_runs_a_condition_sees_exit_0_and_no_output(default):
+    ctx = Context() if default else PRE     # PRE is a Context built with no arguments
+    render = ResultStore().render
+    for text in ("exit_0", "success", "stdout~", "stderr~", "stdout_count=0", "exit=0"):
+        assert evaluate(parse_condition(text), ctx, render) is True, text
+    assert evaluate(parse_condition("exit_not_0"), ctx, render) is False
+
+
+def test_evaluation_never_raises_and_what_it_cannot_judge_is_false():
+    def broken(template):
+        raise RuntimeError("cannot render")
+
+    assert evaluate(parse_condition("@0_stdout@=x"), Context(), broken) is False
+    assert evaluate(Invalid("exit_", "bad"), Context(), ResultStore().render) is False
+    assert evaluate(object(), Context(), ResultStore().render) is False
+
+
+# ----------------------------------------------------------------- which conditions a dry run assumes true
+
+
+@pytest.mark.parametrize("text,own,reads", [
+    ("exit_0", True, True), ("exit_0", False, False), ("exit_not_0", True, True),
+    ("stdout_count>1", True, True), ("stdout_count>1", False, False),
+    ("min_success=1", True, True), ("min_success=1", False, False),
+    ("success", True, True), ("success", False, False), ("true", True, False), ("false", True, False),
+    ("stdout~x", True, True), ("stdout~x", False, False), ("stdout~", False, False),
+    ("stdout~@1_stdout@", False, True), ("stderr!~a@1_exit@", False, True),
+    ("contains:x", True, True), ("contains:x", False, False), ("not_contains:@2_stdout@", False, True),
+    ("exit=0", True, True), ("exit=0", False, False), ("stdout=x", True, True), ("stdout=x", False, False),
+    ("stderr>1", True, True), ("stderr>1", False, False),
+    ("exit=@1_exit@", False, True), ("stdout=@1_stdout@", False, True),
+    ("abc=abc", True, False), ("abc=abc", False, False), ("@1_stdout@=x", False, True),
+    ("@1_success@", False, True), ("exit_0|stdout~@1_stdout@", False, True), ("true&exit_0", False, False),
+])
+def test_reads_results(text, own, reads):
+    assert reads_results(parse_condition(text), own) is reads
+
+
+def test_an_invalid_condition_reads_no_result():
+    assert reads_results(Invalid("exit_", "bad"), True) is False

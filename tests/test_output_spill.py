@@ -6,6 +6,7 @@ everything to a private spill file, whatever the sizes of the chunks it arrived 
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 
@@ -128,3 +129,66 @@ def test_a_spilled_output_answers_like_one_in_memory(text, needle, other, chunk)
 def test_decode_reads_every_line_ending_as_newline_and_replaces_bad_bytes():
     assert decode(b"a\r\nb\rc\n") == "a\nb\nc\n"
     assert decode(b"ok\xff") == "ok\ufffd"
+
+
+# Hand-picked cases the random texts above rarely reach: text and needles with letters that
+# are not newlines at the very end, needles that are not in the text at all, characters whose
+# continuation bytes are odd (U+3041 is E3 81 81), four-byte characters and stray bytes.
+EDGE_CASES = [
+    (b"BOX\n", "BOX"), (b"BOX", "BOX"), (b"a", "XXa"), (b"ab", "X"), (b"abc", "XXc"),
+    (b"a\nX", "a\nX"), (b"X\n\n", "X"), (b"X", ""), (b"\nX", "X\n"),
+    ("\u3041\u3042x".encode(), "\u3042"), ("\U0001f600\u00e9\u20ac".encode(), "\u20ac"),
+    (b"\x80\x80\x80", "\ufffd"), (b"ok\xf0\x9f", "ok"), (b"a\r\nb\r", "a\nb"),
+]
+
+
+@pytest.mark.parametrize("data,needle", EDGE_CASES)
+@pytest.mark.parametrize("chunk", [1, 2, 3, 4, 1024])
+def test_edge_cases_answer_like_one_in_memory(tmp_path, monkeypatch, data, needle, chunk):
+    whole = decode(data)
+    for other in ("X", whole.strip()):
+        want = expected(whole, needle, other)
+        assert answers(Output(whole), needle, other) == want
+        monkeypatch.setattr(output, "CHUNK", chunk)
+        assert answers(spilled(data, str(tmp_path)), needle, other) == want
+        monkeypatch.setattr(output, "CHUNK", 1024 * 1024)
+
+
+def test_a_spilled_output_is_read_piece_by_piece(tmp_path, monkeypatch):
+    monkeypatch.setattr(output, "CHUNK", 4)
+
+    class Counted(Output):
+        pulled = 0
+
+        def chunks(self):
+            for piece in super().chunks():
+                self.pulled += 1
+                yield piece
+
+    out = Counted("", spilled(b"abcd" * 10, str(tmp_path)).path, 40)
+    assert [len(p) for p in out.chunks()] == [4] * 10      # never the whole file at once
+    out.pulled = 0
+    assert out.head(6) == "abcdab"
+    assert out.pulled == 2                                  # stops once it has enough
+
+
+def test_repr_says_where_the_text_is():
+    assert repr(Output("a\n")) == "Output('a\\n')"
+    assert repr(Output("", "/tmp/spill", 5)) == "Output(spilled 5 bytes at /tmp/spill)"
+
+
+def test_a_spilled_capture_keeps_its_suffix_and_is_named_after_its_stream(tmp_path):
+    session = Session(str(tmp_path))
+    try:
+        for name in ("stdout", "stderr"):
+            capture = Capture(name, session)
+            capture.feed(b"y" * (MIB + 1))
+            out = capture.finish("\n[timed out]")
+            assert out.spilled and out.size == MIB + 1 + len("\n[timed out]")
+            assert out.text().endswith("y\n[timed out]")
+            assert name in os.path.basename(out.path)        # a leftover file says what it held
+        small = Capture("stdout", session)
+        small.feed(b"z")
+        assert small.finish(" note").text() == "z note"
+    finally:
+        session.cleanup()

@@ -97,7 +97,7 @@ class Output:
         if needle == "":
             return True
         tail = ""
-        keep = max(len(needle) - 1, 0)
+        keep = len(needle) - 1          # needle is not empty here
         pending = ""
         for piece in self.chunks():
             window = tail + pending + piece
@@ -170,9 +170,7 @@ class Output:
         pos = 0
         for piece in self.chunks():
             if trailing_newlines_only:
-                if start is None:
-                    start = 0
-                stripped = piece.rstrip("\n")
+                stripped = piece.rstrip("\n")     # content starts at 0: start stays None
             else:
                 stripped = piece.rstrip()
                 if start is None:
@@ -203,7 +201,7 @@ def _safe_cut(data: bytes) -> int:
 class Capture:
     """Collects one stream: bytes in memory until the threshold, then a mode-600 spill file."""
 
-    __slots__ = ("_chunks", "_fh", "_held", "name", "path", "session", "total")
+    __slots__ = ("_chunks", "_fh", "_held", "name", "path", "session")
 
     def __init__(self, name: str, session) -> None:
         self.name = name                # stdout | stderr
@@ -212,10 +210,8 @@ class Capture:
         self._held = 0
         self._fh = None
         self.path: str | None = None
-        self.total = 0
 
     def feed(self, data: bytes) -> None:
-        self.total += len(data)
         if self._fh is not None:
             self._fh.write(data)
             return
@@ -236,6 +232,5 @@ class Capture:
                 self._fh.write(suffix.encode())
             self._fh.close()
             self._fh = None
-            size = os.path.getsize(self.path) if self.path else 0
-            return Output("", self.path, size)
+            return Output(path=self.path, size=os.path.getsize(self.path))
         return Output(decode(b"".join(self._chunks)) + suffix)

@@ -19,7 +19,6 @@ from tasker.syntax.ast import (
     Contains,
     ExitCode,
     ExitNotZero,
-    Invalid,
     Keyword,
     Multi,
     RefTest,
@@ -91,9 +90,7 @@ def _eval(cond: object, ctx: Context, render) -> bool:
         return render_ref(cond, render).strip().lower() == "true"
     if kind is Multi:
         return multi(cond, ctx.counts)
-    if kind is Invalid:
-        return False
-    return False
+    return False                    # Invalid (kept only when validation is skipped): false
 
 
 def reads_results(cond: object, own: bool) -> bool:
@@ -143,9 +140,7 @@ def _compare(cond: Compare, ctx: Context, render) -> bool:
         left: str | None = str(ctx.exit_code)
     elif subject in ("stdout", "stderr"):
         out = ctx.stdout if subject == "stdout" else ctx.stderr
-        if op in ("~", "!~"):
-            found = out.contains(right)
-            return not found if op == "!~" else found
+        # (`stdout~x` is a StreamTest: a stream subject here only takes = != < <= > >=)
         if op in ("=", "!="):
             equal = out.stripped_equals(right) or _loosely_equal(out.stripped_if_small(), right)
             return equal if op == "=" else not equal
