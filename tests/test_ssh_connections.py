@@ -252,7 +252,8 @@ def _block(width: int) -> str:
 def test_a_wide_block_raises_the_soft_open_files_limit_to_the_hard_one(tasker, tmp_path):
     flow, out = tasker.write(_block(200)), tmp_path / "out.json"
     r = subprocess.run([sys.executable, "-m", "tasker", str(flow), "-r", "--output-json", str(out)],
-                       capture_output=True, text=True, env=tasker.env(), cwd=tasker.tmp, timeout=180,
+                       capture_output=True, text=True, env=tasker.env(), cwd=tasker.tmp,
+                       timeout=600,     # 180 s was not enough once beside four busy loops on 2 cores
                        preexec_fn=_with_open_files(256, 4096))
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     members = {tid: v for tid, v in results(out).items() if int(tid) >= 100_000}
