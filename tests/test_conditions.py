@@ -1,4 +1,4 @@
-"""The condition language: parsing (grammar, errors) and evaluation (docs/condition-language.md, D1-D6)."""
+"""The condition language: parsing (grammar, errors) and evaluation (docs/condition-syntax.md, D1-D6)."""
 
 from __future__ import annotations
 
@@ -127,7 +127,7 @@ def test_hint_for_words_as_operators():
     assert "`&` for and" in info.value.help
 
 
-# ----------------------------------------------------------- evaluation (docs/condition-language.md, D-rules)
+# ----------------------------------------------------------- evaluation (docs/condition-syntax.md, D-rules)
 
 
 @pytest.mark.parametrize("cond,ctx,expected", [

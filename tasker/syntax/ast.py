@@ -3,7 +3,7 @@
 Two families.  File nodes mirror the three sections of a task file
 (docs/taskfile.md): file-defined arguments, global definitions and task blocks,
 each line kept with its ``Span``.  Condition nodes are the typed tree of one
-condition (docs/condition-language.md, D1-D6); operands that may contain task
+condition (docs/condition-syntax.md, D1-D6); operands that may contain task
 results are ``Template`` values whose parts are literal text or ``TaskRef``.
 
 Spans never take part in equality, so the same text parsed at two places

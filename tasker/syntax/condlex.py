@@ -5,7 +5,7 @@ except inside a quoted operand (``stdout~"a|b"``) and except a ``)`` that
 closes a ``(`` opened inside the same atom (``stdout=OK (100%)``).  The text
 between them is an *atom*, which is split into keyword, operator, text and
 ``@N_field@`` placeholder tokens by the table of atom forms below
-(docs/condition-language.md as amended by D3: keywords in any case).
+(docs/condition-syntax.md as amended by D3: keywords in any case).
 
 A token is ``(TYPE, value, offset)``; ``offset`` is the character position in
 the condition text, for diagnostics.
@@ -209,7 +209,7 @@ def _stream(atom: str, off: int, m: re.Match) -> list[tuple]:
     return [("STREAM", stream, off), (OP_TOKENS[op], op, op_off), *operand(rest, off + m.end())]
 
 
-# TASKER's order for finding the operator of a comparison (docs/condition-language.md): the first
+# TASKER's order for finding the operator of a comparison (docs/condition-syntax.md): the first
 # operator *in this order* that occurs splits the atom, so `@1_stderr@~a >= 5` compares
 # numerically and `@0_stdout@~x = 1` tests for the text `x = 1`.
 OPERATOR_ORDER = ("!~", "<=", ">=", "!=", "~", "=", "<", ">")

@@ -212,7 +212,7 @@ def _compare_numbers(a: float, op: str, b: float) -> bool:
 
 
 def multi(cond: Multi, counts: tuple | None) -> bool:
-    """The multi-task table of docs/condition-language.md (false with no results at all)."""
+    """The multi-task table of docs/condition-syntax.md (false with no results at all)."""
     if counts is None:
         return False
     succeeded, failed, total = counts
