@@ -774,3 +774,22 @@ def test_the_watchdog_kills_started_groups_when_tasker_goes_away_and_not_after_a
         for proc in (orphan, done):
             proc.kill()
             proc.wait()
+
+
+def test_argv_size_counts_each_string_its_nul_and_pointer_plus_the_environment():
+    from tasker.runners.limits import _POINTER, environment_size, too_long
+
+    argv = ["x" * 20_000, "y" * 30_000]
+    total = 50_000 + 2 * (1 + _POINTER) + _POINTER + environment_size()
+    assert too_long(argv, total_limit=total) is None
+    assert too_long(argv, total_limit=total - 1) == ("the command line with the environment", total, total - 1)
+    assert too_long(["x" * 16_384], total_limit=1) is not None      # the smallest one that is checked
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="needs a known ARG_MAX")
+def test_without_a_given_limit_the_systems_arg_max_applies():
+    from tasker.runners.limits import arg_max, too_long
+
+    limit = arg_max()
+    what, size, reported = too_long(["echo"] + ["x" * 100_000] * (limit // 100_000 + 1))
+    assert (what, reported) == ("the command line with the environment", limit) and size > limit
