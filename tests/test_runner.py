@@ -793,3 +793,14 @@ def test_without_a_given_limit_the_systems_arg_max_applies():
     limit = arg_max()
     what, size, reported = too_long(["echo"] + ["x" * 100_000] * (limit // 100_000 + 1))
     assert (what, reported) == ("the command line with the environment", limit) and size > limit
+
+
+def test_a_run_result_defaults_to_a_started_command_that_did_not_time_out():
+    from tasker.runners.base import RunResult
+    from tasker.runners.output import Output
+
+    r = RunResult(0, Output("o"), Output("e"))
+    assert (r.timed_out, r.timeout, r.error, r.not_found, r.start, r.end, r.duration) == (False, 0.0, "", False, 0.0,
+                                                                                          0.0, 0.0)
+    assert RunResult(0, Output(""), Output(""), start=10.0, end=12.5).duration == 2.5
+    assert RunResult(0, Output(""), Output(""), start=10.0, end=9.0).duration == 0.0   # clock stepped back
