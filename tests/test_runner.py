@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -273,3 +276,531 @@ def test_the_whole_argv_over_arg_max_is_named():
 
     what, size, limit = too_long(["echo"] + ["x" * 60_000] * 3, total_limit=150_000)
     assert what == "the command line with the environment" and size > 180_000 and limit == 150_000
+
+
+# ----------------------------------------------------------------- results of commands that never start
+
+
+def test_a_missing_program_result_names_it_and_keeps_stdout_empty(runner):
+    before = time.time()
+    r = runner.run(["/no/such/program"], 30, Cancel())
+    text = "[Errno 2] No such file or directory: '/no/such/program'"
+    assert (r.exit_code, r.not_found, r.error, r.stderr.text(), r.stdout.text()) == (1, True, text, text, "")
+    assert before <= r.start <= r.end <= time.time()
+
+
+def test_a_refused_command_line_result(runner):
+    before = time.time()
+    r = runner.run(["echo", "a\0b"], 30, Cancel())
+    text = "cannot start the command: argument 1 contains a NUL byte, which a process cannot receive"
+    assert (r.exit_code, r.not_found, r.error, r.stderr.text(), r.stdout.text()) == (1, False, text, text, "")
+    assert before <= r.start <= r.end <= time.time()
+
+
+def test_a_spawn_error_without_a_file_name_is_its_plain_text(runner, monkeypatch):
+    from tasker.runners import process
+
+    def refuse(*_args, **_kw):
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(process, "spawn", refuse)
+    r = runner.run(["true"], 30, Cancel())
+    assert (r.exit_code, r.not_found, r.error) == (1, False, "[Errno 11] Resource temporarily unavailable")
+    assert r.stderr.text() == r.error and r.stdout.text() == ""
+
+
+# ----------------------------------------------------------------- a relaying client (srun): messages_fd
+
+
+def test_a_relaying_client_has_its_messages_on_fd_2_and_the_captured_stderr_on_fd_3(runner):
+    r_fd, w_fd = os.pipe()
+    try:
+        r = runner.run(py("import os; os.write(1, b'out'); os.write(2, b'msg'); os.write(3, b'err')"), 30, Cancel(),
+                       messages_fd=w_fd)
+        os.close(w_fd)
+        w_fd = None
+        messages = os.read(r_fd, 100)
+    finally:
+        os.close(r_fd)
+        if w_fd is not None:
+            os.close(w_fd)
+    assert (r.exit_code, r.stdout.text(), r.stderr.text(), messages) == (0, "out", "err", b"msg")
+
+
+def test_a_relaying_client_whose_messages_go_to_fd_1_keeps_them_apart_from_its_stdout(runner, capfd):
+    # fd 1 is also a target of the child's file actions: it must be moved out of the way first
+    code = "import os; os.write(1, b'out'); os.write(2, b'msg'); os.write(3, b'err')"
+    r = runner.run(py(code), 30, Cancel(), messages_fd=1)
+    assert (r.exit_code, r.stdout.text(), r.stderr.text()) == (0, "out", "err")
+    assert capfd.readouterr().out == "msg"
+    os.fstat(1)     # tasker's own stdout is still open
+
+
+def test_without_posix_spawn_a_relaying_client_cannot_start_and_others_still_run(runner, monkeypatch):
+    from tasker.runners import process
+
+    monkeypatch.setattr(process, "_USE_POSIX_SPAWN", False)
+    r = runner.run(["true"], 30, Cancel(), messages_fd=2)
+    assert r.exit_code == 1 and not r.not_found
+    assert r.error == f"[Errno {errno.ENOSYS}] starting a program with its stderr on fd 3 needs posix_spawn (Linux)"
+    r = runner.run(py("import sys; print('out'); print('err', file=sys.stderr); sys.exit(4)"), 30, Cancel())
+    assert (r.exit_code, r.stdout.text(), r.stderr.text()) == (4, "out\n", "err\n")
+    assert runner.run(["/no/such/program"], 30, Cancel()).not_found
+
+
+def test_spawn_with_stdin_on_a_low_descriptor_falls_back_to_popen():
+    from tasker.runners.process import spawn
+
+    r_fd, w_fd = os.pipe()
+    saved = os.dup(0)
+    try:
+        os.write(w_fd, b"piped")
+        os.close(w_fd)
+        os.dup2(r_fd, 0)
+        child = spawn(["sh", "-c", "cat; echo e >&2; exit 3"], None, stdin=0)
+    finally:
+        os.dup2(saved, 0)
+        os.close(saved)
+        os.close(r_fd)
+    try:
+        out = b"".join(iter(lambda: os.read(child.out_fd, 100), b""))
+        err = b"".join(iter(lambda: os.read(child.err_fd, 100), b""))
+    finally:
+        os.close(child.out_fd)
+        os.close(child.err_fd)
+    assert (child.wait(), out, err) == (3, b"piped", b"e\n")
+
+
+def test_a_reaped_child_is_never_signalled_again():
+    from tasker.runners.process import spawn
+
+    child = spawn(["sleep", "30"], None)
+    os.close(child.out_fd)
+    os.close(child.err_fd)
+    assert child.poll() is None
+    child.send_signal(signal.SIGKILL)
+    assert child.wait() == -signal.SIGKILL and child.poll() == -signal.SIGKILL
+    child.send_signal(signal.SIGKILL)   # its pid may belong to another process by now: nothing is sent
+
+
+# ----------------------------------------------------------------- stop hooks and cancel escalation
+
+def cancel_when(path, cancel: Cancel) -> None:
+    """Set ``cancel`` once ``path`` exists (the child has set itself up)."""
+    def wait() -> None:
+        deadline = time.monotonic() + 60
+        while not os.path.exists(path) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        cancel.set(signal.SIGINT)
+
+    threading.Thread(target=wait, daemon=True).start()
+
+
+def trap_term(ready) -> list[str]:
+    """A client that reports a SIGTERM on its stdout instead of ending."""
+    return ["sh", "-c", f"trap 'echo TERM' TERM; echo ready; touch '{ready}'; sleep 60 & wait; sleep 60 & wait"]
+
+
+def test_on_timeout_the_stop_hook_runs_once_and_the_client_is_killed_after_its_grace(runner, tmp_path):
+    cancel = Cancel()
+    calls = []
+
+    def on_stop(timed_out):
+        calls.append(timed_out)
+        cancel.set(signal.SIGINT)    # a cancel after the hook neither calls it again nor SIGTERMs the client
+
+    r = runner.run(trap_term(tmp_path / "ready"), 3.0, cancel, on_stop=on_stop, stop_grace=0.5)
+    assert calls == [True]
+    assert (r.exit_code, r.timed_out, r.stdout.text()) == (124, True, "ready\n")
+
+
+def test_on_cancel_the_stop_hook_is_told_it_was_no_timeout(runner, tmp_path):
+    cancel = Cancel()
+    calls = []
+    cancel_when(tmp_path / "ready", cancel)
+    r = runner.run(trap_term(tmp_path / "ready"), 60, cancel, on_stop=calls.append, stop_grace=0.5)
+    assert calls == [False]
+    assert (r.exit_code, r.timed_out, r.stdout.text()) == (-signal.SIGKILL, False, "ready\n")
+
+
+def test_a_child_that_ignores_sigterm_on_cancel_gets_sigkill(runner, tmp_path):
+    cancel = Cancel()
+    cancel_when(tmp_path / "ready", cancel)
+    start = time.monotonic()
+    r = runner.run(["sh", "-c", f"trap '' TERM; touch '{tmp_path / 'ready'}'; sleep 60"], 120, cancel)
+    assert r.exit_code == -signal.SIGKILL and not r.timed_out
+    assert time.monotonic() - start < 60      # the escalation, not the 120 s timeout, ended it
+
+
+# ----------------------------------------------------------------- the session directory
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def test_the_first_spill_sweeps_stale_sessions_of_dead_runs_only(tmp_path, monkeypatch):
+    from tasker.runners import process
+
+    dead = dead_pid()
+    names = {
+        "other_1": "not a session", f"tasker_session_{dead}": "too few parts", "tasker_session_x_1": "no pid",
+        "tasker_session_999999999_gone": None, f"tasker_session_{os.getpid()}_live": "running",
+        "tasker_session_1_init": "running", f"tasker_session_{dead}_abc": "stale",
+    }
+    for name, what in names.items():
+        if what is not None:
+            (tmp_path / name).mkdir()
+            (tmp_path / name / "tasker_stdout_1").write_text("x")
+    real_listdir = os.listdir
+    # the stale one comes last: no earlier entry may end the sweep
+    monkeypatch.setattr(process.os, "listdir",
+                        lambda path: list(names) if path == str(tmp_path) else real_listdir(path))
+    session = Session(str(tmp_path))
+    path, fh = session.spill_file("stdout")
+    fh.close()
+    monkeypatch.undo()
+    left = set(os.listdir(tmp_path))
+    made = os.path.basename(os.path.dirname(path))
+    assert left == {name for name, what in names.items() if what not in (None, "stale")} | {made}
+    assert made.startswith(f"tasker_session_{os.getpid()}_") and os.path.dirname(os.path.dirname(path)) == str(tmp_path)
+    session.cleanup()
+    assert made not in os.listdir(tmp_path)
+
+
+def test_sweep_without_a_base_looks_in_the_temporary_directory(tmp_path, monkeypatch):
+    from tasker.runners.process import sweep_stale_sessions
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    stale = tmp_path / f"tasker_session_{dead_pid()}_abc"
+    stale.mkdir()
+    sweep_stale_sessions()
+    assert not stale.exists()
+
+
+def test_a_spill_file_name_that_is_taken_is_drawn_again(tmp_path, monkeypatch):
+    from tasker.runners import process
+
+    draws = iter([b"\0" * 4, b"\0" * 4, b"\1" * 4])
+    session = Session(str(tmp_path))
+    monkeypatch.setattr(process.os, "urandom", lambda n: next(draws))
+    first, fh1 = session.spill_file("stdout")
+    second, fh2 = session.spill_file("stdout")
+    monkeypatch.undo()
+    fh1.close()
+    fh2.close()
+    assert os.path.basename(first) == "tasker_stdout_00000000"
+    assert os.path.basename(second) == "tasker_stdout_01010101"
+    session.cleanup()
+
+
+# ----------------------------------------------------------------- the cancel token and the system clock
+
+
+def test_cancel_keeps_the_first_signal_and_wakes_pollers():
+    import select
+
+    cancel = Cancel()
+    try:
+        assert not cancel.is_set and cancel.signum == 0
+        cancel.set(signal.SIGTERM)
+        cancel.set(signal.SIGINT)
+        assert cancel.is_set and cancel.signum == signal.SIGTERM
+        assert select.select([cancel.fd], [], [], 10)[0] == [cancel.fd]
+    finally:
+        cancel.close()
+    cancel.close()                      # closing twice is harmless
+
+
+def test_a_signal_after_the_cancel_token_is_closed_is_harmless():
+    cancel = Cancel()
+    cancel.close()
+    cancel.set(signal.SIGINT)
+    assert cancel.is_set
+
+
+@pytest.mark.parametrize("seconds", [0, -1, float("nan")])
+def test_a_sleep_of_nothing_returns_at_once_even_when_cancelled(seconds):
+    from tasker.runners.base import SystemClock
+
+    cancel = Cancel()
+    cancel.set(signal.SIGINT)
+    try:
+        assert SystemClock().sleep(seconds) is True
+        assert SystemClock().sleep(seconds, cancel) is True
+    finally:
+        cancel.close()
+
+
+@pytest.mark.parametrize("with_cancel", [False, True])
+def test_a_sleep_lasts_at_least_its_time_and_reports_it_was_not_cut_short(with_cancel):
+    from tasker.runners.base import SystemClock
+
+    cancel = Cancel() if with_cancel else None
+    start = time.monotonic()
+    try:
+        assert SystemClock().sleep(0.3, cancel) is True
+    finally:
+        if cancel is not None:
+            cancel.close()
+    assert time.monotonic() - start >= 0.3
+
+
+def test_a_sleep_with_the_cancel_already_set_is_cut_short_at_once():
+    from tasker.runners.base import SystemClock
+
+    cancel = Cancel()
+    cancel.set(signal.SIGINT)
+    try:
+        assert SystemClock().sleep(0.5, cancel) is False
+    finally:
+        cancel.close()
+
+
+def test_wait_on_returns_after_its_timeout():
+    from tasker.runners.base import SystemClock
+
+    condition = threading.Condition()
+    with condition:
+        SystemClock().wait_on(condition, 0.05)
+
+
+# ----------------------------------------------------------------- the system's argv limits
+
+
+@pytest.mark.parametrize("reported,expected", [(2_097_152, 2_097_152), (1, 1), (0, None), (-1, None)])
+def test_arg_max_is_the_systems_positive_value(monkeypatch, reported, expected):
+    from tasker.runners import limits
+
+    if sys.platform == "linux":
+        assert limits.arg_max() == os.sysconf("SC_ARG_MAX") > 0
+    monkeypatch.setattr(limits.os, "sysconf", lambda name: reported if name == "SC_ARG_MAX" else 1 / 0)
+    assert limits.arg_max() == expected
+
+
+def test_environment_size_counts_each_string_its_nul_and_pointer_plus_the_final_pointer(monkeypatch):
+    from tasker.runners import limits
+
+    pointer = limits._POINTER
+    monkeypatch.setattr(limits, "_environment_size", None)
+    monkeypatch.setattr(limits.os, "environb", {b"A": b"bc", b"LONGER": b""})
+    assert limits.environment_size() == (1 + 2 + 2 + pointer) + (6 + 0 + 2 + pointer) + pointer
+    monkeypatch.setattr(limits.os, "environb", {})
+    assert limits.environment_size() == (1 + 2 + 2 + pointer) + (6 + 0 + 2 + pointer) + pointer   # taken once
+
+
+# ----------------------------------------------------------------- guard: running groups die with tasker
+
+
+def session_sleeper() -> subprocess.Popen:
+    return subprocess.Popen(["sleep", "60"], start_new_session=True)
+
+
+def wait_dead(proc: subprocess.Popen) -> int | None:
+    try:
+        return proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return None
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="needs /proc")
+def test_start_time_is_the_process_start_in_clock_ticks_since_boot():
+    from tasker.runners.guard import start_time
+
+    proc = session_sleeper()
+    try:
+        ticks = start_time(proc.pid)
+        with open("/proc/uptime") as fh:
+            uptime = float(fh.read().split()[0])
+        assert isinstance(ticks, int) and abs(ticks / os.sysconf("SC_CLK_TCK") - uptime) < 10
+        assert start_time(proc.pid) == ticks and start_time(1) <= ticks
+    finally:
+        proc.kill()
+        proc.wait()
+    assert start_time(proc.pid) is None and start_time(dead_pid()) is None
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="needs /proc")
+def test_kill_group_kills_only_a_group_whose_leader_is_still_the_same_process():
+    from tasker.runners.guard import kill_group, start_time
+
+    proc = session_sleeper()
+    try:
+        start = start_time(proc.pid)
+        assert kill_group(proc.pid, start + 1) is False      # the pid now belongs to a later process
+        assert kill_group(0, None) is False and kill_group(1, None) is False and kill_group(-5, None) is False
+        assert proc.poll() is None
+        assert kill_group(proc.pid, start) is True
+        assert wait_dead(proc) == -signal.SIGKILL
+        assert kill_group(proc.pid, start) is False           # gone
+    finally:
+        proc.kill()
+        proc.wait()
+    proc = session_sleeper()
+    try:
+        assert kill_group(proc.pid, None) is True             # start unknown: the journal said 0
+        assert wait_dead(proc) == -signal.SIGKILL
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="needs /proc")
+def test_group_alive_sees_members_after_the_leader_is_gone_and_not_zombies():
+    from tasker.runners.guard import group_alive
+
+    proc = subprocess.Popen(["sh", "-c", "sleep 60 & echo $!"], start_new_session=True, stdout=subprocess.PIPE)
+    member = int(proc.stdout.readline())
+    proc.stdout.close()
+    try:
+        assert proc.wait(timeout=30) == 0           # the leader is gone, its member still runs
+        assert group_alive(proc.pid) and not group_alive(dead_pid())
+        os.killpg(proc.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while group_alive(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not group_alive(proc.pid)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(member, signal.SIGKILL)
+    zombie = session_sleeper()
+    try:
+        os.kill(zombie.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while group_alive(zombie.pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not group_alive(zombie.pid)          # killed but not yet reaped: a zombie only
+    finally:
+        zombie.wait()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="needs /proc")
+def test_the_journal_lists_started_groups_and_kill_journal_stops_what_still_runs(tmp_path):
+    from tasker.runners.guard import Guard, kill_journal, start_time
+
+    journal = tmp_path / "state.procs"
+    guard = Guard()
+    guard.open_journal(str(journal))
+    assert stat.S_IMODE(os.stat(journal).st_mode) == 0o600
+    running, finished = session_sleeper(), session_sleeper()
+    try:
+        guard.started(running.pid)
+        guard.started(finished.pid)
+        guard.finished(finished.pid)        # the journal keeps it: a later run checks whether it still runs
+        lines = journal.read_text().splitlines()
+        assert lines == [f"+{running.pid} {start_time(running.pid)}", f"+{finished.pid} {start_time(finished.pid)}"]
+        finished.kill()
+        finished.wait()
+        with open(journal, "a") as fh:
+            fh.write(f"+{dead_pid()} 0\nrubbish\n+x y\n-z\n+{os.getpid()} 1\n+12")
+        assert kill_journal(str(journal)) == 1
+        assert wait_dead(running) == -signal.SIGKILL
+        assert os.getpid() > 0      # the line with our own pid but another start time was left alone
+    finally:
+        running.kill()
+        running.wait()
+    guard.close(str(journal))
+    assert not journal.exists() and guard.journal is None
+    assert kill_journal(str(journal)) == 0
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="needs /proc")
+def test_kill_journal_honours_a_finished_line_and_waits_until_the_group_is_gone(tmp_path):
+    from tasker.runners.guard import group_alive, kill_journal, start_time
+
+    done, member_group = session_sleeper(), subprocess.Popen(
+        ["sh", "-c", "trap '' TERM; sleep 60 & wait"], start_new_session=True)
+    journal = tmp_path / "state.procs"
+    try:
+        journal.write_text(f"+{done.pid} {start_time(done.pid)}\n-{done.pid}\n"
+                           f"+{member_group.pid} {start_time(member_group.pid)}\n")
+        assert kill_journal(str(journal), wait=30) == 1
+        assert not group_alive(member_group.pid)
+        assert done.poll() is None
+    finally:
+        for proc in (done, member_group):
+            proc.kill()
+            proc.wait()
+
+
+def test_the_watchdog_reader_kills_the_groups_still_listed_at_end_of_file():
+    from tasker.runners.guard import _serve, start_time
+
+    killed, reused, ended, partial = (session_sleeper() for _ in range(4))
+    r, w = os.pipe()
+    try:
+        first = f"+{killed.pid} {start_time(killed.pid)}\n"
+        os.write(w, first[:4].encode())                 # a line may arrive in pieces
+        os.write(w, (first[4:] + f"+{reused.pid} {start_time(reused.pid) + 1}\n+{ended.pid} 0\nnonsense\n"
+                     f"-{ended.pid}\n+{partial.pid} 0").encode())   # an unfinished last line counts for nothing
+        os.close(w)
+        w = None
+        _serve(r)
+        assert wait_dead(killed) == -signal.SIGKILL
+        assert (reused.poll(), ended.poll(), partial.poll()) == (None, None, None)
+    finally:
+        os.close(r)
+        if w is not None:
+            os.close(w)
+        for proc in (killed, reused, ended, partial):
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the watchdog is Linux's")
+def test_the_watchdog_kills_started_groups_when_tasker_goes_away_and_not_after_a_normal_end():
+    from tasker.runners.guard import Guard
+
+    guard = Guard()
+    guard.start_watchdog()
+    orphan, done = session_sleeper(), session_sleeper()
+    try:
+        watchdog = guard.watchdog
+        assert watchdog and guard.pipe is not None
+        guard.start_watchdog()                          # once per run
+        assert guard.watchdog == watchdog
+        guard.started(orphan.pid)
+        guard.started(done.pid)
+        guard.finished(done.pid)
+        guard.close()                                   # a normal end: the watchdog exits
+        assert guard.pipe is None and guard.watchdog is None
+        assert wait_dead(orphan) == -signal.SIGKILL     # still listed: as if tasker had died
+        assert done.poll() is None
+    finally:
+        for proc in (orphan, done):
+            proc.kill()
+            proc.wait()
+
+
+def test_argv_size_counts_each_string_its_nul_and_pointer_plus_the_environment():
+    from tasker.runners.limits import _POINTER, environment_size, too_long
+
+    argv = ["x" * 20_000, "y" * 30_000]
+    total = 50_000 + 2 * (1 + _POINTER) + _POINTER + environment_size()
+    assert too_long(argv, total_limit=total) is None
+    assert too_long(argv, total_limit=total - 1) == ("the command line with the environment", total, total - 1)
+    assert too_long(["x" * 16_384], total_limit=1) is not None      # the smallest one that is checked
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="needs a known ARG_MAX")
+def test_without_a_given_limit_the_systems_arg_max_applies():
+    from tasker.runners.limits import arg_max, too_long
+
+    limit = arg_max()
+    what, size, reported = too_long(["echo"] + ["x" * 100_000] * (limit // 100_000 + 1))
+    assert (what, reported) == ("the command line with the environment", limit) and size > limit
+
+
+def test_a_run_result_defaults_to_a_started_command_that_did_not_time_out():
+    from tasker.runners.base import RunResult
+    from tasker.runners.output import Output
+
+    r = RunResult(0, Output("o"), Output("e"))
+    assert (r.timed_out, r.timeout, r.error, r.not_found, r.start, r.end, r.duration) == (False, 0.0, "", False, 0.0,
+                                                                                          0.0, 0.0)
+    assert RunResult(0, Output(""), Output(""), start=10.0, end=12.5).duration == 2.5
+    assert RunResult(0, Output(""), Output(""), start=10.0, end=9.0).duration == 0.0   # clock stepped back

@@ -39,8 +39,8 @@ def environment_size() -> int:
 def too_long(argv: list[str], total_limit: int | None = None) -> tuple[str, int, int] | None:
     """``(what, size, limit)`` when ``argv`` cannot be handed to a new process, else None."""
     chars = sum(map(len, argv))
-    if chars * 4 + 1 < (ARG_STRLEN or 1 << 62) and chars * 4 < 65_536:
-        return None        # far below every limit, however the text encodes (the common case)
+    if chars * 4 < 65_536:
+        return None        # far below every limit (one string's included), however the text encodes
     sizes = [len(word.encode("utf-8", "surrogateescape")) for word in argv]
     if ARG_STRLEN is not None:
         for index, size in enumerate(sizes):

@@ -338,7 +338,7 @@ def _refused(start: float, why: str) -> RunResult:
 
 
 def _spawn_failure(start: float, exc: OSError, not_found: bool) -> RunResult:
-    text = f"[Errno {exc.errno}] {exc.strerror}: {exc.filename!r}" if exc.filename else str(exc)
+    text = str(exc)     # "[Errno N] reason: 'program'" when the error names the program
     return RunResult(1, Output(""), Output(text), error=text, not_found=not_found, start=start, end=time.time())
 
 
