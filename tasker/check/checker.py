@@ -354,7 +354,7 @@ class _Compiler:
     def number_range(self, tid: int, key: str, pair, value: str) -> None:
         """A number too long to be meant (and to convert) in a numeric field is a range error."""
         for m in _LONG_NUMBER.finditer(value):
-            where = pair.value_span.at(m.start() + 1, len(m.group())) if value == pair.value else pair.value_span
+            where = pair.value_span.at(m.start(), len(m.group())) if value == pair.value else pair.value_span
             self.error(f"task {tid}: {key}: {OutOfRange(m.group()).args[0]}", where,
                        help=f"write a number of at most {MAX_DIGITS} digits")
 
