@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 from support import EXAMPLES, compile_text, pretty
 
+from tasker.check.model import Retry
 from tasker.diagnostics import render
+from tasker.syntax.ast import ExitCode, Keyword, Multi, Next, Split, TaskRef, Template
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -587,6 +589,7 @@ def test_exact_diagnostics_of_globals_ids_keys_and_expansion(text, options, expe
         'E 5:14+5 task 0: stdout_split must be DELIMITER,INDEX, got `space` = for example stdout_split=space,0 '
         '(delimiters: space, whitespace, tab, newline, comma, semicolon, semi, colon, pipe, or any text)',
     ]),
+    (N(0, stdout_split="space,0"), {}, []),
     (N(0, stdout_split="space,-1"), {}, [
         'W 5:14+8 task 0: stdout_split index -1 is negative; the output is left unchanged',
     ]),
@@ -1016,3 +1019,141 @@ def test_exact_diagnostics_of_task_fields(text, options, expected):
 ])
 def test_exact_diagnostics_of_blocks_and_the_sequence(text, options, expected):
     assert described(text, **options) == expected
+
+
+# ----------------------------------------------------------------- the typed workflow
+
+
+def typed(text: str, **kw):
+    wf, diags = compile_text(text, **kw)
+    return wf, [d.message for d in diags.items]
+
+
+def test_hostnames_members_get_their_host_and_id_and_the_block_fields():
+    wf, msgs = typed(N(0) + P(1, hostnames="a, b", command="run-@host@", arguments="@host@ @0_stdout@ @task@",
+                              exec="ssh", timeout="30", success="exit_0"), validate=False)
+    assert msgs == []
+    block = wf.tasks[1]
+    assert block.members == (110000, 110001)
+    assert block.success is None                  # a per-host condition moves to the members
+    for sid, host in ((110000, "a"), (110001, "b")):
+        sub = wf.tasks[sid]
+        assert (sub.kind, sub.parent, sub.span) == ("normal", 1, block.span)
+        assert (sub.hostname.parts, sub.command.parts, sub.exec, sub.timeout) == ((host,), (f"run-{host}",),
+                                                                                  block.exec, block.timeout)
+        first, ref, last = sub.arguments.parts
+        assert (first, ref.text, last) == (f"{host} ", "@0_stdout@", f" {sid}")
+        assert sub.success == ExitCode(0)
+
+
+def test_hostnames_members_keep_fields_without_placeholders_and_the_block_keeps_counting_conditions():
+    wf, msgs = typed(N(0) + P(1, hostnames="a,b", command="c", arguments="@0_stdout@", success="all_success"))
+    assert msgs == []
+    assert wf.tasks[1].success == Multi("all_success")
+    sub = wf.tasks[110001]
+    assert sub.success is None
+    assert sub.arguments is wf.tasks[1].arguments and sub.command is wf.tasks[1].command
+    wf, _ = typed(P(0, hostnames="a,b"), validate=False)     # no command, no arguments
+    assert (wf.tasks[100000].command, wf.tasks[100000].arguments.parts) == (None, ())
+
+
+def test_hostnames_members_are_capped_and_not_generated_for_a_tasks_list():
+    wf, _ = typed(P(0, hostnames=",".join(f"h{i}" for i in range(1001)), command="c"), validate=False)
+    assert len(wf.tasks[0].members) == 1000 and wf.tasks[0].members[-1] == 100999
+    assert wf.tasks[100999].hostname.parts == ("h999",)
+    wf, _ = typed(P(0, tasks="1", hostnames="a,b", command="c") + N(1), validate=False)
+    assert wf.tasks[0].members == (1,) and sorted(wf.tasks) == [0, 1]
+
+
+@pytest.mark.parametrize("fields,retry", [
+    ({"retry_count": "3"}, Retry(3, 1)),
+    ({"retry_failed": "true"}, Retry(1, 1)),
+    ({"retry_failed": " TRUE ", "retry_delay": "0"}, Retry(1, 0)),
+    ({"retry_failed": "false", "retry_delay": "5"}, None),
+    ({"retry_failed": "false", "retry_count": "2"}, Retry(2, 1)),
+    ({"retry_delay": "5"}, None),
+    ({"retry_count": "@0_stdout@"}, Retry(Template((TaskRef(0, "stdout", "@0_stdout@"),)), 1)),
+    ({"retry_count": "x"}, Retry(Template(("x",)), 1)),      # as written: validation reports it
+    ({"retry_count": "0", "retry_delay": "-1"}, Retry(Template(("0",)), Template(("-1",)))),
+])
+def test_retry_of_a_block(fields, retry):
+    wf, _ = typed(N(0) + P(1, tasks="2", **fields) + N(2), validate=False)
+    assert wf.tasks[1].retry == retry
+
+
+def test_retry_fields_of_a_command_task_are_ignored():
+    wf, _ = typed(N(0, retry_count="3", retry_failed="true"), validate=False)
+    assert wf.tasks[0].retry is None
+
+
+@pytest.mark.parametrize("value,expected", [
+    ("LOOP", Next("loop", None)),
+    ("Always", Next("always", None)),
+    ("never", Next("never", None)),
+    ("loop & exit_0", Next("loop", ExitCode(0))),
+    ("7", Next("jump", 7)),
+    ("success", Next("condition", Keyword("success"))),
+    ("exit_0", Next("condition", ExitCode(0))),
+])
+def test_next_of_a_command_task(value, expected):
+    wf, _ = typed(N(0, next=value, loop=2), validate=False)
+    assert wf.tasks[0].next == expected
+
+
+def test_next_success_of_a_block_means_all_subtasks_succeeded():
+    wf, msgs = typed(P(1, tasks="100", next="Success") + N(100))
+    assert msgs == [] and wf.tasks[1].next == Next("condition", Multi("all_success"))
+
+
+@pytest.mark.parametrize("text,kind", [
+    ("task=0\ntype= Parallel \nreturn=0\n", "parallel"),
+    ("task=0\ntype=DECISION\nreturn=0\n", "decision"),
+    ("task=0\ntype=conditional\nreturn=0\n", "conditional"),
+    ("task=0\ntype=wibble\nreturn=0\n", "return"),
+    ("task=0\nreturn=3\ncommand=echo\n", "normal"),
+])
+def test_kind_of_a_task(text, kind):
+    wf, _ = typed(text, validate=False)
+    assert wf.tasks[0].kind == kind
+
+
+def test_values_of_typed_fields():
+    wf, _ = typed(N(0, next="loop", loop="3", max_parallel="4", stdout_split=" tab ,-2", stderr_split="x,0")
+                  + "task=1\nreturn= 3 \n", validate=False)
+    task = wf.tasks[0]
+    assert (task.loop, task.stdout_split, task.stderr_split) == (3, Split("tab", -2), Split("x", 0))
+    assert wf.tasks[1].return_value == "3"
+
+
+def test_a_global_whose_environment_variable_is_unset_takes_the_saved_value():
+    from support import dedent
+
+    from tasker.check.checker import CheckOptions, compile_workflow
+    from tasker.syntax.taskfile import parse_taskfile
+
+    tree = parse_taskfile(dedent("X=$A/$B\nY=$A\n" + N(0, arguments="@X@ @Y@")), "t.txt")
+    wf, diags = compile_workflow(tree, CheckOptions(environ={"A": "a"}, saved_globals={"X": "saved", "Y": "old"}))
+    assert diags.items == []
+    assert (wf.globals["X"].value, wf.globals["Y"].value) == ("saved", "a")
+    assert wf.unset_env == {"X": ["B"]}
+    assert wf.tasks[0].arguments.parts == ("saved a",)
+
+
+def test_skipped_validation_drops_every_warning_and_validation_error():
+    text = "X=1\nX=2\n" + N(0, retry_count="3", colour="red") + "stray line\n" + N(2, arguments="@NOPE@")
+    assert typed(text, validate=False)[1] == []
+
+
+_LONGEST_HOST = ".".join(["a" * 63] * 3 + ["a" * 61])       # 253 characters, the most DNS allows
+
+
+@pytest.mark.parametrize("host,valid", [
+    ("255.255.255.255", True), ("0.0.0.0", True), ("256.1.1.1", False), ("1.2.3.300", False),
+    ("web1.example.com", True), ("web1.example.com.", True), ("a-b", True), ("a..b", False), ("-a", False),
+    ("a-", False), ("h_1", False), ("a" * 63, True), ("a" * 64, False),
+    (_LONGEST_HOST, True), (_LONGEST_HOST + "b", False),
+    ("@0_stdout@", True), ("db-@0_stdout@.example.com", True),     # resolved when the block runs
+])
+def test_host_names_of_a_hostnames_block(host, valid):
+    msgs = errors(N(0) + P(1, hostnames=f"ok,{host}", command="c"))
+    assert msgs == ([] if valid else [f"task 1: `{host}` is not a valid host name or IPv4 address"])
