@@ -1157,3 +1157,30 @@ _LONGEST_HOST = ".".join(["a" * 63] * 3 + ["a" * 61])       # 253 characters, th
 def test_host_names_of_a_hostnames_block(host, valid):
     msgs = errors(N(0) + P(1, hostnames=f"ok,{host}", command="c"))
     assert msgs == ([] if valid else [f"task 1: `{host}` is not a valid host name or IPv4 address"])
+
+
+@pytest.mark.parametrize("text,options,expected", [
+    ("SERVER=@HOSTNAME@\n" + N(0, hostname="@SERVER@") + N(1, hostname=" db-@0_stdout@ ", exec="ssh")
+     + P(2, hostnames="a,@1_STDOUT@,b@X@", command="c"), {'unresolved_hosts': True, 'validate': False}, [
+        'E 3:10+8 task 0: hostname `@SERVER@` has an unresolved reference: @HOSTNAME@ is not a defined global '
+        'variable = host names are checked before anything runs; pass --skip-unresolved-host-validation to leave '
+        'such hosts unchecked',
+        'E 7:11+13 task 1: hostname `db-@0_stdout@` has an unresolved reference: @0_stdout@ is a task result, known '
+        'only at run time = host names are checked before anything runs; pass --skip-unresolved-host-validation to '
+        'leave such hosts unchecked',
+        'E 12:11+17 task 2: hostnames entry `@1_STDOUT@` has an unresolved reference: @1_STDOUT@ is a task result, '
+        'known only at run time = host names are checked before anything runs; pass '
+        '--skip-unresolved-host-validation to leave such hosts unchecked',
+        'E 12:11+17 task 2: hostnames entry `b@X@` has an unresolved reference: @X@ is not a defined global variable '
+        '= host names are checked before anything runs; pass --skip-unresolved-host-validation to leave such hosts '
+        'unchecked',
+    ]),
+    ("task=0\nhostname=@0_stdout@\nreturn=0\n" + N(1, hostname="web-1"),
+     {'unresolved_hosts': True, 'validate': False}, []),
+    (N(0, hostname="@0_stdout@"), {'validate': False}, []),
+    (N(0, timeout="2.5"), {}, [
+        'E 5:9+3 task 0: timeout must be a whole number of seconds, got `2.5` = for example timeout=30',
+    ]),
+])
+def test_exact_diagnostics_of_unresolved_hosts_and_whole_seconds(text, options, expected):
+    assert described(text, **options) == expected
