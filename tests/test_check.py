@@ -1184,3 +1184,40 @@ def test_host_names_of_a_hostnames_block(host, valid):
 ])
 def test_exact_diagnostics_of_unresolved_hosts_and_whole_seconds(text, options, expected):
     assert described(text, **options) == expected
+
+
+@pytest.mark.parametrize("text,options,expected", [
+    ("X=$NOPE\nB=@X@\n" + N(0), {}, [
+        'W 1:1+1 global variable X is never used',
+        'W 2:1+1 global variable B is never used',
+    ]),
+    (N(0, command="echo hi"), {}, [
+        "W 3:9+7 task 0: command 'echo hi' contains a space: the whole text is the program name = put the program in "
+        "command= and the rest in arguments=",
+    ]),
+    (P(0, hostnames="a,b", command="c") + N(1, on_success=100000), {}, [
+        'E 9:12+6 task 1: on_success=100000 names a task that does not exist = defined tasks nearby: 0, 1',
+    ]),
+    (N(0, on_failure=2) + N(2), {}, []),
+    (N(0, on_failure=5) + N(1) + N(5), {}, []),
+    (N(0, on_success=5) + N(1) + N(5), {}, []),
+    (P(0, tasks="5") + N(5), {}, []),
+    ("task=0\ntype=conditional\ncondition=true\nif_true_tasks=1\nif_false_tasks=7\n" + N(1) + N(7), {}, []),
+    (P(1, tasks="100,101", max_parallel="5") + N(100) + N(101, next="loop", loop=2), {}, [
+        'W 4:14+1 task 1: max_parallel=5 is more than the 2 subtasks',
+        'E 13:1+4 task 101: `next` is not allowed on a task that block 1 runs = a block decides the flow after its '
+        'subtasks: move the routing to the block',
+        'E 14:1+4 task 101: `loop` is not allowed on a task that block 1 runs = a block decides the flow after its '
+        'subtasks: move the routing to the block',
+    ]),
+])
+def test_exact_diagnostics_of_references_between_tasks_and_globals(text, options, expected):
+    assert described(text, **options) == expected
+
+
+def test_exec_type_aliases_match_whatever_their_case_and_unknown_types_name_the_configuration():
+    exec_types = _configured(("ssh",), aliases={"Secure": "ssh"})
+    assert not check_with("task=0\nhostname=h\ncommand=c\nexec=SECURE\n", exec_types).items
+    [error] = check_with("task=0\nhostname=h\ncommand=c\nexec=zzz\n", _configured((), path=None)).errors
+    assert error.help == ("no exec-type configuration was found (searched: /etc/tasker/types.yaml), so only local "
+                          "exists; another configuration is chosen with --exec-config FILE")
