@@ -1150,7 +1150,7 @@ _LONGEST_HOST = ".".join(["a" * 63] * 3 + ["a" * 61])       # 253 characters, th
 @pytest.mark.parametrize("host,valid", [
     ("255.255.255.255", True), ("0.0.0.0", True), ("256.1.1.1", False), ("1.2.3.300", False),
     ("web1.example.com", True), ("web1.example.com.", True), ("a-b", True), ("a..b", False), ("-a", False),
-    ("a-", False), ("h_1", False), ("a" * 63, True), ("a" * 64, False),
+    ("a-", False), ("h_1", False), ("SRV-X", True), ("a" * 63, True), ("a" * 64, False),
     (_LONGEST_HOST, True), (_LONGEST_HOST + "b", False),
     ("@0_stdout@", True), ("db-@0_stdout@.example.com", True),     # resolved when the block runs
 ])

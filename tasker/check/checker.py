@@ -577,8 +577,8 @@ class _Compiler:
     # ------------------------------------------------------------ host names known only at run time
 
     def check_unresolved_hosts(self, tasks: dict[int, Task]) -> None:
-        for tid, task in tasks.items():
-            f = self.fields.get(tid, {})
+        for tid, task in tasks.items():   # the tasks of the file: hostnames= members come later
+            f = self.fields[tid]
             if task.command is not None and "hostname" in f and task.hostname is not None:
                 self.unresolved_host(tid, f["hostname"], [task.hostname.literal().strip()])
             if "hostnames" in f:
