@@ -893,6 +893,18 @@ def test_exact_diagnostics_of_task_fields(text, options, expected):
     (P(1, tasks="100") + N(100), {'subtask_range': False}, []),
     (P(10, tasks="1000") + N(1000), {}, []),
     (P(9, tasks="900,999") + N(900) + N(999), {}, []),
+    (P(9, tasks="5") + N(5), {}, [
+        'W 3:7+1 task 9: tasks lists 5, outside the conventional range 900-999 = renumber the subtasks, or pass '
+        '--skip-subtask-range-validation',
+        'E 1:6+1 Task sequence has gaps: task 5 is followed by task 9; tasks 6..8 do not exist = after task 5 the '
+        'flow continues at task 6, so task 9 would never run: renumber it to 6, or route to it with on_success=9',
+        'W 1:6+1 task 9 is never reached = no task continues to it, jumps to it or runs it in a block',
+    ]),
+    (P(10, tasks="5") + N(5), {}, [
+        'E 1:6+2 Task sequence has gaps: task 5 is followed by task 10; tasks 6..9 do not exist = after task 5 the '
+        'flow continues at task 6, so task 10 would never run: renumber it to 6, or route to it with on_success=10',
+        'W 1:6+2 task 10 is never reached = no task continues to it, jumps to it or runs it in a block',
+    ]),
     (P(0, tasks="0,5"), {}, [
         'E 3:7+3 task 0: tasks lists the block itself',
         'E 3:7+3 task 0: tasks lists task 5, which does not exist = defined tasks nearby: 0',
