@@ -185,9 +185,10 @@ class _Compiler:
         if self.validate:
             self.diags.error(message, span, help, related)
 
-    def vwarn(self, message: str, span: Span | None = None, help: str | None = None) -> None:
+    def vwarn(self, message: str, span: Span) -> None:
+        """A warning of static validation (dropped when validation is skipped)."""
         if self.validate:
-            self.diags.warning(message, span, help)
+            self.diags.warning(message, span)
 
     # ------------------------------------------------------------ driver
 
@@ -354,7 +355,7 @@ class _Compiler:
     def number_range(self, tid: int, key: str, pair, value: str) -> None:
         """A number too long to be meant (and to convert) in a numeric field is a range error."""
         for m in _LONG_NUMBER.finditer(value):
-            where = pair.value_span.at(m.start() + 1, len(m.group())) if value == pair.value else pair.value_span
+            where = pair.value_span.at(m.start(), len(m.group())) if value == pair.value else pair.value_span
             self.error(f"task {tid}: {key}: {OutOfRange(m.group()).args[0]}", where,
                        help=f"write a number of at most {MAX_DIGITS} digits")
 
@@ -394,9 +395,9 @@ class _Compiler:
         return value
 
     def closest_ids(self, tid: int) -> str:
-        """A hint naming the defined task ids nearest to ``tid``."""
+        """A hint naming the defined task ids nearest to ``tid`` (the asking task is one of them)."""
         near = sorted(sorted(self.blocks, key=lambda i: abs(i - tid))[:3])
-        return "defined tasks nearby: " + ", ".join(map(str, near)) if near else "the file defines no tasks"
+        return "defined tasks nearby: " + ", ".join(map(str, near))
 
     def _undefined_global_help(self, name: str) -> str:
         if name == "host":
@@ -576,8 +577,8 @@ class _Compiler:
     # ------------------------------------------------------------ host names known only at run time
 
     def check_unresolved_hosts(self, tasks: dict[int, Task]) -> None:
-        for tid, task in tasks.items():
-            f = self.fields.get(tid, {})
+        for tid, task in tasks.items():   # the tasks of the file: hostnames= members come later
+            f = self.fields[tid]
             if task.command is not None and "hostname" in f and task.hostname is not None:
                 self.unresolved_host(tid, f["hostname"], [task.hostname.literal().strip()])
             if "hostnames" in f:
@@ -686,12 +687,6 @@ class _Rules:
 
     # -------------------------------------------------------- helpers
 
-    def span(self, task: Task, key: str | None = None, *, value: bool = True) -> Span:
-        f = self.fields.get(task.id, {})
-        if key and key in f:
-            return f[key].span if value else f[key].key_span
-        return task.span
-
     def forbid(self, task: Task, f: dict, keys: tuple, what: str, help: str | None = None) -> None:
         for key in keys:
             if key in f:
@@ -722,10 +717,10 @@ class _Rules:
                        help="set timeout= on the tasks the block runs")
         if task.return_value is not None and as_int(task.return_value) is None:
             self.error(f"task {tid}: return must be a whole number, got `{task.return_value}`",
-                       self.span(task, "return"), help="for example return=0 (success) or return=1")
+                       f["return"].span, help="for example return=0 (success) or return=1")
         elif task.return_value is not None and as_int(task.return_value) < 0:
             self.warn(f"task {tid}: return={task.return_value} is negative; the exit status is taken "
-                      "modulo 256", self.span(task, "return"))
+                      "modulo 256", f["return"].span)
 
     def parallel_rules(self, task: Task, f: dict) -> None:
         tid = task.id
