@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import time
 
 import pytest
 from hypothesis import given, settings
@@ -192,3 +193,122 @@ def test_a_spilled_capture_keeps_its_suffix_and_is_named_after_its_stream(tmp_pa
         assert small.finish(" note").text() == "z note"
     finally:
         session.cleanup()
+
+
+# ----------------------------------------------------------------- the result store's records
+
+
+def _spilled(tmp_path, name: str, text: str) -> Output:
+    path = tmp_path / name
+    path.write_text(text)
+    return Output(path=str(path), size=len(text))
+
+
+def test_record_fields_as_placeholders_yield_them():
+    from tasker.vm.store import Record
+
+    start = time.mktime((2024, 3, 5, 7, 8, 9, 0, 0, -1))
+    record = Record(3, "out\n\n", "err\n", True, hostname="h1", start=start, end=start + 2.5,
+                    counts=(4, 1, 5), kind="block")
+    fields = {name: record.field(name) for name in (
+        "stdout", "stderr", "exit", "success", "stdout_file", "stderr_file", "hostname", "duration",
+        "start_time", "end_time", "success_count", "failed_count", "total_count", "nonsense")}
+    assert fields == {
+        "stdout": "out", "stderr": "err", "exit": "3", "success": "True", "stdout_file": "",
+        "stderr_file": "", "hostname": "h1", "duration": "2.500", "start_time": "2024-03-05T07:08:09",
+        "end_time": "2024-03-05T07:08:11", "success_count": "4", "failed_count": "1", "total_count": "5",
+        "nonsense": None}
+
+
+def test_record_fields_of_a_plain_task_without_times_or_counts():
+    from tasker.vm.store import Record
+
+    record = Record(0)
+    assert [record.field(n) for n in ("success", "start_time", "end_time", "success_count", "total_count")] == [
+        "False", "", "", None, None]
+
+
+def test_record_file_fields_name_the_spill_files(tmp_path):
+    from tasker.vm.store import Record
+
+    record = Record(0, _spilled(tmp_path, "o", "x"), _spilled(tmp_path, "e", "y"))
+    assert (record.field("stdout_file"), record.field("stderr_file")) == (str(tmp_path / "o"), str(tmp_path / "e"))
+
+
+def test_record_to_json_small_and_spilled(tmp_path):
+    from tasker.vm.store import Record
+
+    assert Record(2, "a\n", "b\n", False, hostname="h").to_json() == {
+        "exit_code": 2, "stdout": "a\n", "stderr": "b\n", "success": False, "hostname": "h"}
+    big = "z" * (output.SUBSTITUTION_LIMIT + 10)
+    record = Record(0, _spilled(tmp_path, "o", big), _spilled(tmp_path, "e", "q" + big), True, hostname="h")
+    assert record.to_json() == {
+        "exit_code": 0, "stdout": big[:output.SUBSTITUTION_LIMIT], "stderr": ("q" + big)[:output.SUBSTITUTION_LIMIT],
+        "success": True, "hostname": "h", "stdout_file": str(tmp_path / "o"), "stdout_size": len(big),
+        "stderr_file": str(tmp_path / "e"), "stderr_size": len(big) + 1}
+
+
+def _store_with_spill(tmp_path):
+    from tasker.vm.store import ResultStore
+
+    store = ResultStore()
+    made = []
+
+    def spill_file(name):
+        path = tmp_path / name
+        made.append(name)
+        return str(path), open(path, "wb")
+
+    store.spill_file = spill_file
+    return store, made
+
+
+def _template(text: str):
+    from support import compile_text
+
+    workflow, _diags = compile_text(f"task=5\nhostname=localhost\ncommand=echo\narguments={text}\nexec=local\n",
+                                   validate=False)
+    return workflow.tasks[5].arguments
+
+
+def test_file_placeholders_write_an_in_memory_output_once_per_record(tmp_path):
+    from tasker.vm.store import Record
+
+    store, made = _store_with_spill(tmp_path)
+    first = Record(0, "caf\udce9 out", "err")
+    store.put(1, first)
+    template = _template("@1_stdout_file@ @1_stderr_file@ @1_stdout_file@")
+    assert store.render(template) == f"{tmp_path}/1_stdout {tmp_path}/1_stderr {tmp_path}/1_stdout"
+    assert made == ["1_stdout", "1_stderr"]
+    assert (tmp_path / "1_stdout").read_bytes() == b"caf\xe9 out"     # undecodable bytes come back as they were
+    assert (tmp_path / "1_stderr").read_bytes() == b"err"
+    store.put(1, Record(0, "second", ""))                              # a new record of the same task: a new file
+    assert store.render(template).startswith(f"{tmp_path}/1_stdout")
+    assert made == ["1_stdout", "1_stderr", "1_stdout", "1_stderr"]
+    assert (tmp_path / "1_stdout").read_bytes() == b"second"
+
+
+def test_file_placeholders_keep_a_spilled_path_and_need_a_spill_directory(tmp_path):
+    from tasker.vm.store import Record, ResultStore
+
+    store, made = _store_with_spill(tmp_path)
+    store.put(1, Record(0, _spilled(tmp_path, "spilled", "x"), "e"))
+    store.put(2, Record(0, "", ""))
+    assert store.render(_template("@1_stdout_file@ @1_stdout@ @2_exit@")) == f"{tmp_path}/spilled x 0"
+    assert made == []
+    plain = ResultStore()
+    plain.put(1, Record(0, "in memory", ""))
+    assert plain.render(_template("[@1_stdout_file@] [@1_stderr_file@]")) == "[] []"
+
+
+def test_file_placeholder_that_cannot_be_written_is_empty(tmp_path):
+    from tasker.vm.store import Record, ResultStore
+
+    store = ResultStore()
+
+    def spill_file(name):
+        raise OSError("disk full")
+
+    store.spill_file = spill_file
+    store.put(1, Record(0, "x", ""))
+    assert store.render(_template("[@1_stdout_file@]")) == "[]"

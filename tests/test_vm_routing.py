@@ -370,3 +370,307 @@ def test_an_argument_too_long_for_the_os_fails_the_task_before_it_starts_d26():
 def test_an_argument_too_long_without_routing_ends_the_workflow_with_1_d26():
     r = run_vm(T(0) + T(1, arguments="@0_stdout@"), {"c0": [(0, "x" * 140_000, "")]})
     assert r.code == 1
+
+
+# ----------------------------------------------------------------- what a run records (state, log, hooks)
+
+
+class _Hooks:
+    """A machine wired like ``run_vm`` plus a progress hook, a checkpoint hook and a cancel token."""
+
+    def __init__(self, text: str, script: dict | None = None, *, dry_run: bool = False, validate: bool = True,
+                 fail_checkpoint: int | None = None, cancel_at: tuple | None = None, runner=None,
+                 events=None) -> None:
+        import io
+
+        from fakes import FakeClock, FakeRunner
+        from support import compile_text
+
+        from tasker.ir.lower import LowerOptions, lower
+        from tasker.report.log import Log
+        from tasker.runners.base import Cancel
+        from tasker.runners.exectypes import ExecConfig, ExecTypes
+        from tasker.vm.machine import Env, Machine
+
+        workflow, diags = compile_text(text, validate=validate)
+        assert not diags.has_errors(), [d.message for d in diags.errors]
+        program = lower(workflow, LowerOptions())
+        self.clock = FakeClock()
+        self.sleep_cancels: list = []
+        plain_sleep = self.clock.sleep
+
+        def sleep(seconds, cancel=None):
+            self.sleep_cancels.append(cancel)
+            return plain_sleep(seconds, cancel)
+
+        self.clock.sleep = sleep
+        self.runner = runner or FakeRunner(script, self.clock)
+        exec_types = ExecTypes(environ={})
+        exec_types.use_config(ExecConfig())
+        self.stream = io.StringIO()
+        self.cancel = Cancel()
+        self.progress: list = []
+        self.checkpoints: list = []
+        self.fail_checkpoint = fail_checkpoint
+        self.cancel_at = cancel_at
+        self.env = Env(runner=self.runner, clock=self.clock, exec_types=exec_types, log=Log("DEBUG", self.stream),
+                       cancel=self.cancel, dry_run=dry_run, checkpoint=self.checkpoint, progress=self.on_progress,
+                       events=events)
+        self.machine = Machine(program, self.env)
+        self.ending = self.machine.run()
+        self.log = self.stream.getvalue()
+        self.state = self.machine.state
+
+    def on_progress(self, event, **info):
+        self.progress.append((event, info))
+        if self.cancel_at == (event, info.get("task", info.get("block"))):
+            self.cancel.set(self.cancel_signal)
+
+    cancel_signal = 15
+
+    def checkpoint(self, machine, instr):
+        from tasker.vm.errors import CheckpointError
+
+        self.checkpoints.append((instr.addr if instr is not None else None, machine.state.in_flight))
+        if len(self.checkpoints) == self.fail_checkpoint:
+            raise CheckpointError("cannot write the recovery file: disk full")
+
+
+def P(tid: int, **fields: object) -> str:
+    return "\n".join([f"task={tid}", "type=parallel"] + [f"{k}={v}" for k, v in fields.items()]) + "\n\n"
+
+
+def C(tid: int, **fields: object) -> str:
+    return "\n".join([f"task={tid}", "type=conditional"] + [f"{k}={v}" for k, v in fields.items()]) + "\n\n"
+
+
+def members3() -> str:
+    return T(100) + T(101) + T(102)
+
+
+def _final(state) -> tuple:
+    return state.steps, state.final_task, state.final_host, state.final_command, state.final_exit, state.final_success
+
+
+@pytest.mark.parametrize("text,script,ending,final", [
+    (T(0), None, ("end", 0, ""), (1, 0, "localhost", "c0", 0, True)),
+    (T(0) + T(1, condition="exit_1") + "task=2\ntype=decision\nsuccess=true\n\n" + "task=3\nreturn=3\n", None,
+     ("return", 3, "return=3"), (4, 3, "N/A", "return", 3, False)),
+    ("task=0\nreturn=0\n", None, ("return", 0, "return=0"), (1, 0, "N/A", "return", 0, True)),
+    ("task=0\nreturn=-1\n", None, ("return", 255, "return=-1"), (1, 0, "N/A", "return", -1, False)),
+    (T(0, **{"return": 4}), {"c0": [(2, "", "")]}, ("return", 4, "return=4"), (1, 0, "localhost", "c0", 2, False)),
+    (P(1, tasks="100,101") + T(100) + T(101), {"c101": FAIL},
+     ("condition", 10, "the condition to continue was not met"),
+     (1, 1, "parallel", "Parallel execution: 1/2 successful, 1 failed", 1, False)),
+    (C(1, condition="true", if_true_tasks="100", if_false_tasks="101") + T(100) + T(101), None, ("end", 0, ""),
+     (1, 1, "conditional", "Conditional TRUE branch: 1/1 successful", 0, True)),
+])
+def test_the_final_task_and_step_count_of_a_run(text, script, ending, final):
+    r = run_vm(text, script)
+    assert (r.ending.reason, r.code, r.ending.message) == ending
+    assert _final(r.machine.state) == final
+
+
+def test_return_tasks_store_their_value_as_a_record():
+    r = run_vm("task=0\nreturn=0\n")
+    rec = r.record(0)
+    assert (rec.exit_code, rec.success, rec.kind, rec.stdout.text(), rec.stderr.text()) == (0, True, "return", "", "")
+    assert "Task 0: Returning with exit code 0" in r.log
+    r = run_vm(T(0) + "task=1\nreturn=7\n")
+    rec = r.record(1)
+    assert (rec.exit_code, rec.success, rec.kind) == (7, False, "return")
+
+
+def test_invalid_return_value_ends_the_run_with_its_own_reason_and_record():
+    r = run_vm(T(0) + "task=1\nreturn=abc\n", validate=False)
+    message = "Task 1: return value 'abc' is not a whole number"
+    assert (r.ending.reason, r.code, r.ending.message) == ("invalid_return", 50, message)
+    assert f"ERROR: {message}" in r.log
+    rec = r.record(1)
+    assert (rec.exit_code, rec.success, rec.kind, rec.stdout.text()) == (1, False, "return", "")
+    assert _final(r.machine.state) == (2, 1, "N/A", "return", 1, False)
+
+
+def test_a_skipped_task_is_stored_as_skipped_and_logged():
+    r = run_vm(T(0) + T(1, condition="exit_1") + T(2))
+    rec = r.record(1)
+    assert (rec.kind, rec.stdout.text(), rec.success) == ("skipped", "", False)
+    assert "Task 1: Condition false, skipping task" in r.log
+    assert r.machine.state.steps == 3
+
+
+@pytest.mark.parametrize("text,script,line", [
+    (T(0, next="exit_0") + T(1), {"c0": OK}, "Task 0: 'exit_0' is True: continuing with Task 1"),
+    (T(0, on_success=2) + T(1) + T(2), None, "Task 0: success is True: continuing with Task 2"),
+    (T(0), None, "Task 0: success is True: continuing with the end of the workflow (no next task)"),
+    (T(0), {"c0": FAIL}, "Task 0: success is False: continuing with stop, the workflow failed"),
+    (T(0, next="exit_1"), None, "Task 0: 'exit_1' is False: continuing with stop, the workflow failed"),
+    (T(0, on_success=1) + T(1), {"c0": FAIL},
+     "Task 0: success is False: continuing with stop, the condition to continue was not met"),
+    (T(0, next="never"), None, "Task 0: next=never: stop, the workflow succeeded"),
+    (T(0, next="always") + T(1), {"c0": FAIL}, "Task 0: next=always: Task 1"),
+    (T(0, condition="exit_1") + T(1), None, "Task 0: Condition 'exit_1' evaluated to: False"),
+    ("task=0\ntype=decision\nsuccess=exit_0\non_success=2\n\n" + T(1) + T(2), None,
+     "Task 0: DECISION - Evaluating conditions: True -> Task 2"),
+    (C(1, condition="exit_1", if_true_tasks="100", if_false_tasks="101") + T(100) + T(101), None,
+     "Task 1: Conditional block condition evaluated to: False"),
+    (P(1, tasks="100", next="all_success") + T(100), None, "Task 1: 'all_success' is True: continuing with"),
+    (P(1, tasks="100") + T(100), None, "Task 1: Parallel execution: 1/1 successful"),
+    (T(0, timeout=5), {"c0": [(124, "", "")]}, "WARN: Task 0: Timeout after 5 seconds"),
+])
+def test_routing_decisions_are_logged(text, script, line):
+    assert line in run_vm(text, script).log
+
+
+def test_next_conditions_see_the_exit_code_and_the_judged_success():
+    # success= decides that exit 3 is a success; next= then reads both
+    r = run_vm(T(0, success="exit_3", next="success&exit_3") + T(1), {"c0": [(3, "", "")]})
+    assert r.path == [0, 1]
+
+
+def test_a_loop_condition_reads_the_exit_code_not_the_judged_success():
+    # the loop's conditions see the exit code only: exit 3 is not "success" there
+    r = run_vm(T(0, next="loop", loop=3, success="exit_3", loop_break="success") + T(1), {"c0": [(3, "", "")]})
+    assert len(r.runner.calls) == 4
+
+
+def test_loop_leaving_is_logged():
+    r = run_vm(T(0, next="loop", loop=3, loop_break="exit_0") + T(1))
+    assert "Task 0.1: loop_break condition met, leaving the loop" in r.log
+    r = run_vm(T(0, next="loop&exit_1", loop=3) + T(1))
+    assert "Task 0.1: loop condition no longer holds, leaving the loop" in r.log
+
+
+def test_sleep_values_that_are_not_positive_numbers_do_not_sleep():
+    r = run_vm(T(0, sleep="abc") + T(1, sleep=0) + T(2), validate=False)
+    assert r.path == [0, 1, 2]
+    assert r.clock.sleeps == []
+    assert "WARN: Task 0: sleep value 'abc' is not a number; not sleeping" in r.log
+    r = run_vm(T(0, sleep=5), dry_run=True)
+    assert "Task 0: [DRY RUN] Would sleep 5 seconds" in r.log and r.clock.sleeps == []
+
+
+def test_a_sleep_can_be_cut_short_by_the_cancel_token():
+    h = _Hooks(T(0, sleep=5) + T(1))
+    assert h.sleep_cancels == [h.cancel]
+
+
+def test_progress_hook_sees_tasks_and_blocks():
+    h = _Hooks(T(0) + P(1, tasks="100") + T(100), {"c100": FAIL})
+    assert h.progress[:2] == [("start", {"task": 0}), ("done", {"task": 0, "success": True})]
+    assert ("block", {"block": 1, "members": 1}) in h.progress
+    assert h.progress[-1] == ("block_end", {"block": 1})
+
+
+def test_a_checkpoint_is_written_before_and_after_each_command():
+    h = _Hooks(T(0) + T(1))
+    assert h.checkpoints == [("0", 0), ("0", None), ("0.route", None), ("1", 1), ("1", None), ("1.route", None)]
+    assert h.state.fork_done == {}
+
+
+def test_a_block_forgets_its_checkpointed_progress_once_joined():
+    h = _Hooks(P(1, tasks="100,101") + T(2) + T(100) + T(101))
+    assert h.state.fork_done == {} and h.state.members == {}
+    assert h.ending.reason == "end"
+
+
+@pytest.mark.parametrize("fail_at,ran", [(1, []), (2, ["c0"]), (3, ["c0"])])
+def test_a_failed_checkpoint_stops_the_run_once(fail_at, ran):
+    h = _Hooks(T(0) + T(1), fail_checkpoint=fail_at)
+    assert (h.ending.reason, h.ending.exit_code) == ("checkpoint", 1)
+    assert h.ending.message == "cannot write the recovery file: disk full" == h.env.halt
+    assert [c[0] for c in h.runner.calls] == ran
+    assert len(h.checkpoints) == fail_at                     # nothing is written after the failure
+    assert h.log.count("ERROR: cannot write the recovery file: disk full: stopping the run") == 1
+    assert "--auto-recovery resumes from it once there is space" in h.log
+    assert h.state.final_success is False
+
+
+def test_a_failed_checkpoint_inside_a_block_stops_the_run():
+    h = _Hooks(C(1, condition="true", if_true_tasks="100,101", if_false_tasks="102") + T(2) + members3(),
+               fail_checkpoint=2)
+    assert (h.ending.reason, h.ending.exit_code, h.ending.message) == (
+        "checkpoint", 1, "cannot write the recovery file: disk full")
+    assert [c[0] for c in h.runner.calls] == ["c100"]
+    assert h.log.count("ERROR: cannot write") == 1
+
+
+@pytest.mark.parametrize("signum,name,code,suffix", [
+    (15, "SIGTERM", 143, " [GRACEFUL_SHUTDOWN_SIGTERM]"), (2, "SIGINT", 130, " [GRACEFUL_SHUTDOWN_SIGINT]"),
+    (1, "signal 1", 129, ""),
+])
+def test_a_signal_during_a_task_ends_the_run(signum, name, code, suffix):
+    class Hooks(_Hooks):
+        cancel_signal = signum
+
+    h = Hooks(T(0) + T(1), cancel_at=("start", 0))
+    assert (h.ending.reason, h.ending.exit_code, h.ending.message) == ("signal", code, f"interrupted by {name}")
+    assert f"WARN: Received {name}: stopped the running tasks and their processes" in h.log
+    assert (h.state.final_command, h.state.final_success, h.state.interrupted) == (f"c0{suffix}", False, 0)
+    assert h.state.pc == "0.route"
+
+
+def test_a_signal_in_a_dry_run_marks_no_task_as_interrupted():
+    h = _Hooks(T(0) + T(1), dry_run=True, cancel_at=("start", 0))
+    assert h.ending.reason == "signal" and h.state.interrupted is None
+
+
+def test_a_signal_during_a_block_keeps_the_run_at_the_block():
+    h = _Hooks(T(0) + P(1, tasks="100") + T(100), cancel_at=("start", 100))
+    assert (h.ending.reason, h.ending.exit_code) == ("signal", 143)
+    assert h.state.pc == "1"
+    assert h.state.members == {}
+
+
+def test_a_missing_command_ends_the_run_with_a_validation_error():
+    r = run_vm("task=0\nhostname=localhost\ncommand=__missing__\nexec=local\n")
+    assert r.ending.reason == "missing_command" and r.code == 20
+    assert r.ending.message == "Task 0: FATAL ERROR: Missing command: '__missing__' was not found (not found)"
+    assert f"ERROR: {r.ending.message}" in r.log
+
+
+def test_a_command_that_cannot_start_is_logged():
+    from fakes import FakeRunner
+
+    from tasker.runners.base import RunResult
+    from tasker.runners.output import Output
+
+    class Runner(FakeRunner):
+        def run(self, argv, timeout, cancel):
+            self.calls.append(list(argv))
+            return RunResult(126, Output(""), Output(""), error="permission denied")
+
+    h = _Hooks(T(0), runner=Runner())
+    assert "ERROR: Task 0: could not start: permission denied" in h.log
+    assert h.ending.exit_code == 126
+
+
+def test_an_oversized_argument_is_recorded_like_a_run_that_failed_at_once():
+    text = T(0) + T(1, arguments="@0_stderr@", on_failure=2) + T(2, arguments="x" * 140_000, on_failure=3) + T(3)
+    h = _Hooks(text, {"c0": [(0, "", "y" * 140_000)]}, validate=False)
+    first = h.machine.store.get(1)
+    assert (first.hostname, first.start, first.end, first.stdout.text()) == ("localhost", h.clock.t, h.clock.t, "")
+    assert "@0_stderr_file@ instead of @0_stderr@" in first.stderr.text()
+    second = h.machine.store.get(2).stderr.text()
+    assert second.endswith("Pass large output as a file: @N_stdout_file@ instead of @N_stdout@ gives the path "
+                           "of the file that holds it")
+    assert ("done", {"task": 1, "success": False}) in h.progress
+    assert ("done", {"task": 2, "success": False}) in h.progress
+
+
+def test_a_block_reports_its_duration():
+    from tasker.report.events import Events, ListSink
+
+    sink = ListSink(("block_finished",))
+    _Hooks(C(1, condition="true", if_true_tasks="100,101", if_false_tasks="102") + T(100, sleep=5) + T(101) + T(102),
+           events=Events([sink]))
+    assert [(e["block"], e["duration"]) for e in sink.events] == [(1, 5.0)]
+
+
+def test_a_block_record_names_its_kind():
+    r = run_vm(P(1, tasks="100,101") + T(100) + T(101), {"c101": FAIL})
+    rec = r.record(1)
+    assert (rec.exit_code, rec.hostname, rec.kind) == (1, "parallel", "block")
+    r = run_vm(C(1, condition="true", if_true_tasks="100", if_false_tasks="101") + T(100) + T(101))
+    rec = r.record(1)
+    assert (rec.exit_code, rec.hostname, rec.kind) == (0, "conditional", "block")

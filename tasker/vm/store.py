@@ -159,15 +159,3 @@ class ResultStore:
             value = self._value(part)
             pieces.append(Value(value) if value is not None else part.written)
         return Arguments(pieces)
-
-    def unresolved(self, template: Template | None) -> list[str]:
-        """Placeholders of ``template`` that the store cannot fill yet."""
-        if template is None:
-            return []
-        missing = []
-        for part in template.parts:
-            if type(part) is not str:
-                record = self.records.get(part.task)
-                if record is None or record.field(part.name) is None:
-                    missing.append(part.written)
-        return missing
