@@ -99,3 +99,437 @@ def test_a_crash_before_the_rename_leaves_the_previous_checkpoint(tmp_path, monk
     with pytest.raises(SystemExit):
         store.save(machine)
     assert path.read_bytes() == before
+
+
+# ----------------------------------------------------------------- what a checkpoint holds (issue 19)
+
+import re  # noqa: E402
+
+from fakes import FakeClock, FakeRunner  # noqa: E402
+from support import dedent  # noqa: E402
+
+from tasker.ir import instructions as ir  # noqa: E402
+from tasker.ir.lower import LowerOptions, lower  # noqa: E402
+from tasker.report.log import Log  # noqa: E402
+from tasker.report.masking import Masker  # noqa: E402
+from tasker.runners.base import Cancel  # noqa: E402
+from tasker.runners.exectypes import ExecConfig, ExecTypes  # noqa: E402
+from tasker.runners.output import Output  # noqa: E402
+from tasker.vm.machine import Ending, Env, Machine  # noqa: E402
+from tasker.vm.store import Record  # noqa: E402
+
+RUN = """
+G=plain
+H=$HOME/x
+DB_PASSWORD=hunter2
+
+task=0
+hostname=localhost
+command=c0
+
+task=1
+hostname=localhost
+command=c1
+
+task=2
+hostname=localhost
+command=c2
+
+task=3
+type=parallel
+tasks=100,101
+next=always
+
+task=4
+hostname=localhost
+command=c4
+arguments=@G@ @H@ @DB_PASSWORD@
+
+task=100
+hostname=localhost
+command=c100
+
+task=101
+hostname=localhost
+command=c101
+"""
+ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
+
+
+def checkpointed(tmp_path, text: str = RUN, script: dict | None = None, *, environ: dict | None = None,
+                 masker=None, log_file: str = "/logs/run.log"):
+    """A machine for ``text`` that writes its checkpoints to a CheckpointStore (not yet run)."""
+    workflow, diags = compile_text(text)
+    assert not diags.has_errors()
+    program = lower(workflow, LowerOptions())
+    clock = FakeClock()
+    exec_types = ExecTypes(environ={})
+    exec_types.use_config(ExecConfig())
+    env = Env(runner=FakeRunner(script, clock), clock=clock, exec_types=exec_types, log=Log("DEBUG"),
+              cancel=Cancel())
+    machine = Machine(program, env)
+    path = tmp_path / "recovery" / "flow_0000.recovery.json"
+    store = CheckpointStore(str(path), str(tmp_path / "flow.txt"), dedent(text).encode(), workflow, log_file,
+                            environ, Masker.for_globals(workflow.globals) if masker is None else masker)
+    env.checkpoint = store.save
+    return machine, store, path
+
+
+def failed_run(tmp_path):
+    machine, store, path = checkpointed(tmp_path, script={"c101": [(1, "", "no\n")], "c4": [(3, "", "bad\n")]})
+    ending = machine.run()
+    checkpoint.final_checkpoint(store, machine, ending)
+    return machine, store, path, ending
+
+
+def test_the_recovery_file_of_a_failed_run(tmp_path):
+    machine, _store, path, ending = failed_run(tmp_path)
+    assert (ending.reason, ending.exit_code) == ("failure", 3)
+    data = checkpoint.load(str(path))
+    assert set(data) == {"version", "format", "task_file_path", "task_file_hash", "task_text_hashes",
+                         "global_hashes", "recovery_file", "created", "updated", "log_file", "execution_path",
+                         "last_successful_task", "current_task", "intended_next_task", "task_results",
+                         "global_vars", "global_vars_metadata", "loop_state", "failure_info", "vm", "ending"}
+    assert (data["version"], data["format"]) == ("1.0", "tasker-vm/1")
+    assert data["task_file_path"] == str(tmp_path / "flow.txt")
+    assert data["recovery_file"] == path.name
+    assert ISO.match(data["created"]) and ISO.match(data["updated"])
+    assert data["log_file"] == "/logs/run.log"
+    assert data["execution_path"] == [0, 1, 2, 3, 4]
+    assert (data["last_successful_task"], data["current_task"], data["intended_next_task"]) == (2, 4, 4)
+    assert data["failure_info"] == {"task_id": 4, "exit_code": 3, "error": ending.message or "Workflow failed"}
+    assert (data["ending"], data["loop_state"]) == ("failure", {})
+    assert data["global_vars"] == {"G": "plain", "H": "/home/u/x", "DB_PASSWORD": "<masked len=7>"}
+    assert data["global_vars_metadata"] == {"G": {"source": "literal"}, "H": {"source": "env", "template": "$HOME/x"},
+                                            "DB_PASSWORD": {"source": "literal"}}
+    assert set(data["task_text_hashes"]) == {"0", "1", "2", "3", "4", "100", "101"}
+    assert set(data["global_hashes"]) == {"G", "H", "DB_PASSWORD"}
+    results = data["task_results"]
+    assert results["0"] == {"exit_code": 0, "stdout": "", "stderr": "", "success": True, "hostname": "localhost",
+                            "start": 1_000_000.0, "end": 1_000_000.0}
+    assert results["3"] == {"exit_code": 1, "stdout": "Parallel execution: 1/2 successful, 1 failed",
+                            "stderr": "Failed tasks: [101].", "success": False, "hostname": "parallel",
+                            "counts": [1, 1, 2], "kind": "block"}
+    assert results["101"]["success"] is False and "kind" not in results["101"]
+    vm = data["vm"]
+    assert set(vm) == {"pc", "steps", "loops", "final", "branch", "subtasks", "fork_done", "members",
+                       "resumed_from", "in_flight"}
+    assert vm["pc"] == machine.program.entries[4]
+    assert vm["final"] == [4, "localhost", "c4 plain /home/u/x hunter2", 3, False]
+    assert (vm["steps"], vm["loops"], vm["branch"], vm["fork_done"], vm["members"]) == (5, {}, {}, {}, {})
+    assert sorted(vm["subtasks"]["3"]) == [100, 101]
+    assert (vm["resumed_from"], vm["in_flight"]) == (None, None)
+
+
+def test_a_resume_inside_a_block_runs_only_the_members_not_done(tmp_path):
+    machine, store, _path = checkpointed(tmp_path, script={"c100": [(0, "A\n", "")]})
+    seen = []
+    real_save = store.save
+
+    def save(m, instr=None, **kw):
+        real_save(m, instr, **kw)
+        seen.append(json.loads(json.dumps(store.document(m))))
+    machine.env.checkpoint = save
+    machine.run()
+    mid = next(d for d in seen if d["vm"]["fork_done"])
+    assert mid["vm"]["fork_done"] == {"3": [[100, {"exit_code": 0, "stdout": "A\n", "stderr": "", "success": True,
+                                                   "hostname": "localhost", "start": 1_000_000.0,
+                                                   "end": 1_000_000.0}]]}
+    assert "100" not in mid["task_results"]   # a member's result is stored when the block joins
+    again, _store2, _path2 = checkpointed(tmp_path / "again")
+    pc = checkpoint.restore(mid, again)
+    assert again.state.fork_done[3][100].stdout.text() == "A\n"
+    assert again.run(pc).exit_code == 0
+    assert [c[0] for c in again.env.runner.calls] == ["c101", "c4"]
+    assert again.store.get(3).counts == (2, 0, 2)
+
+
+def test_a_resume_restores_the_state_that_was_saved(tmp_path):
+    _machine, _store, path, _ending = failed_run(tmp_path)
+    data = checkpoint.load(str(path))
+    again, store2, _path2 = checkpointed(tmp_path / "again", script={"c4": [(0, "", "")]})
+    pc = checkpoint.restore(data, again)
+    assert pc == again.program.entries[4]
+    assert again.state.steps == data["vm"]["steps"]
+    restored = store2.document(again)
+    assert restored["vm"] | {"pc": pc} == data["vm"]
+    assert restored["task_results"] == data["task_results"]
+    ending = again.run(pc)
+    assert ending.exit_code == 0
+    assert again.env.runner.calls == [["c4", "plain", "/home/u/x", "hunter2"]]   # only the failed task runs again
+    assert again.state.path == [0, 1, 2, 3, 4, 4]
+
+
+def test_a_record_replaced_under_the_same_id_is_written_anew(tmp_path):
+    machine, store, path = checkpointed(tmp_path)
+    machine.store.put(0, Record(0, "one", "", True))
+    store.save(machine)
+    machine.store.put(0, Record(2, "two", "", False, kind="skipped"))
+    store.save(machine)
+    assert checkpoint.load(str(path))["task_results"]["0"] == {
+        "exit_code": 2, "stdout": "two", "stderr": "", "success": False, "hostname": "", "kind": "skipped"}
+
+
+def test_spill_files_are_not_kept_but_the_text_given_to_placeholders_is(tmp_path):
+    machine, store, path = checkpointed(tmp_path)
+    (tmp_path / "o").write_text("head")
+    (tmp_path / "e").write_text("e")
+    machine.store.put(0, Record(0, Output("head", str(tmp_path / "o"), 9000), Output("e", str(tmp_path / "e"), 9),
+                                True))
+    store.save(machine)
+    saved = checkpoint.load(str(path))["task_results"]["0"]
+    assert "stdout_file" not in saved and "stderr_file" not in saved
+    assert (saved["stdout"], saved["stdout_size"], saved["stderr"], saved["stderr_size"]) == ("head", 9000, "e", 9)
+
+
+def test_the_run_id_is_saved_only_when_there_is_one(tmp_path):
+    machine, store, path = checkpointed(tmp_path)
+    store.save(machine)
+    assert "run_id" not in checkpoint.load(str(path))
+    store.run_id = "tasker-1234"
+    store.save(machine)
+    assert checkpoint.load(str(path))["run_id"] == "tasker-1234"
+
+
+@pytest.mark.parametrize("environ,kills", [
+    (None, []), ({}, []), ({checkpoint.KILL_HOOK: "x"}, []),
+    ({checkpoint.KILL_HOOK: "2"}, [(os.getpid(), 9), (os.getpid(), 9)]),
+])
+def test_the_crash_test_hook_kills_the_process_after_the_nth_checkpoint(tmp_path, monkeypatch, environ, kills):
+    calls = []
+    monkeypatch.setattr(checkpoint.os, "kill", lambda pid, sig: calls.append((pid, sig)))
+    machine, store, _path = checkpointed(tmp_path, environ=environ)
+    store.save(machine)
+    assert calls == []
+    store.save(machine)
+    store.save(machine)
+    assert calls == kills
+
+
+def test_opening_the_store_sweeps_temporary_files_of_dead_runs(tmp_path):
+    (tmp_path / "recovery").mkdir(mode=0o700)
+    left = tmp_path / "recovery" / "flow_0000.recovery.json.99999999.tmp"
+    left.write_text("{")
+    checkpointed(tmp_path)
+    assert not left.exists()
+
+
+def test_a_task_file_that_is_not_utf8_still_gets_fingerprints(tmp_path):
+    workflow, _ = compile_text(FLOW)
+    store = CheckpointStore(str(tmp_path / "r.recovery.json"), "flow.txt", FLOW.encode() + b"# \xff\n", workflow)
+    assert set(store.fingerprints["tasks"]) == {"0", "1"}
+
+
+@pytest.mark.parametrize("error,message", [
+    (DiskFull(28, "No space left on device"), "No space left on device"),
+    (OSError("the disk went away"), "the disk went away"),
+])
+def test_a_failed_write_names_the_file_and_the_reason(tmp_path, monkeypatch, error, message):
+    machine, store, path = checkpointed(tmp_path)
+
+    def fail(*_args):
+        raise error
+    monkeypatch.setattr(checkpoint, "write_atomic", fail)
+    with pytest.raises(CheckpointError) as info:
+        store.save(machine)
+    assert str(info.value) == f"could not write the recovery state {path}: {message}"
+
+
+def test_delete_removes_the_file_and_a_second_delete_is_harmless(tmp_path):
+    machine, store, path = checkpointed(tmp_path)
+    store.save(machine)
+    store.delete()
+    assert not path.exists()
+    store.delete()
+
+
+# ----------------------------------------------------------------- where a resume starts
+
+
+def stop_pc(machine) -> str:
+    return next(pc for pc, instr in machine.program.instrs.items() if instr.kind == ir.STOP)
+
+
+@pytest.mark.parametrize("reason,interrupted,pc,path,final_task,expected", [
+    ("failure", 2, 3, [0, 1], None, 2),              # a command a signal cut short runs again
+    ("signal", 77, 3, [0, 1], None, 3),              # ... unless that task has no entry
+    ("signal", None, 3, [0, 1, 2], None, 3),         # stopped between instructions: carry on there
+    ("signal", None, "stop", [0, 1, 2], None, 2),    # stopped at the end: the last task entered
+    ("failure", None, 3, [0, 1, 2], None, 2),        # the task that failed
+    ("failure", None, 3, [], 4, 4),                  # nothing entered yet: the task last run
+    ("failure", None, 1, [], None, 1),
+    ("failure", None, 1, [], 77, 1),
+])
+def test_resume_point(tmp_path, reason, interrupted, pc, path, final_task, expected):
+    machine, _store, _path = checkpointed(tmp_path)
+    entries = machine.program.entries
+    state = machine.state
+    state.interrupted, state.path, state.final_task = interrupted, path, final_task
+    state.pc = stop_pc(machine) if pc == "stop" else entries[pc]
+    assert checkpoint.resume_point(machine, Ending(reason, 10)) == entries[expected]
+
+
+@pytest.mark.parametrize("message,error", [("", "Workflow failed"), ("Task 2 failed", "Task 2 failed")])
+def test_the_final_checkpoint_says_why_and_where_the_run_ended(tmp_path, message, error):
+    machine, store, path = checkpointed(tmp_path)
+    state = machine.state
+    state.path, state.final_task, state.interrupted, state.pc = [0, 1, 2], 2, 1, stop_pc(machine)
+    checkpoint.final_checkpoint(store, machine, Ending("signal", 143, message))
+    data = checkpoint.load(str(path))
+    assert data["failure_info"] == {"task_id": 2, "exit_code": 143, "error": error}
+    assert (data["ending"], data["intended_next_task"], data["vm"]["pc"]) == ("signal", 1, machine.program.entries[1])
+    assert state.interrupted is None
+
+
+# ----------------------------------------------------------------- a changed task file
+
+BASE = """
+G=1
+H=2
+
+task=0
+hostname=localhost
+command=echo
+arguments=zero
+
+task=1
+hostname=localhost
+command=echo
+# a comment
+arguments=one @G@ @H@
+
+task=2
+hostname=localhost
+command=echo
+arguments=two
+"""
+
+
+def changes(old: str, new: str) -> str:
+    old_wf, _ = compile_text(old)
+    new_wf, diags = compile_text(new)
+    assert not diags.has_errors(), [d.message for d in diags.errors]
+    saved = checkpoint.fingerprints(old_wf, dedent(old))
+    data = {"task_file_hash": "0" * 64, "task_text_hashes": saved["tasks"], "global_hashes": saved["globals"]}
+    return checkpoint.describe_changes(data, new_wf, dedent(new))
+
+
+@pytest.mark.parametrize("new,said", [
+    (BASE.replace("zero", "nil"), "task 0 changed"),
+    (BASE.replace("arguments=two", "arguments=2"), "task 2 changed"),
+    (BASE.replace("one", "uno").replace("two", "dos"), "tasks 1, 2 changed"),
+    (BASE + "\ntask=3\nhostname=localhost\ncommand=echo\n", "task 3 added"),
+    (BASE + "\ntask=3\nhostname=localhost\ncommand=echo\n\ntask=4\nreturn=0\n", "tasks 3, 4 added"),
+    (BASE.split("task=2")[0], "task 2 removed"),
+    (BASE.replace("G=1", "G=5"), "global G changed"),
+    (BASE.replace("G=1", "G=5").replace("H=2", "H=6"), "globals G, H changed"),
+    ("K=3\n" + BASE, "global K added"),
+    (BASE.replace("zero", "nil").replace("H=2\n", "").replace(" @H@", ""), "tasks 0, 1 changed; global H removed"),
+    (BASE.replace("# a comment", "# another comment\n\n"), "only blank lines, comments or the order of lines changed"),
+    (BASE.replace("command=echo\n# a", "# a").replace("# a comment\n", "# a comment\ncommand=echo\n"),
+     "only blank lines, comments or the order of lines changed"),
+])
+def test_a_refused_resume_names_what_changed(new, said):
+    assert changes(BASE, new) == said
+
+
+def test_a_long_list_of_changes_is_cut_after_ten_in_numeric_order():
+    old = "".join(f"task={i}\nhostname=localhost\ncommand=echo\narguments=a\n\n" for i in range(12))
+    assert changes(old, old.replace("arguments=a", "arguments=b")) == \
+        "tasks 0, 1, 2, 3, 4, 5, 6, 7, 8, 9 and 2 more changed"
+
+
+def test_tasks_without_blank_lines_between_them_are_told_apart():
+    old = "".join(f"task={i}\nhostname=localhost\ncommand=echo\narguments=a{i}\n" for i in range(3))
+    assert changes(old, old.replace("arguments=a0", "arguments=b0")) == "task 0 changed"
+    assert changes(old, old.replace("arguments=a2", "arguments=b2")) == "task 2 changed"
+
+
+def test_the_subtasks_of_a_hostnames_block_are_part_of_the_block():
+    text = "task=0\ntype=parallel\nhostnames=web1,web2\ncommand=chk\nexec=local\n"
+    workflow, _ = compile_text(text)
+    prints = checkpoint.fingerprints(workflow, dedent(text))
+    assert set(prints["tasks"]) == {"0"}
+    assert all(re.fullmatch(r"[0-9a-f]{16}", h) for h in [*prints["tasks"].values(), *prints["globals"].values()])
+    assert changes(text, text.replace("web2", "web3")) == "task 0 changed"
+
+
+def test_a_state_without_fingerprints_only_knows_the_whole_file_changed(tmp_path):
+    workflow, _ = compile_text(BASE)
+    for data in ({"task_file_hash": "0"}, {"task_file_hash": "0", "task_text_hashes": {}},
+                 {"task_file_hash": "0", "global_hashes": {}}):
+        assert checkpoint.describe_changes(data, workflow, dedent(BASE)) == ""
+        with pytest.raises(checkpoint.RecoveryError, match=r"\(its hash differs\)"):
+            checkpoint.check_task_file(data, "r.json", "flow.txt", dedent(BASE).encode(), workflow)
+
+
+# ----------------------------------------------------------------- a TASKER 2.2 recovery file
+
+OLD = "".join(f"task={i}\nhostname=localhost\ncommand=c{i}\n\n" for i in (0, 1, 2, 5))
+
+
+@pytest.mark.parametrize("data,task", [
+    ({"intended_next_task": 2, "last_successful_task": 1, "execution_path": [0, 1]}, 2),
+    ({"last_successful_task": 1, "execution_path": [0, 1]}, 2),
+    ({"last_successful_task": 2, "execution_path": [0, 1, 2]}, 5),     # 3 is no task: the next one after 2
+    ({}, 0),
+    ({"execution_path": [0]}, 1),                                      # the first task not run yet
+    ({"intended_next_task": 1, "last_successful_task": 0, "execution_path": [0, 1]}, 2),
+    ({"intended_next_task": 3, "last_successful_task": 1, "execution_path": [0]}, 2),
+    ({"intended_next_task": 0, "execution_path": [0, 2]}, 1),
+])
+def test_a_tasker_2_2_state_resumes_at_the_task_it_names(data, task):
+    vm = run_vm(OLD, validate=False)
+    vm.machine.state.path = []
+    data = {"task_results": {}, **data}
+    assert checkpoint.restore(data, vm.machine) == vm.machine.program.entries[task]
+
+
+def test_a_tasker_2_2_state_with_nothing_left_to_run_is_refused():
+    vm = run_vm(OLD, validate=False)
+    with pytest.raises(checkpoint.RecoveryError, match=r"^the recovery state names no task left to run$"):
+        checkpoint.restore({"last_successful_task": 5, "execution_path": [0, 1, 2, 5]}, vm.machine)
+
+
+# ----------------------------------------------------------------- blocks and a failing or stopped run
+
+BLOCKS = {
+    "parallel": "task=0\ntype=parallel\ntasks=100,101,102\nmax_parallel=1\nnext=always\n\n",
+    "conditional": "task=0\ntype=conditional\ncondition=true\nif_true_tasks=100,101,102\nif_false_tasks=103\n"
+                   "next=always\n\n",
+}
+MEMBERS = "".join(f"task={i}\nhostname=localhost\ncommand=c{i}\n\n" for i in (100, 101, 102, 103))
+AFTER = "task=1\nhostname=localhost\ncommand=c1\n\n"
+
+
+@pytest.mark.parametrize("kind", list(BLOCKS))
+def test_a_checkpoint_failure_inside_a_block_starts_no_further_member(tmp_path, kind):
+    machine, store, _path = checkpointed(tmp_path, BLOCKS[kind] + AFTER + MEMBERS)
+
+    def save(m, instr=None, **kw):
+        if any(m.state.fork_done.values()):
+            raise CheckpointError("could not write the recovery state: disk full")
+        store.save(m, instr, **kw)
+    machine.env.checkpoint = save
+    ending = machine.run()
+    assert (ending.reason, ending.exit_code) == ("checkpoint", 1)
+    assert [c[0] for c in machine.env.runner.calls] == ["c100"]
+
+
+@pytest.mark.parametrize("kind", list(BLOCKS))
+def test_a_signal_inside_a_block_keeps_the_cut_member_out_of_the_results(tmp_path, monkeypatch, kind):
+    machine, store, path = checkpointed(tmp_path, BLOCKS[kind] + AFTER + MEMBERS)
+    real = FakeRunner.run
+
+    def run(self, argv, timeout, cancel):
+        result = real(self, argv, timeout, cancel)
+        if argv[0] == "c101":
+            cancel.set(15)
+        return result
+    monkeypatch.setattr(FakeRunner, "run", run)
+    ending = machine.run()
+    assert ending.reason == "signal"
+    assert [c[0] for c in machine.env.runner.calls] == ["c100", "c101"]
+    checkpoint.final_checkpoint(store, machine, ending)
+    data = checkpoint.load(str(path))
+    assert [sid for sid, _rec in data["vm"]["fork_done"]["0"]] == [100]    # 101 runs again on a resume

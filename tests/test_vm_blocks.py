@@ -319,3 +319,142 @@ def test_member_lines_name_the_host_d25():
     assert "Task 0-100001.2 [web2]: Exit code: 1" in r.log
     plain = run_vm(P(1, tasks="100", next="never") + T(100))
     assert "Task 1-100: Executing [local]: c100" in plain.log     # tasks= members show no host
+
+
+# ----------------------------------------------------------------- block members in detail (issue 19)
+
+
+def block(kind, **fields) -> str:
+    """Block 1 running member 100: parallel, or a conditional block whose true branch it is."""
+    if kind is P:
+        return P(1, tasks="100", **fields)
+    return C(1, condition="true", if_true_tasks="100", if_false_tasks="101", **fields)
+
+
+
+def test_member_condition_decides_per_member_and_a_skip_is_recorded_as_such():
+    r = run_vm(P(1, tasks="100,101", next="always") + T(2, next="never") + T(100, condition="true")
+               + T(101, condition="false"))
+    assert [c[0] for c in r.runner.calls] == ["c100", "c2"]
+    skipped = r.record(101)
+    assert (skipped.exit_code, skipped.stdout.text(), skipped.stderr.text(), skipped.success, skipped.kind) == \
+        (-1, "", "Task skipped due to condition", False, "skipped")
+    assert "Task 1-101: Condition false, skipping task" in r.log
+
+
+def test_dry_run_member_condition_on_a_result_is_assumed_to_hold():
+    text = T(0) + P(1, tasks="100", next="never") + T(100, condition="@0_stdout@=go")
+    r = run_vm(text, dry_run=True)
+    assert r.record(100).kind == "task" and r.record(100).success
+    assert "Task 1-100: [DRY RUN] assuming condition '@0_stdout@=go' holds" in r.log
+
+
+@pytest.mark.parametrize("value,record", [
+    ("0", (0, "", "Return task: 0", True, "return")),
+    ("3", (3, "", "Return task: 3", False, "return")),
+    ("x", (1, "", "Invalid return code: x", False, "return")),
+])
+def test_member_return_record(value, record):
+    # "x" is refused by the checker; unchecked, the VM still gives the member a clean failure
+    r = run_vm(P(1, tasks="100", next="always") + T(2, next="never") + f"task=100\nreturn={value}\n\n",
+               validate=False)
+    rec = r.record(100)
+    assert (rec.exit_code, rec.stdout.text(), rec.stderr.text(), rec.success, rec.kind) == record
+    assert r.path == [1, 2]
+
+
+@pytest.mark.parametrize("kind", [P, C])
+def test_a_members_missing_command_is_that_members_failure_not_the_runs(kind):
+    missing = "task=100\nhostname=localhost\ncommand=__missing__\nexec=local\n\n"
+    r = run_vm(block(kind, next="always") + T(101) + T(2, next="never") + missing)
+    assert r.path == [1, 2]
+    assert (r.record(100).exit_code, r.record(100).stderr.text()) == (1, "not found")
+
+
+@pytest.mark.parametrize("sleep,dry_run,sleeps", [
+    ("0", False, []), ("0.5", False, [0.5]), ("3", True, []), ("@0_stdout@", False, []),
+])
+@pytest.mark.parametrize("kind", [P, C])
+def test_member_sleep_values(kind, sleep, dry_run, sleeps):
+    r = run_vm(T(0) + block(kind, next="never") + T(101) + T(100, sleep=sleep), {"c0": [(0, "soon\n", "")]},
+               dry_run=dry_run)
+    assert r.clock.sleeps == sleeps
+
+
+def test_parallel_block_logs_its_start():
+    r = run_vm(P(1, tasks="100,101", max_parallel=3, next="never") + members(100, 101))
+    assert "Task 1: Starting parallel execution of 2 tasks (max_parallel=3)" in r.log
+
+
+def retries(text: str, script: dict, **kw):
+    """The run and its retry_scheduled events."""
+    from tasker.report.events import Events, ListSink
+
+    sink = ListSink()
+    r = run_vm(text, script, events=Events([sink]), **kw)
+    return r, [{k: e[k] for k in ("task", "block", "attempt", "delay", "exit_code")}
+               for e in sink.events if e["event"] == "retry_scheduled"]
+
+
+@pytest.mark.parametrize("count,delay,attempts,sleeps,warning", [
+    ("abc", "2", 1, [], "Task 1: retry_count 'abc' is not a number; retries disabled"),
+    ("0", "2", 2, [2.0], "Task 1: retry_count 0 is outside 1..1000; using 1"),
+    ("1", "2", 2, [2.0], None),
+    ("1000", "0", 1001, [0.0] * 1000, None),
+    ("1001", "2", 2, [2.0], "Task 1: retry_count 1001 is outside 1..1000; using 1"),
+    ("1", "0", 2, [0.0], None),
+    ("1", "0.5", 2, [0.5], None),
+    ("1", "300", 2, [300.0], None),
+    ("1", "301", 2, [1.0], "Task 1: retry_delay is outside 0..300 seconds; using 1"),
+    ("1", "-1", 2, [1.0], "Task 1: retry_delay is outside 0..300 seconds; using 1"),
+    ("1", "soon", 2, [1.0], "Task 1: retry_delay is outside 0..300 seconds; using 1"),
+])
+@pytest.mark.parametrize("kind", [P, C])
+def test_retry_values_known_only_at_run_time(kind, count, delay, attempts, sleeps, warning):
+    text = T(0) + block(kind, retry_count="@0_stdout@", retry_delay="@0_stderr@", next="always")
+    r = run_vm(text + T(2, next="never") + members(100, 101), {"c0": [(0, count, delay)], "c100": FAIL})
+    assert [c[0] for c in r.runner.calls].count("c100") == attempts
+    assert [s for s in r.clock.sleeps if s] == [s for s in sleeps if s]   # a parallel block waits no 0 s
+    warnings = [line for line in r.log.splitlines() if "retry_" in line and "WARN" in line]
+    assert [w[w.index("Task 1:"):] for w in warnings] == ([warning] if warning else [])
+
+
+@pytest.mark.parametrize("kind", [P, C])
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_retry_events_name_the_member_the_attempt_and_the_delay(kind, dry_run):
+    text = block(kind, retry_count=2, retry_delay=7, next="always") + T(2, next="never") + members(100, 101)
+    r, events = retries(text, {"c100": [(5, "", "")]}, dry_run=dry_run)
+    if dry_run:   # a dry run's members succeed: nothing to retry
+        assert events == [] and r.clock.sleeps == []
+        return
+    assert events == [{"task": 100, "block": 1, "attempt": 1, "delay": 7.0, "exit_code": 5},
+                      {"task": 100, "block": 1, "attempt": 2, "delay": 7.0, "exit_code": 5}]
+    assert "Task 1-100.3: Exit code: 5" in r.log
+
+
+def test_parallel_retries_run_in_the_order_the_members_failed():
+    text = P(1, tasks="100,101,102", max_parallel=1, retry_count=1, retry_delay=5, next="always") \
+        + T(2, next="never") + members(100, 101, 102)
+    r = run_vm(text, {"c100": FAIL, "c101": FAIL, "c102": FAIL})
+    assert [c[0] for c in r.runner.calls] == ["c100", "c101", "c102", "c100", "c101", "c102", "c2"]
+
+
+def test_a_member_that_crashes_is_that_members_failure(monkeypatch):
+    from fakes import FakeRunner
+
+    from tasker.vm.errors import Fatal
+    real = FakeRunner.run
+
+    def run(self, argv, timeout, cancel):
+        if argv[0] == "c100":
+            raise RuntimeError("boom")
+        if argv[0] == "c101":
+            raise Fatal("error", 20, "Task 1-101: no way")
+        return real(self, argv, timeout, cancel)
+    monkeypatch.setattr(FakeRunner, "run", run)
+    r = run_vm(P(1, tasks="100,101,102", next="always") + T(2, next="never") + members(100, 101, 102))
+    assert r.path == [1, 2]
+    got = {t: (r.record(t).exit_code, r.record(t).stdout.text(), r.record(t).stderr.text(), r.record(t).success)
+           for t in (100, 101)}
+    assert got == {100: (1, "", "RuntimeError: boom", False), 101: (1, "", "Task 1-101: no way", False)}
+    assert r.record(1).counts == (1, 2, 3)

@@ -276,7 +276,7 @@ def fingerprints(workflow: Workflow, text: str) -> dict:
     tasks = {}
     for i, (line, tid) in enumerate(starts):
         end = starts[i + 1][0] if i + 1 < len(starts) else len(lines) + 1
-        body = [lines[n - 1].strip() for n in range(line, end) if n - 1 < len(lines) and n not in global_lines]
+        body = [lines[n - 1].strip() for n in range(line, end) if n not in global_lines]
         tasks[str(tid)] = _digest("\n".join(t for t in body if t and not t.startswith("#")))
     return {"tasks": tasks, "globals": {name: _digest(var.template) for name, var in workflow.globals.items()}}
 
