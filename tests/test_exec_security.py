@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from pathlib import Path
+
 import pytest
 from support import compile_text
 
-from tasker.runners.exectypes import ExecConfig, ExecTypes
+from tasker.runners.base import Cancel
+from tasker.runners.exectypes import ExecConfig, ExecType, ExecTypes, split_arguments
+from tasker.runners.process import ProcessRunner
+from tasker.runners.slurm import NodeTable, SlurmSteps, _usable, time_limit
+from tasker.runners.srun import step_argv
 
 NON_SHELL = ["local", "ssh", "pbrun", "p7s", "wwrs", "SSH"]
 
@@ -88,3 +96,235 @@ def test_local_passes_shell_syntax_as_literal_words(tasker):
     assert r.returncode == 0, r.stdout + r.stderr
     assert "STDOUT: <a;b>\\n<x>made-by-a-shell>\\n<*>\\n<a|b>\\n<$TASKER_TEST_UNSET>" in r.stdout
     assert not (tasker.tmp / "made-by-a-shell").exists()
+
+
+# ================================================================= the slurm runner without a cluster
+# argv, time limits, stream separation, stops, node checks.  Fake srun/scancel/sinfo/squeue
+# scripts in a temporary directory stand in for Slurm's clients (the runner takes the other
+# tools from the directory of the configured srun), so these run everywhere;
+# tests/test_slurm.py runs the same code against a real cluster.
+def slurm_type(srun: str = "srun", **slurm) -> ExecType:
+    return ExecType("slurm", {"binary": srun, "runner": "slurm", "slurm": slurm or None})
+
+
+def exec_types(spec: ExecType) -> ExecTypes:
+    types = ExecTypes(environ={})
+    config = ExecConfig()
+    config.types["slurm"] = spec
+    types.use_config(config)
+    return types
+
+
+def tool(folder: Path, name: str, body: str) -> Path:
+    path = folder / name
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(0o755)
+    return path
+
+
+class Log:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def debug(self, message: str) -> None:
+        self.lines.append("DEBUG " + message)
+
+    info = debug
+
+    def warn(self, message: str) -> None:
+        self.lines.append("WARN " + message)
+
+
+# ----------------------------------------------------------------- the command line
+
+
+def test_a_named_node_is_pinned_and_the_words_are_split_as_for_local():
+    argv = step_argv(slurm_type(), "node7", "printf", split_arguments("'<%s>' \"a  b\" c\\;d"))
+    assert argv == ["srun", "--quiet", "--nodes=1", "--ntasks=1", "--input=none", "--nodelist=node7",
+                    "--", "printf", "<%s>", "a  b", "c;d"]
+
+
+@pytest.mark.parametrize("host", ["any", "ANY", "", "  "])
+def test_any_or_no_host_lets_slurm_choose(host):
+    assert not any(a.startswith("--nodelist") for a in step_argv(slurm_type(), host, "true", []))
+
+
+def test_partition_account_and_options_come_from_the_configuration():
+    spec = slurm_type("/opt/slurm/bin/srun", partition="short", account="proj1", options=["--mem=1G", "--qos=low"])
+    argv = step_argv(spec, "any", "hostname", [])
+    assert argv == ["/opt/slurm/bin/srun", "--quiet", "--nodes=1", "--ntasks=1", "--input=none",
+                    "--partition=short", "--account=proj1", "--mem=1G", "--qos=low", "--", "hostname"]
+
+
+def test_the_exec_type_builds_the_srun_command_line():
+    types = exec_types(slurm_type())
+    assert types.argv("slurm", "n1", "echo", "a b")[-4:] == ["--", "echo", "a", "b"]
+
+
+@pytest.mark.parametrize(("seconds", "minutes"), [(5, 1), (60, 1), (61, 2), (300, 5), (1000, 17)])
+def test_the_time_limit_is_the_timeout_in_minutes_rounded_up(seconds, minutes):
+    assert time_limit(seconds) == minutes
+
+
+# ----------------------------------------------------------------- streams and stops
+
+
+def test_a_relaying_clients_own_messages_stay_out_of_the_commands_stderr(tmp_path):
+    client = tool(tmp_path, "client", "echo out; echo 'command err' >&3; echo 'client: Exited with exit code 3' >&2\n"
+                                      "exit 3\n")
+    messages = (tmp_path / "messages").open("w+b")
+    result = ProcessRunner().run([str(client)], 30, Cancel(), messages_fd=messages.fileno())
+    messages.seek(0)
+    assert (result.exit_code, result.stdout.text(), result.stderr.text()) == (3, "out\n", "command err\n")
+    assert messages.read() == b"client: Exited with exit code 3\n"
+
+
+def test_on_timeout_the_stop_hook_runs_first_and_the_client_may_end_by_itself(tmp_path):
+    stopped = tmp_path / "stopped"
+    client = tool(tmp_path, "client", f"trap 'echo signalled >> {tmp_path}/signals' TERM\n"
+                                      f"while [ ! -f {stopped} ]; do sleep 0.05; done\necho ended\n")
+    calls = []
+
+    def on_stop(timed_out: bool) -> None:
+        calls.append(timed_out)
+        stopped.write_text("")
+
+    result = ProcessRunner().run([str(client)], 0.5, Cancel(), on_stop=on_stop, stop_grace=60)
+    assert calls == [True]
+    assert result.timed_out and result.exit_code == 124
+    assert result.stdout.text() == "ended\n"              # it ended by itself: no signal was needed
+    assert not (tmp_path / "signals").exists()
+
+
+def test_a_client_that_does_not_end_after_the_stop_hook_is_killed_after_the_grace(tmp_path):
+    client = tool(tmp_path, "client", "exec sleep 300\n")
+    result = ProcessRunner().run([str(client)], 0.5, Cancel(), on_stop=lambda _t: None, stop_grace=0.5)
+    assert result.timed_out and result.exit_code == 124
+
+
+def test_a_cancel_runs_the_stop_hook_with_timed_out_false(tmp_path):
+    started, stopped = tmp_path / "started", tmp_path / "stopped"
+    client = tool(tmp_path, "client", f"touch {started}\nwhile [ ! -f {stopped} ]; do sleep 0.05; done\n")
+    cancel = Cancel()
+    calls = []
+
+    def signal_when_started() -> None:
+        deadline = time.monotonic() + 60
+        while not started.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        cancel.set(15)
+
+    threading.Thread(target=signal_when_started, daemon=True).start()
+    result = ProcessRunner().run([str(client)], 120, cancel,
+                                 on_stop=lambda t: (calls.append(t), stopped.write_text("")), stop_grace=60)
+    assert calls == [False]
+    assert not result.timed_out and result.exit_code == 0
+
+
+# ----------------------------------------------------------------- steps with fake Slurm clients
+
+
+@pytest.fixture
+def fake_slurm(tmp_path):
+    """A directory with fake srun and scancel: srun records its argv, then runs the command after
+    ``--`` (stderr to fd 3) unless told to wait for scancel; scancel records its argv."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    tool(bin_dir, "srun", f"""printf '%s\\n' "$@" > {tmp_path}/srun.argv
+echo "SLURM_EXIT_ERROR=$SLURM_EXIT_ERROR" >> {tmp_path}/srun.argv
+while [ "$1" != "--" ]; do shift; done; shift
+if [ "$1" = wait-for-scancel ]; then
+    while [ ! -f {tmp_path}/scancelled ]; do sleep 0.05; done
+    echo "srun: error: node: task 0: Killed" >&2
+    exit 137
+fi
+if [ "$1" = fail ]; then echo "srun: error: Unable to allocate resources: Invalid partition" >&2; exit 255; fi
+"$@" 2>&3
+rc=$?
+[ $rc = 0 ] || echo "srun: error: node: task 0: Exited with exit code $rc" >&2
+exit $rc
+""")
+    tool(bin_dir, "scancel", f"""echo "$@" >> {tmp_path}/scancel.calls
+touch {tmp_path}/scancelled
+""")
+    return bin_dir
+
+
+def steps_for(bin_dir: Path, log=None) -> SlurmSteps:
+    return SlurmSteps(ProcessRunner(), exec_types(slurm_type(str(bin_dir / "srun"))), log, run_id="cafe0001")
+
+
+def test_a_step_has_a_unique_job_name_a_time_limit_and_the_commands_own_streams(fake_slurm, tmp_path):
+    log = Log()
+    steps = steps_for(fake_slurm, log)
+    argv = step_argv(steps.exec_types.config.types["slurm"], "n1", "sh", ["-c", "echo out; echo err >&2; exit 3"])
+    first = steps.run("slurm", argv, lambda: 120.0, Cancel(), "4")
+    assert (first.exit_code, first.stdout.text(), first.stderr.text()) == (3, "out\n", "err\n")
+    recorded = (tmp_path / "srun.argv").read_text().splitlines()
+    assert recorded[:4] == ["--job-name=tasker-cafe0001-4-1", "--time=2", "--error=/dev/fd/3", "--quiet"]
+    assert recorded[-1] == "SLURM_EXIT_ERROR=255"
+    assert "DEBUG Task 4: srun: error: node: task 0: Exited with exit code 3" in log.lines
+    steps.run("slurm", argv, 120.0, Cancel(), "4")
+    assert (tmp_path / "srun.argv").read_text().startswith("--job-name=tasker-cafe0001-4-2\n")
+    assert not (tmp_path / "scancel.calls").exists()     # steps that end by themselves are not cancelled
+    assert steps.job_name("1-110003 [node7]") == "tasker-cafe0001-1-110003-3"
+
+
+def test_when_srun_itself_fails_its_message_is_the_tasks_stderr(fake_slurm):
+    log = Log()
+    steps = steps_for(fake_slurm, log)
+    argv = step_argv(steps.exec_types.config.types["slurm"], "any", "fail", [])
+    result = steps.run("slurm", argv, 60.0, Cancel(), "0")
+    assert result.exit_code == 255
+    assert result.stderr.text() == "srun: error: Unable to allocate resources: Invalid partition\n"
+    assert any(line.startswith("WARN Task 0: srun: error: Unable") for line in log.lines)
+
+
+def test_a_timeout_sends_sigkill_through_scancel_then_cancels_the_job(fake_slurm, tmp_path):
+    steps = steps_for(fake_slurm)
+    argv = step_argv(steps.exec_types.config.types["slurm"], "n1", "wait-for-scancel", [])
+    result = steps.run("slurm", argv, 0.5, Cancel(), "2")
+    assert result.timed_out and result.exit_code == 124
+    assert result.stderr.text() == "\nProcess killed after timeout of 0.5 seconds"
+    calls = (tmp_path / "scancel.calls").read_text().splitlines()
+    assert [c.split(" --user=")[0] for c in calls] == ["--quiet --signal=KILL --name=tasker-cafe0001-2-1",
+                                                        "--quiet --name=tasker-cafe0001-2-1",
+                                                        "--quiet --name=tasker-cafe0001-2-1"]
+
+
+def test_leftovers_of_an_earlier_attempt_are_cancelled_by_name_prefix(fake_slurm, tmp_path):
+    tool(fake_slurm, "squeue", "printf '11|tasker-cafe0001-3-1\\n12|tasker-beef0002-3-1\\n13|tasker-cafe0001-5-2\\n'\n")
+    log = Log()
+    assert steps_for(fake_slurm, log).cancel_leftovers("cafe0001") == 2
+    calls = (tmp_path / "scancel.calls").read_text().split()
+    assert [c for c in calls if c.isdigit()] == ["11", "13"]
+    assert any("Cancelled 2 Slurm job(s)" in line and ": 11, 13" in line for line in log.lines)
+
+
+# ----------------------------------------------------------------- host validation
+
+
+@pytest.mark.parametrize(("state", "usable"), [("idle", True), ("mix", True), ("alloc", True), ("idle~", True),
+                                               ("idle*", False), ("down", False), ("down*", False),
+                                               ("drain", False), ("drng", False), ("maint", False)])
+def test_node_states_that_take_steps(state, usable):
+    assert _usable(state) is usable
+
+
+def test_node_checks_read_sinfo(fake_slurm):
+    tool(fake_slurm, "sinfo", "printf 'n1|idle|batch\\nn2|drain|batch\\nn3|mix|gpu\\nn1|idle|gpu\\n'\n")
+    table = NodeTable()
+    spec = slurm_type(str(fake_slurm / "srun"))
+    assert table.check(spec, "n1") is None
+    assert table.check(spec, "any") is None
+    assert table.check(spec, "nx") == ("dns", "not a node of the Slurm cluster (sinfo does not list it)")
+    assert table.check(spec, "n2") == ("connection", "node is not up (sinfo state: drain)")
+    gpu = slurm_type(str(fake_slurm / "srun"), partition="gpu")
+    assert table.check(gpu, "n3") is None
+    assert table.check(gpu, "n2")[0] == "connection" and "not in partition 'gpu'" in table.check(gpu, "n2")[1]
+
+
+def test_a_cluster_that_does_not_answer_fails_every_node_as_a_connection_problem(fake_slurm):
+    tool(fake_slurm, "sinfo", "echo 'slurm_load_partitions: Unable to contact slurm controller' >&2; exit 1\n")
+    kind, detail = NodeTable().check(slurm_type(str(fake_slurm / "srun")), "any")
+    assert kind == "connection" and "Unable to contact slurm controller" in detail
