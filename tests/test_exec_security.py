@@ -7,13 +7,29 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from support import compile_text
 
 from tasker.runners.base import Cancel
-from tasker.runners.exectypes import ExecConfig, ExecType, ExecTypes, split_arguments
+from tasker.runners.exectypes import (
+    Arguments,
+    ArgumentsError,
+    ExecConfig,
+    ExecType,
+    ExecTypeError,
+    ExecTypes,
+    Value,
+    argument_words,
+    command_line,
+    load_config,
+    platform_key,
+    render_template,
+    split_arguments,
+)
 from tasker.runners.process import ProcessRunner
 from tasker.runners.slurm import NodeTable, SlurmSteps, _usable, time_limit
 from tasker.runners.srun import step_argv
+from tasker.runners.ssh import RemoteArgv
 
 NON_SHELL = ["local", "ssh", "pbrun", "p7s", "wwrs", "SSH"]
 
@@ -328,3 +344,246 @@ def test_a_cluster_that_does_not_answer_fails_every_node_as_a_connection_problem
     tool(fake_slurm, "sinfo", "echo 'slurm_load_partitions: Unable to contact slurm controller' >&2; exit 1\n")
     kind, detail = NodeTable().check(slurm_type(str(fake_slurm / "srun")), "any")
     assert kind == "connection" and "Unable to contact slurm controller" in detail
+
+
+# ================================================================= exec types: configuration, words, templates
+# In-process checks of tasker.runners.exectypes that the end-to-end tests reach only through
+# a subprocess: what a configuration file yields, how arguments split, how templates fill.
+
+LINUX_TYPES = {
+    "Remote": {"binary": "rsh"},                                            # binary only: the default template
+    "templated": {"command_template": ["runner", "{hostname}", "{command}"]},  # template only
+    "noted": {"description": "neither binary nor template: not an exec type"},
+    "default_exec_type": "remote",
+    "default_timeout": 40,
+    "default_validation_timeout": 7,
+}
+
+
+def write_config(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "types.yaml"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def test_a_configuration_file_yields_its_platforms_types_defaults_aliases_and_hooks(tmp_path):
+    data = {"platforms": {"linux": LINUX_TYPES, "darwin": {"mac": {"binary": "m"}}},
+            "aliases": {"r": "remote"}, "host_validation": {"resolve": {"command": ["x"]}}}
+    path = write_config(tmp_path, yaml.safe_dump(data))
+    config = load_config(path, ("first", path))
+    assert (config.path, config.searched) == (path, ("first", path))
+    assert sorted(config.types) == ["remote", "templated"]
+    assert config.types["remote"].name == "remote"
+    assert config.types["remote"].template == ["{binary}", "{command}", "{arguments_split}"]
+    assert config.types["templated"].binary == ""
+    assert (config.default_exec_type, config.default_timeout, config.default_validation_timeout) == ("remote", 40, 7)
+    assert config.aliases == {"r": "remote"}
+    assert config.hooks == {"resolve": {"command": ["x"]}}
+    assert config.names() == ["local", "remote", "templated"]
+
+
+def test_a_configuration_without_hooks_or_platforms_reads_as_empty():
+    assert ExecConfig("c.yaml", {"platforms": {"linux": {}}, "host_validation": None}).hooks == {}
+    aliases_only = ExecConfig("c.yaml", {"aliases": {"a": "b"}})
+    assert (aliases_only.types, aliases_only.aliases) == ({}, {"a": "b"})
+
+
+@pytest.mark.parametrize(("platform", "key"), [("linux", "linux"), ("win32", "windows"), ("cygwin", "linux"),
+                                               ("darwin", "darwin"), ("darwin2", "linux")])
+def test_the_platform_section_is_chosen_by_the_running_system(monkeypatch, platform, key):
+    monkeypatch.setattr("sys.platform", platform)
+    assert platform_key() == key
+    config = ExecConfig("c.yaml", {"platforms": {key: {"only": {"binary": "x"}}}})
+    assert list(config.types) == ["only"]
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("platforms: [unclosed\n", "Warning: Configuration loading issues detected: {path}: while parsing"),
+    ("- platforms\n", "Warning: Configuration loading issues detected: {path}: Config file must contain "
+                      "'platforms' key\nOnly 'local' execution type will be available."),
+    ("aliases: {}\n", "Warning: Configuration loading issues detected: {path}: Config file must contain "
+                      "'platforms' key\nOnly 'local' execution type will be available."),
+])
+def test_a_broken_configuration_warns_and_leaves_only_local(tmp_path, capsys, text, problem):
+    path = write_config(tmp_path, text)
+    warnings: list[str] = []
+    config = load_config(path, ("a", path), warnings.append)
+    assert (config.path, config.searched, config.types) == (None, ("a", path), {})
+    assert len(warnings) == 1 and warnings[0].startswith(problem.format(path=path)), warnings
+    assert warnings[0].endswith("\nOnly 'local' execution type will be available.")
+    load_config(path, ("a", path))                   # without a warn function: on stderr
+    assert capsys.readouterr().err == warnings[0] + "\n"
+
+
+def test_a_missing_or_unreadable_configuration_warns_and_keeps_the_searched_places(tmp_path):
+    warnings: list[str] = []
+    missing = str(tmp_path / "nope.yaml")
+    config = load_config(missing, ("x", missing), warnings.append)
+    assert (config.path, config.searched, config.types) == (None, ("x", missing), {})
+    assert warnings == [f"Warning: Configuration loading issues detected: {missing}: [Errno 2] No such file or "
+                        f"directory: '{missing}'\nOnly 'local' execution type will be available."]
+    assert load_config(None, ("x", "y")).searched == ("x", "y")
+
+
+def test_an_unknown_exec_type_names_the_known_ones_and_where_the_configuration_came_from():
+    types = ExecTypes(environ={})
+    types.use_config(ExecConfig(None, None, ("/etc/a.yaml", "./cfg/b.yaml")))
+    with pytest.raises(ExecTypeError) as err:
+        types.argv("ssh", "h", "true", "")
+    assert str(err.value) == ("exec type 'ssh' is not configured (available: local; config: no configuration "
+                              "file found (searched: /etc/a.yaml, ./cfg/b.yaml))")
+    types.use_config(ExecConfig("/etc/t.yaml", {"platforms": {"linux": {"p7s": {"binary": "p"},
+                                                                         "pbrun": {"binary": "q"}}}}))
+    assert types.unknown_message("ssh") == ("exec type 'ssh' is not configured (available: local, p7s, pbrun; "
+                                            "config: /etc/t.yaml)")
+
+
+def test_an_exec_types_fields_come_from_its_own_keys():
+    full = ExecType("s", {"binary": "srun", "runner": " Slurm ", "slurm": {"partition": "p"},
+                          "reuse_connections": True, "stop_remote": True, "timeout": 9,
+                          "validation_test": {"command": "true"}})
+    assert (full.name, full.binary, full.runner, full.slurm) == ("s", "srun", "slurm", {"partition": "p"})
+    assert (full.reuse_connections, full.stop_remote, full.timeout) == (True, True, 9)
+    assert full.validation_test == {"command": "true"}
+    bare = ExecType("b", {})
+    assert (bare.binary, bare.runner, bare.slurm, bare.reuse_connections, bare.stop_remote) == ("", "", None,
+                                                                                              False, False)
+    # only a real YAML true switches the ssh services on
+    assert not ExecType("y", {"reuse_connections": "yes", "stop_remote": 1}).reuse_connections
+    assert not ExecType("y", {"reuse_connections": "yes", "stop_remote": 1}).stop_remote
+
+
+def test_the_default_template_is_binary_command_and_split_arguments():
+    assert render_template(ExecType("r", {"binary": "rsh"}), "h", "echo", "a 'b c'") == ["rsh", "echo", "a", "b c"]
+
+
+# ----------------------------------------------------------------- word splitting
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ("a\\ b c", ["a b", "c"]),                       # a backslash alone takes the careful path
+    (" 'a'  b ", ["a", "b"]),                        # blanks around quoted words make no empty words
+    ("'a' ", ["a"]),
+    ('"a\\"b" "c\\\\d" "e\\nf"', ['a"b', "c\\d", "e\\nf"]),   # only \" and \\ escape inside double quotes
+    ("'a'b\"c\"\\d", ["abcd"]),
+])
+def test_arguments_split_like_a_posix_shell(text, words):
+    assert split_arguments(text) == words
+    assert argument_words(text, []) == words
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("a\\", "cannot split arguments 'a\\\\': No escaped character"),
+    ("a 'b", "cannot split arguments \"a 'b\": No closing quotation"),
+    ('"a\\"', "cannot split arguments '\"a\\\\\"': No closing quotation"),
+])
+def test_unsplittable_arguments_say_why(text, problem):
+    with pytest.raises(ArgumentsError) as err:
+        split_arguments(text)
+    assert str(err.value) == problem
+
+
+# ----------------------------------------------------------------- timeouts
+
+
+def test_timeout_warnings_name_the_value_and_whole_numbers_with_a_sign_are_numbers():
+    types = ExecTypes(environ={})
+    types.use_config(ExecConfig())
+    warnings: list[str] = []
+    assert types.timeout(None, "local", warnings.append) == 300.0      # nothing configured: 300 s
+    assert types.timeout("+30", "local", warnings.append) == 30.0
+    assert types.timeout("5", "local", warnings.append) == 5.0         # the limits themselves are inside
+    assert types.timeout("1000", "local", warnings.append) == 1000.0
+    assert warnings == []
+    assert types.timeout("X30", "local", warnings.append) == 300.0
+    assert types.timeout("4", "local", warnings.append) == 5.0
+    assert types.timeout("1001", "local", warnings.append) == 1000.0
+    assert warnings == ["timeout 'X30' is not a whole number; using the default",
+                        "timeout 4 s is outside 5..1000; using 5 s",
+                        "timeout 1001 s is outside 5..1000; using 1000 s"]
+
+
+def test_a_yaml_boolean_is_not_a_timeout():
+    types = ExecTypes(environ={"TASK_EXECUTOR_TIMEOUT": "70"})
+    types.use_config(ExecConfig("c.yaml", {"platforms": {"linux": {"t": {"binary": "t", "timeout": True}}}}))
+    assert types.timeout(None, "t") == 70.0
+
+
+# ----------------------------------------------------------------- templates and remote argv
+
+SSH_TEMPLATE = ["{binary}", "-T", "-o", "BatchMode=yes", "{hostname}", "{command_line}"]
+
+
+def remote_type(template=SSH_TEMPLATE, **keys) -> ExecType:
+    return ExecType("rssh", {"binary": "ssh", "command_template": template, **keys})
+
+
+def test_result_values_keep_their_words_in_command_line_and_arguments_split():
+    types = ExecTypes(environ={})
+    types.use_config(ExecConfig("c.yaml", {"platforms": {"linux": {
+        "line": {"binary": "ssh", "command_template": ["{binary}", "{hostname}", "{command_line}", "{command_line}"]},
+        "split": {"binary": "run", "command_template": ["{binary}", "{arguments_split}", "--end"]},
+    }}}))
+    arguments = Arguments(["x ", Value("it's")])     # a value with a quote in it is still one word
+    assert types.argv("line", "h", "echo", arguments) == ["ssh", "h", "echo x 'it'\"'\"'s'", "echo x 'it'\"'\"'s'"]
+    assert types.argv("split", "h", "echo", arguments) == ["run", "x", "it's", "--end"]
+    assert command_line("echo", "ignored", ["a b"]) == "echo 'a b'"
+
+
+@pytest.mark.parametrize(("part", "problem"), [
+    ("{", "exec type 'bad': bad command_template part '{': Single '{' encountered in format string"),
+    ("{0}", "exec type 'bad': bad command_template part '{0}': "),
+])
+def test_a_broken_template_part_is_named(part, problem):
+    with pytest.raises(ExecTypeError) as err:
+        render_template(ExecType("bad", {"binary": "b", "command_template": ["{binary}", part]}), "h", "c", "")
+    assert str(err.value).startswith(problem)
+
+
+@pytest.mark.parametrize(("keys", "reuse", "stop"), [
+    ({"reuse_connections": True}, True, False),
+    ({"stop_remote": True}, False, True),
+    ({"reuse_connections": True, "stop_remote": True}, True, True),
+])
+def test_ssh_services_mark_where_the_host_and_the_command_line_are(keys, reuse, stop):
+    argv = render_template(remote_type(**keys), "web1", "echo", "a b")
+    assert isinstance(argv, RemoteArgv)
+    assert list(argv) == ["ssh", "-T", "-o", "BatchMode=yes", "web1", "echo a b"]
+    assert (argv.exec_type, argv.host_at, argv.line_at, argv.host) == ("rssh", 4, 5, "web1")
+    assert (argv.reuse, argv.stop) == (reuse, stop)
+    assert argv.key() == ("rssh", "ssh", "-T", "-o", "BatchMode=yes", "web1")
+
+
+def test_without_the_services_or_in_shapes_they_do_not_understand_the_argv_is_plain():
+    assert type(render_template(remote_type(), "h", "c", "")) is list
+    for template in (["{binary}", "{command}", "{command_line}"],                 # no host
+                     ["{binary}", "{hostname}", "{command}", "{arguments_split}"]):  # words, not one line
+        argv = render_template(remote_type(template, reuse_connections=True, stop_remote=True), "h", "c", "a")
+        assert type(argv) is list
+
+
+def test_without_a_command_line_the_remote_command_cannot_be_stopped():
+    argv = render_template(remote_type(["{binary}", "-N", "{hostname}", "{command}"], reuse_connections=True,
+                                       stop_remote=True), "h", "c", "")
+    assert (argv.host_at, argv.line_at, argv.reuse, argv.stop) == (2, -1, True, False)
+    first = RemoteArgv(["ssh", "{cmd}", "h"], exec_type="t", host_at=2, line_at=1, reuse=False, stop=True)
+    assert first.stop                                # a command line right after the program counts
+
+
+def test_stop_remote_refuses_a_template_that_takes_sshs_stdin_away():
+    with pytest.raises(ExecTypeError) as err:
+        render_template(remote_type(["{binary}", "-n", "{hostname}", "{command_line}"], stop_remote=True), "h", "c", "")
+    assert str(err.value) == ("exec type 'rssh': stop_remote needs ssh's standard input, but command_template "
+                              "passes -n: remove -n (the remote command still reads /dev/null)")
+
+
+@pytest.mark.parametrize(("options", "reuse"), [
+    (["-S", "/tmp/sock"], False),
+    (["-o", "ControlPath=/tmp/%C"], False),
+    (["-o", "control path /tmp/x"], False),
+    (["-s"], True),                                  # -s (subsystem) is not -S
+    (["-o", "ControlMaster=auto"], True),
+])
+def test_a_control_socket_chosen_by_the_template_turns_reuse_off(options, reuse):
+    template = ["{binary}", *options, "{hostname}", "{command_line}"]
+    assert render_template(remote_type(template, reuse_connections=True), "h", "c", "").reuse is reuse
