@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import pwd
 import threading
 import time
 from pathlib import Path
@@ -26,9 +28,10 @@ from tasker.runners.exectypes import (
     render_template,
     split_arguments,
 )
+from tasker.runners.output import Output
 from tasker.runners.process import ProcessRunner
-from tasker.runners.slurm import NodeTable, SlurmSteps, _usable, time_limit
-from tasker.runners.srun import step_argv
+from tasker.runners.slurm import NodeTable, SlurmSteps, _query, _usable, time_limit, uses_slurm
+from tasker.runners.srun import SlurmSettings, step_argv
 from tasker.runners.ssh import RemoteArgv
 
 NON_SHELL = ["local", "ssh", "pbrun", "p7s", "wwrs", "SSH"]
@@ -145,7 +148,8 @@ class Log:
     def debug(self, message: str) -> None:
         self.lines.append("DEBUG " + message)
 
-    info = debug
+    def info(self, message: str) -> None:
+        self.lines.append("INFO " + message)
 
     def warn(self, message: str) -> None:
         self.lines.append("WARN " + message)
@@ -587,3 +591,181 @@ def test_stop_remote_refuses_a_template_that_takes_sshs_stdin_away():
 def test_a_control_socket_chosen_by_the_template_turns_reuse_off(options, reuse):
     template = ["{binary}", *options, "{hostname}", "{command_line}"]
     assert render_template(remote_type(template, reuse_connections=True), "h", "c", "").reuse is reuse
+
+
+# ----------------------------------------------------------------- slurm: settings, names, messages, leftovers
+
+
+@pytest.mark.parametrize(("keys", "problem"), [
+    ({"slurm": "short"}, "exec type 'slurm': 'slurm' must be a mapping (partition, account, options)"),
+    ({"slurm": {"options": "--mem=1G"}}, "exec type 'slurm': slurm options must be a list of srun arguments"),
+])
+def test_a_broken_slurm_section_is_an_exec_type_error(keys, problem):
+    spec = ExecType("slurm", {"binary": "srun", "runner": "slurm", **keys})
+    with pytest.raises(ExecTypeError) as err:
+        step_argv(spec, "any", "true", [])
+    assert str(err.value) == problem
+    assert NodeTable().check(spec, "n1") == ("connection", problem)
+
+
+def test_slurm_settings_are_trimmed_and_the_other_tools_sit_next_to_srun():
+    spec = ExecType("slurm", {"runner": "slurm", "slurm": {"partition": " p1 ", "account": " ", "options": [5]}})
+    assert step_argv(spec, " n1 ", "true", []) == ["srun", "--quiet", "--nodes=1", "--ntasks=1", "--input=none",
+                                                   "--nodelist=n1", "--partition=p1", "5", "--", "true"]
+    assert SlurmSettings(spec).tool("scancel") == "scancel"
+    assert SlurmSettings(slurm_type("/opt/bin/srun")).tool("sinfo") == "/opt/bin/sinfo"
+
+
+def test_only_slurm_types_other_than_local_are_handled_by_the_step_runner():
+    types = exec_types(slurm_type())
+    types.config.types["local"] = slurm_type()
+    types.config.types["plain"] = ExecType("plain", {"binary": "x"})
+    steps = SlurmSteps(ProcessRunner(), types, run_id="r1")
+    assert [steps.handles(name) for name in ("slurm", "local", "plain", "unknown")] == [True, False, False, False]
+
+
+@pytest.mark.parametrize(("label", "task"), [("5.2", "5.2"), ("", "task"), ("a/b;c d", "abc"), ("x" * 50, "x" * 40)])
+def test_job_names_keep_only_safe_characters_of_the_label(label, task):
+    steps = SlurmSteps(ProcessRunner(), exec_types(slurm_type()), run_id="r1")
+    assert steps.job_name(label) == f"tasker-r1-{task}-1"
+
+
+def test_a_run_id_is_made_when_none_is_given_and_the_exit_code_setting_reaches_srun():
+    steps = SlurmSteps(ProcessRunner(env={}), exec_types(slurm_type()))
+    assert len(steps.run_id) == 8 and int(steps.run_id, 16) >= 0
+    assert steps.runner.env == {"SLURM_EXIT_ERROR": "255"}
+    as_bytes = SlurmSteps(ProcessRunner(env={b"PATH": b"/bin"}), exec_types(slurm_type()))
+    assert as_bytes.runner.env == {b"PATH": b"/bin", b"SLURM_EXIT_ERROR": b"255"}
+
+
+def test_a_missing_srun_fails_the_task_with_127(tmp_path):
+    steps = steps_for(tmp_path)                      # no srun in the directory
+    argv = step_argv(steps.exec_types.config.types["slurm"], "n1", "true", [])
+    result = steps.run("slurm", argv, 60.0, Cancel(), "1")
+    assert (result.exit_code, result.not_found) == (127, False)
+
+
+def test_srun_messages_of_a_stopped_step_or_beside_output_are_not_its_stderr(fake_slurm):
+    log = Log()
+    steps = steps_for(fake_slurm, log)
+    argv = step_argv(steps.exec_types.config.types["slurm"], "n1", "sh", ["-c", "echo out; exit 255"])
+    result = steps.run("slurm", argv, 60.0, Cancel(), "6")
+    assert (result.exit_code, result.stdout.text(), result.stderr.text()) == (255, "out\n", "")
+    assert "WARN Task 6: srun: error: node: task 0: Exited with exit code 255" in log.lines
+    assert "DEBUG Task 6: Slurm job tasker-cafe0001-6-1, time limit 1 min" in log.lines
+    result.stderr = Output("")
+    stopped = steps.settle(result, "srun: Job step aborted\n", "6", stopped=True)
+    assert stopped.stderr.text() == "" and log.lines[-1] == "DEBUG Task 6: srun: Job step aborted"
+    assert steps.settle(result, "  \n", "6", stopped=False) is result and len(log.lines) == 3
+
+
+def test_a_cancelled_step_is_cancelled_on_the_cluster_and_scancel_problems_are_logged(fake_slurm, tmp_path):
+    started = tmp_path / "started"
+    tool(fake_slurm, "srun", f"touch {started}\nwhile [ ! -f {tmp_path}/scancelled ]; do sleep 0.05; done\n")
+    log = Log()
+    steps = steps_for(fake_slurm, log)
+    cancel = Cancel()
+
+    def cancel_when_started() -> None:
+        deadline = time.monotonic() + 60
+        while not started.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        cancel.set(15)
+
+    threading.Thread(target=cancel_when_started, daemon=True).start()
+    argv = step_argv(steps.exec_types.config.types["slurm"], "n1", "true", [])
+    steps.run("slurm", argv, 120.0, cancel, "3")
+    calls = (tmp_path / "scancel.calls").read_text().splitlines()
+    user = f" --user={pwd.getpwuid(os.getuid()).pw_name}"
+    assert calls == [f"--quiet --name=tasker-cafe0001-3-1{user}"] * 2    # no SIGKILL: it did not time out
+    assert "DEBUG Task 3: cancelled Slurm job tasker-cafe0001-3-1" in log.lines
+    tool(fake_slurm, "scancel", "echo 'scancel: error: Invalid user' >&2; exit 1\n")
+    steps.cancel_job(SlurmSettings(steps.exec_types.config.types["slurm"]), "tasker-x", "3", signal="KILL")
+    assert log.lines[-1] == "WARN Task 3: scancel --name=tasker-x failed: " \
+                            f"{fake_slurm}/scancel exited 1: scancel: error: Invalid user"
+
+
+def test_leftover_jobs_are_listed_once_per_set_of_tools_and_named_in_job_order(fake_slurm, tmp_path):
+    tool(fake_slurm, "squeue", f"echo squeue >> {tmp_path}/squeue.calls\n"
+                               "printf '12_3|tasker-r9-1-1\\n9|tasker-r9-2-1\\n11|tasker-r9-3-1\\nnoise\\n"
+                               "7|tasker-r99-1-1\\n'\n")
+    log = Log()
+    types = exec_types(slurm_type(str(fake_slurm / "srun")))
+    types.config.types["other"] = slurm_type(str(fake_slurm / "srun"))
+    steps = SlurmSteps(ProcessRunner(), types, log, run_id="r10")
+    assert steps.cancel_leftovers("r9") == 3
+    assert (tmp_path / "squeue.calls").read_text() == "squeue\n"
+    assert log.lines == ["WARN Cancelled 3 Slurm job(s) still queued or running from the previous attempt "
+                         "(run r9): 9, 11, 12_3"]
+    tool(fake_slurm, "scancel", "echo 'scancel: error: gone' >&2; exit 1\n")
+    assert steps.cancel_leftovers("r9") == 3
+    assert log.lines[1] == f"WARN scancel of the previous attempt's jobs failed: {fake_slurm}/scancel exited 1: " \
+                           "scancel: error: gone"
+
+
+def test_no_leftovers_or_a_queue_that_cannot_be_listed_is_said_so(fake_slurm):
+    log = Log()
+    steps = steps_for(fake_slurm, log)
+    assert steps.cancel_leftovers("r9") == 0         # no squeue next to srun
+    assert log.lines == [f"WARN Cannot list the Slurm jobs of the previous attempt: {fake_slurm}/squeue is not "
+                         "installed (not on PATH)",
+                         "INFO No Slurm job of the previous attempt (run r9) is queued or running"]
+
+
+@pytest.mark.parametrize(("sinfo", "host", "partition", "answer"), [
+    ("n1|down*|batch\\nn2|drain|batch\\n", "any", "", ("connection", "no node is up (down*, drain)")),
+    ("n1|idle|batch\\n", "", "gpu", ("connection", "sinfo lists no node in partition 'gpu'")),
+    ("", "any", "", ("connection", "sinfo lists no node in the cluster")),
+    ("n1|idle|batch\\nn2|idle|gpu\\n", "ANY", "gpu", None),
+    ("n1|idle|batch\\nbroken line\\nn1|down|gpu\\n", "n1", "gpu", None),    # the first state of a node counts
+    ("n1|idle|batch|extra\\n", "n1", "", ("dns", "not a node of the Slurm cluster (sinfo does not list it)")),
+    ("n1|idle|b\\nn1|idle|a\\n", "n1", "c", ("connection", "node is not in partition 'c' (it is in a, b)")),
+])
+def test_node_checks_for_any_node_and_for_partitions(fake_slurm, sinfo, host, partition, answer):
+    tool(fake_slurm, "sinfo", f"printf '{sinfo}'\n")
+    spec = slurm_type(str(fake_slurm / "srun"), **({"partition": partition} if partition else {}))
+    assert NodeTable().check(spec, host) == answer
+
+
+def test_sinfo_is_asked_once_per_tool(fake_slurm, tmp_path):
+    tool(fake_slurm, "sinfo", f"echo asked >> {tmp_path}/sinfo.calls; printf 'n1|idle|b\\n'\n")
+    table = NodeTable()
+    spec = slurm_type(str(fake_slurm / "srun"))
+    assert [table.check(spec, host) for host in ("n1", "any", "n1")] == [None, None, None]
+    assert (tmp_path / "sinfo.calls").read_text() == "asked\n"
+
+
+def test_slurm_tool_problems_are_plain_sentences(fake_slurm, monkeypatch):
+    tool(fake_slurm, "quiet-fail", "exit 2\n")
+    tool(fake_slurm, "slow", "exec sleep 60\n")
+    (fake_slurm / "not-executable").write_text("")
+    assert _query(str(fake_slurm / "quiet-fail")) == ("", f"{fake_slurm}/quiet-fail exited 2")
+    assert _query(str(fake_slurm / "not-executable")) == ("", f"cannot start {fake_slurm}/not-executable: "
+                                                              "Permission denied")
+    monkeypatch.setattr("tasker.runners.slurm.TOOL_TIMEOUT", 0.5)
+    assert _query(str(fake_slurm / "slow")) == ("", f"{fake_slurm}/slow gave no answer within 0.5 s")
+    assert _query("echo", "a  b") == ("a  b\n", "")
+
+
+def test_slurm_types_in_a_workflow_are_found_before_it_runs():
+    types = exec_types(slurm_type())
+    types.config.types["plain"] = ExecType("plain", {"binary": "x"})
+    types.config.aliases["cluster"] = "slurm"
+
+    def workflow(exec_line: str):
+        wf, diags = compile_text(f"task=0\nhostname=n1\ncommand=true\n{exec_line}\n\ntask=1\nhostname=n1\n"
+                                 "command=true\nexec=local\n")
+        assert not diags.errors, diags.errors
+        return wf
+
+    assert uses_slurm(workflow("exec=slurm"), types)
+    assert uses_slurm(workflow("exec=Cluster"), types)
+    assert uses_slurm(workflow("exec=@0_STDOUT@"), types)                 # known only at run time
+    assert not uses_slurm(workflow("exec=plain"), types)
+    assert not uses_slurm(workflow("exec=local"), types)
+    only_plain = ExecTypes(environ={})
+    only_plain.use_config(ExecConfig("c.yaml", {"platforms": {"linux": {"plain": {"binary": "x"}}}}))
+    assert not uses_slurm(workflow("exec=@0_STDOUT@"), only_plain)
+    by_default = ExecTypes(environ={"TASK_EXECUTOR_TYPE": "slurm"})      # no exec=: the default type
+    by_default.use_config(types.config)
+    assert uses_slurm(workflow(""), by_default)
