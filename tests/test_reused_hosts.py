@@ -174,7 +174,9 @@ def test_a_reused_host_gets_one_master_and_every_task_to_it_multiplexes_over_it(
     assert stdin is None
     assert os.path.dirname(path) == conns.directory
     assert stat.S_IMODE(os.stat(conns.directory).st_mode) == 0o700
-    assert conns.prepare(remote(ssh, "web1", "-p", "22"))[0] == out      # the same master, not a new one
+    again = RemoteArgv([str(ssh), "-p", "22", "web1", "other"], exec_type="ssh", host_at=3, line_at=4, reuse=True,
+                       stop=False)
+    assert conns.prepare(again, Cancel())[0] == [*out[:-1], "other"]    # the same master for another command
     other, _ = conns.prepare(remote(ssh, "web1", "-p", "2222"))         # other options: another connection
     assert len(calls(tmp_path)) == 2 and other[2] != out[2] and other[2].startswith(f"ControlPath={conns.directory}/")
     # a host used once, or an argv that asks for no reuse, connects directly
@@ -188,6 +190,8 @@ def test_a_reused_host_gets_one_master_and_every_task_to_it_multiplexes_over_it(
     assert all(gone(pid) for pid in pids)
     assert conns.closed and not os.path.exists(directory) and conns.directory is None
     assert conns.prepare(remote(ssh, "web1", "-p", "22"))[0] == list(remote(ssh, "web1", "-p", "22"))
+    conns.close()                                    # a second close finds nothing left to do
+    assert all(m.pid is None for m in conns.masters.values())
 
 
 def test_the_reused_hosts_are_asked_for_once_on_first_need(tmp_path, connections):
@@ -202,14 +206,14 @@ def test_the_reused_hosts_are_asked_for_once_on_first_need(tmp_path, connections
 
 
 @pytest.mark.parametrize(("body", "cancelled"), [("exit 255", False),
-                                               ("echo $$ >> {pids}; exec sleep 300", True)])
+                                               ("echo $$ >> {pids}; sleep 5; touch \"$path\"; exec sleep 300", True)])
 def test_a_master_that_fails_or_is_cancelled_is_not_retried_and_its_host_connects_directly(tmp_path, connections,
                                                                                           body, cancelled):
     ssh = fake_ssh(tmp_path, body)
     conns = connections({"web1"})
     cancel = Cancel()
     if cancelled:
-        cancel.set(signal.SIGINT)     # the run is being stopped while the master has not authenticated
+        cancel.set(signal.SIGINT)     # the run is being stopped while the master has not authenticated yet
     try:
         for _ in range(2):
             assert conns.prepare(remote(ssh, "web1"), cancel)[0] == list(remote(ssh, "web1"))
@@ -243,21 +247,29 @@ def test_a_stopped_remote_command_gets_the_wrapper_and_the_held_open_pipe(tmp_pa
 def test_the_socket_directory_is_private_and_short_enough_for_a_socket_path(tmp_path, connections):
     short = tempfile.mkdtemp(dir="/tmp")
     try:
-        for base, parent in ((short, short), (str(tmp_path / ("x" * 41)), "/tmp")):
+        at_limit = short + "/" + "x" * (39 - len(short))        # 40 characters: still short enough
+        os.mkdir(at_limit)
+        for base, parent in ((short, short), (at_limit, at_limit), (at_limit + "y", "/tmp"),
+                             (str(tmp_path / ("x" * 41)), "/tmp")):
             conns = connections({"web1"}, base=base)
             conns.prepare(remote(fake_ssh(tmp_path), "web1"))
             assert os.path.dirname(conns.directory) == parent
             assert os.path.basename(conns.directory).startswith(f"tasker_ssh_{os.getpid()}_")
             conns.close()
     finally:
+        os.rmdir(at_limit)
         os.rmdir(short)
 
 
 def test_the_wrapper_runs_the_command_on_an_empty_stdin_and_passes_its_exit_code_on():
     proc = subprocess.Popen(["sh", "-c", wrap("cat; echo done; exit 3")], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, start_new_session=True)
-    out, _ = proc.communicate(timeout=120)
-    assert (proc.returncode, out) == (3, b"done\n")
+    try:
+        out = proc.stdout.read()          # stdin stays open, as tasker holds it: nothing stops the command
+        assert (proc.wait(timeout=120), out) == (3, b"done\n")
+    finally:
+        proc.stdin.close()
+        proc.stdout.close()
 
 
 def test_the_wrapper_stops_the_command_when_its_stdin_closes():
@@ -270,9 +282,35 @@ def test_the_wrapper_stops_the_command_when_its_stdin_closes():
         assert proc.stdout.read() == b""
     finally:
         _signal_group(proc.pid, signal.SIGKILL)
+        proc.stdout.close()
 
 
 def test_a_process_that_leads_no_group_is_still_signalled():
     proc = subprocess.Popen(["sleep", "300"])      # in the test's own process group
     _signal_group(proc.pid, signal.SIGKILL)
     assert proc.wait(timeout=120) == -signal.SIGKILL
+
+
+def test_a_master_runs_detached_on_dev_null_and_any_host_name_gets_a_socket(tmp_path, connections):
+    ssh = fake_ssh(tmp_path)
+    conns = connections({"h\udcff"})                # an undecodable byte from the environment
+    out, _ = conns.prepare(remote(ssh, "h\udcff"))
+    assert out[2].startswith("ControlPath=")
+    [pid] = [int(p) for p in (tmp_path / "ssh.pids").read_text().split()]
+    assert os.getsid(pid) == pid                     # a session of its own: signalled as a group
+    assert [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in (0, 1, 2)] == [os.devnull] * 3
+
+
+def test_a_master_that_ignores_sigterm_is_killed_at_the_end(tmp_path, connections):
+    ssh = fake_ssh(tmp_path, "trap '' TERM; echo $$ >> {pids}; touch \"$path\"; while :; do sleep 1; done")
+    conns = connections({"web1"})
+    assert conns.prepare(remote(ssh, "web1"))[0][2].startswith("ControlPath=")
+    [pid] = [int(p) for p in (tmp_path / "ssh.pids").read_text().split()]
+    conns.close()
+    assert gone(pid)
+
+
+def test_signalling_a_process_that_is_gone_is_not_an_error():
+    proc = subprocess.Popen(["true"])
+    proc.wait(timeout=120)
+    _signal_group(proc.pid, signal.SIGKILL)
