@@ -29,7 +29,7 @@ from tasker.runners.exectypes import (
     split_arguments,
 )
 from tasker.runners.output import Output
-from tasker.runners.process import ProcessRunner
+from tasker.runners.process import ProcessRunner, Session
 from tasker.runners.slurm import NodeTable, SlurmSteps, _query, _usable, time_limit, uses_slurm
 from tasker.runners.srun import SlurmSettings, step_argv
 from tasker.runners.ssh import RemoteArgv
@@ -301,7 +301,8 @@ def test_when_srun_itself_fails_its_message_is_the_tasks_stderr(fake_slurm):
 
 
 def test_a_timeout_sends_sigkill_through_scancel_then_cancels_the_job(fake_slurm, tmp_path):
-    steps = steps_for(fake_slurm)
+    log = Log()
+    steps = steps_for(fake_slurm, log)
     argv = step_argv(steps.exec_types.config.types["slurm"], "n1", "wait-for-scancel", [])
     result = steps.run("slurm", argv, 0.5, Cancel(), "2")
     assert result.timed_out and result.exit_code == 124
@@ -310,6 +311,9 @@ def test_a_timeout_sends_sigkill_through_scancel_then_cancels_the_job(fake_slurm
     assert [c.split(" --user=")[0] for c in calls] == ["--quiet --signal=KILL --name=tasker-cafe0001-2-1",
                                                         "--quiet --name=tasker-cafe0001-2-1",
                                                         "--quiet --name=tasker-cafe0001-2-1"]
+    assert "DEBUG Task 2: sent SIGKILL to Slurm job tasker-cafe0001-2-1" in log.lines
+    # srun gets the grace to see its step end and say so, rather than being killed with scancel
+    assert "DEBUG Task 2: srun: error: node: task 0: Killed" in log.lines
 
 
 def test_leftovers_of_an_earlier_attempt_are_cancelled_by_name_prefix(fake_slurm, tmp_path):
@@ -624,7 +628,8 @@ def test_only_slurm_types_other_than_local_are_handled_by_the_step_runner():
     assert [steps.handles(name) for name in ("slurm", "local", "plain", "unknown")] == [True, False, False, False]
 
 
-@pytest.mark.parametrize(("label", "task"), [("5.2", "5.2"), ("", "task"), ("a/b;c d", "abc"), ("x" * 50, "x" * 40)])
+@pytest.mark.parametrize(("label", "task"), [("5.2", "5.2"), ("", "task"), ("a/b;c d", "abc"), ("x" * 50, "x" * 40),
+                                          ("5 [node a]", "5")])
 def test_job_names_keep_only_safe_characters_of_the_label(label, task):
     steps = SlurmSteps(ProcessRunner(), exec_types(slurm_type()), run_id="r1")
     assert steps.job_name(label) == f"tasker-r1-{task}-1"
@@ -634,7 +639,9 @@ def test_a_run_id_is_made_when_none_is_given_and_the_exit_code_setting_reaches_s
     steps = SlurmSteps(ProcessRunner(env={}), exec_types(slurm_type()))
     assert len(steps.run_id) == 8 and int(steps.run_id, 16) >= 0
     assert steps.runner.env == {"SLURM_EXIT_ERROR": "255"}
-    as_bytes = SlurmSteps(ProcessRunner(env={b"PATH": b"/bin"}), exec_types(slurm_type()))
+    session = Session()
+    as_bytes = SlurmSteps(ProcessRunner(session, env={b"PATH": b"/bin"}), exec_types(slurm_type()))
+    assert as_bytes.runner.session is session        # large outputs spill where the run cleans up
     assert as_bytes.runner.env == {b"PATH": b"/bin", b"SLURM_EXIT_ERROR": b"255"}
 
 
@@ -643,6 +650,13 @@ def test_a_missing_srun_fails_the_task_with_127(tmp_path):
     argv = step_argv(steps.exec_types.config.types["slurm"], "n1", "true", [])
     result = steps.run("slurm", argv, 60.0, Cancel(), "1")
     assert (result.exit_code, result.not_found) == (127, False)
+
+
+def test_undecodable_srun_messages_are_read_with_replacement_characters(fake_slurm):
+    tool(fake_slurm, "srun", "printf 'srun: error: bad \\377 name\\n' >&2; exit 255\n")
+    steps = steps_for(fake_slurm)
+    argv = step_argv(steps.exec_types.config.types["slurm"], "any", "true", [])
+    assert steps.run("slurm", argv, 60.0, Cancel(), "0").stderr.text() == "srun: error: bad \ufffd name\n"
 
 
 def test_srun_messages_of_a_stopped_step_or_beside_output_are_not_its_stderr(fake_slurm):
@@ -661,7 +675,8 @@ def test_srun_messages_of_a_stopped_step_or_beside_output_are_not_its_stderr(fak
 
 def test_a_cancelled_step_is_cancelled_on_the_cluster_and_scancel_problems_are_logged(fake_slurm, tmp_path):
     started = tmp_path / "started"
-    tool(fake_slurm, "srun", f"touch {started}\nwhile [ ! -f {tmp_path}/scancelled ]; do sleep 0.05; done\n")
+    tool(fake_slurm, "srun", f"touch {started}\nwhile [ ! -f {tmp_path}/scancelled ]; do sleep 0.05; done\n"
+                             "echo 'srun: Job step aborted' >&2; exit 255\n")
     log = Log()
     steps = steps_for(fake_slurm, log)
     cancel = Cancel()
@@ -674,11 +689,13 @@ def test_a_cancelled_step_is_cancelled_on_the_cluster_and_scancel_problems_are_l
 
     threading.Thread(target=cancel_when_started, daemon=True).start()
     argv = step_argv(steps.exec_types.config.types["slurm"], "n1", "true", [])
-    steps.run("slurm", argv, 120.0, cancel, "3")
+    result = steps.run("slurm", argv, 120.0, cancel, "3")
+    assert (result.exit_code, result.stderr.text()) == (255, "")    # srun's words about a stop: only logged
+    assert "DEBUG Task 3: srun: Job step aborted" in log.lines
     calls = (tmp_path / "scancel.calls").read_text().splitlines()
     user = f" --user={pwd.getpwuid(os.getuid()).pw_name}"
     assert calls == [f"--quiet --name=tasker-cafe0001-3-1{user}"] * 2    # no SIGKILL: it did not time out
-    assert "DEBUG Task 3: cancelled Slurm job tasker-cafe0001-3-1" in log.lines
+    assert log.lines.count("DEBUG Task 3: cancelled Slurm job tasker-cafe0001-3-1") == 2
     tool(fake_slurm, "scancel", "echo 'scancel: error: Invalid user' >&2; exit 1\n")
     steps.cancel_job(SlurmSettings(steps.exec_types.config.types["slurm"]), "tasker-x", "3", signal="KILL")
     assert log.lines[-1] == "WARN Task 3: scancel --name=tasker-x failed: " \
@@ -686,21 +703,35 @@ def test_a_cancelled_step_is_cancelled_on_the_cluster_and_scancel_problems_are_l
 
 
 def test_leftover_jobs_are_listed_once_per_set_of_tools_and_named_in_job_order(fake_slurm, tmp_path):
-    tool(fake_slurm, "squeue", f"echo squeue >> {tmp_path}/squeue.calls\n"
+    tool(fake_slurm, "squeue", f"echo \"$*\" >> {tmp_path}/squeue.calls\n"
                                "printf '12_3|tasker-r9-1-1\\n9|tasker-r9-2-1\\n11|tasker-r9-3-1\\nnoise\\n"
-                               "7|tasker-r99-1-1\\n'\n")
+                               "7|tasker-r99-1-1\\n1|tasker-r9-4-1\\n16+1|tasker-r9-5-1\\n14|mine|tasker-r9-6-1\\n"
+                               "15|tasker-r9-7-1|x\\n'\n")
     log = Log()
     types = exec_types(slurm_type(str(fake_slurm / "srun")))
     types.config.types["other"] = slurm_type(str(fake_slurm / "srun"))
     steps = SlurmSteps(ProcessRunner(), types, log, run_id="r10")
-    assert steps.cancel_leftovers("r9") == 3
-    assert (tmp_path / "squeue.calls").read_text() == "squeue\n"
-    assert log.lines == ["WARN Cancelled 3 Slurm job(s) still queued or running from the previous attempt "
-                         "(run r9): 9, 11, 12_3"]
+    assert steps.cancel_leftovers("r9") == 6
+    user = f"--user={pwd.getpwuid(os.getuid()).pw_name}"
+    assert (tmp_path / "squeue.calls").read_text() == f"--noheader --format=%i|%j {user}\n"
+    assert (tmp_path / "scancel.calls").read_text() == "--quiet 12_3 9 11 1 16+1 15\n"
+    assert log.lines == ["WARN Cancelled 6 Slurm job(s) still queued or running from the previous attempt "
+                         "(run r9): 16+1, 1, 9, 11, 12_3, 15"]
     tool(fake_slurm, "scancel", "echo 'scancel: error: gone' >&2; exit 1\n")
-    assert steps.cancel_leftovers("r9") == 3
+    assert steps.cancel_leftovers("r9") == 6
     assert log.lines[1] == f"WARN scancel of the previous attempt's jobs failed: {fake_slurm}/scancel exited 1: " \
                            "scancel: error: gone"
+
+
+def test_a_queue_that_cannot_be_listed_does_not_stop_the_next_one(fake_slurm, tmp_path):
+    tool(fake_slurm, "squeue", "printf '8|tasker-r9-1-1\\n'\n")
+    types = ExecTypes(environ={})
+    types.use_config(ExecConfig())
+    types.config.types["broken"] = slurm_type(str(tmp_path / "nowhere" / "srun"))
+    types.config.types["slurm"] = slurm_type(str(fake_slurm / "srun"))
+    log = Log()
+    assert SlurmSteps(ProcessRunner(), types, log, run_id="r10").cancel_leftovers("r9") == 1
+    assert log.lines[0].startswith("WARN Cannot list the Slurm jobs of the previous attempt: ")
 
 
 def test_no_leftovers_or_a_queue_that_cannot_be_listed_is_said_so(fake_slurm):
@@ -728,11 +759,11 @@ def test_node_checks_for_any_node_and_for_partitions(fake_slurm, sinfo, host, pa
 
 
 def test_sinfo_is_asked_once_per_tool(fake_slurm, tmp_path):
-    tool(fake_slurm, "sinfo", f"echo asked >> {tmp_path}/sinfo.calls; printf 'n1|idle|b\\n'\n")
+    tool(fake_slurm, "sinfo", f"echo \"$*\" >> {tmp_path}/sinfo.calls; printf 'n1|idle|b\\n'\n")
     table = NodeTable()
     spec = slurm_type(str(fake_slurm / "srun"))
     assert [table.check(spec, host) for host in ("n1", "any", "n1")] == [None, None, None]
-    assert (tmp_path / "sinfo.calls").read_text() == "asked\n"
+    assert (tmp_path / "sinfo.calls").read_text() == "--noheader --Node --format=%N|%t|%R\n"
 
 
 def test_slurm_tool_problems_are_plain_sentences(fake_slurm, monkeypatch):
@@ -745,6 +776,14 @@ def test_slurm_tool_problems_are_plain_sentences(fake_slurm, monkeypatch):
     monkeypatch.setattr("tasker.runners.slurm.TOOL_TIMEOUT", 0.5)
     assert _query(str(fake_slurm / "slow")) == ("", f"{fake_slurm}/slow gave no answer within 0.5 s")
     assert _query("echo", "a  b") == ("a  b\n", "")
+    tool(fake_slurm, "odd", "printf 'n\\377\\n'; printf 'bad \\377\\n' >&2; exit 1\n")
+    assert _query(str(fake_slurm / "odd")) == ("", f"{fake_slurm}/odd exited 1: bad \ufffd")
+    tool(fake_slurm, "odd-ok", "printf 'n\\377\\n'\n")
+    assert _query(str(fake_slurm / "odd-ok")) == ("n\ufffd\n", "")
+    # a session of its own: a Ctrl-C meant for tasker does not reach it half-way
+    tool(fake_slurm, "session", 'read -r _ _ _ _ _ sid _ < /proc/$$/stat; echo "$sid $$"\n')
+    sid, pid = _query(str(fake_slurm / "session"))[0].split()
+    assert sid == pid
 
 
 def test_slurm_types_in_a_workflow_are_found_before_it_runs():
@@ -758,6 +797,11 @@ def test_slurm_types_in_a_workflow_are_found_before_it_runs():
         assert not diags.errors, diags.errors
         return wf
 
+    decision = compile_text("task=0\ntype=decision\nsuccess=1==1\non_success=1\non_failure=1\n\n"
+                            "task=1\nhostname=n1\ncommand=true\nexec=slurm\n")[0]
+    assert uses_slurm(decision, types)               # a task without a command is passed over
+    types.config.types["local"] = slurm_type()      # exec=local is the built-in type whatever the file says
+    assert not uses_slurm(workflow("exec=local"), types)
     assert uses_slurm(workflow("exec=slurm"), types)
     assert uses_slurm(workflow("exec=Cluster"), types)
     assert uses_slurm(workflow("exec=@0_STDOUT@"), types)                 # known only at run time
