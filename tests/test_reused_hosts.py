@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import stat
@@ -240,13 +241,15 @@ def test_a_stopped_remote_command_gets_the_wrapper_and_the_held_open_pipe(tmp_pa
     out, stdin = conns.prepare(remote(ssh, "web1", reuse=False, stop=True))
     assert out == [str(ssh), "web1", wrap("echo 'a b'")]
     assert isinstance(stdin, int) and conns.prepare(remote(ssh, "db1", stop=True))[1] == stdin
+    assert fcntl.fcntl(stdin, fcntl.F_GETFL) & os.O_ACCMODE == os.O_RDONLY     # the end the watcher reads
     conns.close()
     with pytest.raises(OSError):
         os.fstat(stdin)
 
 
-def test_the_socket_directory_is_private_and_short_enough_for_a_socket_path(tmp_path, connections):
+def test_the_socket_directory_is_private_and_short_enough_for_a_socket_path(tmp_path, connections, monkeypatch):
     short = tempfile.mkdtemp(dir="/tmp")
+    monkeypatch.setattr(tempfile, "tempdir", short)   # a too long base gives way to /tmp itself, not to $TMPDIR
     try:
         at_limit = short + "/" + "x" * (39 - len(short))        # 40 characters: still short enough
         os.mkdir(at_limit)
@@ -295,7 +298,15 @@ def test_a_process_that_leads_no_group_is_still_signalled():
 def test_a_master_runs_detached_on_dev_null_and_any_host_name_gets_a_socket(tmp_path, connections):
     ssh = fake_ssh(tmp_path)
     conns = connections({"h\udcff"})                # an undecodable byte from the environment
-    out, _ = conns.prepare(remote(ssh, "h\udcff"))
+    saved = os.dup(0)
+    read_end, write_end = os.pipe()
+    os.dup2(read_end, 0)                             # tasker's own stdin must not reach the master
+    try:
+        out, _ = conns.prepare(remote(ssh, "h\udcff"))
+    finally:
+        os.dup2(saved, 0)
+        for fd in (saved, read_end, write_end):
+            os.close(fd)
     assert out[2].startswith("ControlPath=")
     [pid] = [int(p) for p in (tmp_path / "ssh.pids").read_text().split()]
     assert os.getsid(pid) == pid                     # a session of its own: signalled as a group
@@ -315,3 +326,12 @@ def test_signalling_a_process_that_is_gone_is_not_an_error():
     proc = subprocess.Popen(["true"])
     proc.wait(timeout=120)
     _signal_group(proc.pid, signal.SIGKILL)
+
+
+def test_a_master_that_never_authenticates_is_given_up_after_the_wait(tmp_path, connections, monkeypatch):
+    monkeypatch.setattr("tasker.runners.ssh.MASTER_WAIT", 0.3)
+    ssh = fake_ssh(tmp_path, "echo $$ >> {pids}; exec sleep 300")
+    conns = connections({"web1"})
+    assert conns.prepare(remote(ssh, "web1"))[0] == list(remote(ssh, "web1"))
+    [pid] = [int(p) for p in (tmp_path / "ssh.pids").read_text().split()]
+    assert gone(pid)
