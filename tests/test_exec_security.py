@@ -784,6 +784,19 @@ def test_slurm_tool_problems_are_plain_sentences(fake_slurm, monkeypatch):
     tool(fake_slurm, "session", 'read -r _ _ _ _ _ sid _ < /proc/$$/stat; echo "$sid $$"\n')
     sid, pid = _query(str(fake_slurm / "session"))[0].split()
     assert sid == pid
+    # and tasker's own stdin never reaches it
+    tool(fake_slurm, "reader", "cat\n")
+    saved = os.dup(0)
+    read_end, write_end = os.pipe()
+    os.write(write_end, b"tasker's input\n")
+    os.close(write_end)
+    os.dup2(read_end, 0)
+    try:
+        assert _query(str(fake_slurm / "reader")) == ("", "")
+    finally:
+        os.dup2(saved, 0)
+        os.close(saved)
+        os.close(read_end)
 
 
 def test_slurm_types_in_a_workflow_are_found_before_it_runs():
