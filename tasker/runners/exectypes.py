@@ -39,7 +39,6 @@ class ExecType:
         self.template = [str(part) for part in template]
         self.timeout = spec.get("timeout")
         self.validation_test = spec.get("validation_test")
-        self.description = str(spec.get("description") or "")
         self.runner = str(spec.get("runner") or "").strip().lower()   # "slurm": tasker/runners/slurm.py
         self.slurm = spec.get("slurm")
         # OpenSSH clients only (tasker.runners.ssh): a master connection per host used more

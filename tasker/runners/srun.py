@@ -36,8 +36,7 @@ class SlurmSettings:
 
     def tool(self, name: str) -> str:
         """``scancel``/``squeue``/``sinfo``: next to the configured srun when it is a path."""
-        folder = os.path.dirname(self.srun)
-        return os.path.join(folder, name) if folder else name
+        return os.path.join(os.path.dirname(self.srun), name)    # a bare srun gives a bare name
 
 
 def step_argv(spec, hostname: str, command: str, words: list[str]) -> list[str]:
