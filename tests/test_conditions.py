@@ -510,3 +510,14 @@ def test_blanks_around_a_comparison_operator_are_not_part_of_either_side():
 ])
 def test_show_quotes_an_operand_only_where_the_plain_text_would_read_differently(text, shown):
     assert show(parse_condition(text)) == shown
+
+
+def test_nested_parentheses_inside_a_value_stay_in_the_value():
+    tree = parse_condition("stdout=f((x))&exit_0")
+    assert tree == AllOf((Compare("stdout", "=", Template(("f((x))",))), ExitCode(0)))
+
+
+def test_only_quote_characters_open_a_quoted_value():
+    with pytest.raises(ConditionError) as info:
+        parse_condition("stdout=Xa|bX")
+    assert info.value.message == "unknown condition `bX`"
