@@ -7,6 +7,7 @@ import pytest
 from tasker.runners.output import Output
 from tasker.syntax.ast import AllOf, AnyOf, Compare, ExitCode, Invalid, Multi, StreamTest, TaskRef, Template
 from tasker.syntax.condition import ConditionError, parse_condition, show
+from tasker.syntax.condlex import EXPECTED_FORMS
 from tasker.vm.evaluate import PRE, Context, evaluate, reads_results
 from tasker.vm.store import Record, ResultStore
 
@@ -440,3 +441,83 @@ def test_reads_results(text, own, reads):
 
 def test_an_invalid_condition_reads_no_result():
     assert reads_results(Invalid("exit_", "bad"), True) is False
+
+
+# ----------------------------------------------------------------- diagnostics and printing, in detail
+
+
+LEFT = "for example @3_stdout@=ready or stdout=ready"
+
+
+@pytest.mark.parametrize("text,message,offset,length,help", [
+    ("exit_0|&exit_1", "`&` needs a condition before it", 7, 1, None),
+    ("(exit_0|&exit_1)", "`&` needs a condition before it", 8, 1, None),
+    ("=x", "`=` needs something to compare on its left", 0, 1, LEFT),
+    ("exit_0& >=5", "`>=` needs something to compare on its left", 8, 2, LEFT),
+])
+def test_more_errors_point_at_the_offending_character(text, message, offset, length, help):
+    with pytest.raises(ConditionError) as info:
+        parse_condition(text)
+    got = info.value
+    assert (got.message, got.offset, got.length, got.help) == (message, offset, length, help)
+    assert str(got) == message   # the exception reads as its message wherever it is printed
+
+
+WORDS = "words are not operators: write `&` for and, `|` for or"
+COMMA = "`,` does not combine conditions: write `|` for or, `&` for and"
+GLOBAL = "a global variable that is not defined stays as text; define it before the first task"
+FIELDS = "task results are @N_stdout@, @N_stderr@, @N_exit@, @N_success@ (and the others of the manual)"
+
+
+@pytest.mark.parametrize("text,offset,atom,help", [
+    ("always", 0, "always", "`always` is a value of next=, not a condition"),
+    ("NEVER", 0, "NEVER", "`never` is a value of next=, not a condition"),
+    ("exit_0&Loop", 7, "Loop", "`loop` is a value of next=, not a condition"),
+    ("ready and done", 0, "ready and done", WORDS),
+    ("x OR y", 0, "x OR y", WORDS),
+    ("a,b", 0, "a,b", COMMA),
+    ("@Host@", 0, "@Host@", GLOBAL),
+    ("(@host@)", 1, "@host@", GLOBAL),
+    ("@3_bogus@", 0, "@3_bogus@", FIELDS),
+    ("x@host@", 0, "x@host@", EXPECTED_FORMS),
+    ("foo", 0, "foo", EXPECTED_FORMS),
+])
+def test_an_unknown_condition_gets_the_hint_that_fits_it(text, offset, atom, help):
+    with pytest.raises(ConditionError) as info:
+        parse_condition(text)
+    got = info.value
+    assert (got.message, got.offset, got.length, got.help) == (f"unknown condition `{atom}`", offset, len(atom), help)
+
+
+def test_blanks_around_a_comparison_operator_are_not_part_of_either_side():
+    assert parse_condition("ready = ready") == Compare(Template(("ready",)), "=", Template(("ready",)))
+
+
+@pytest.mark.parametrize("text,shown", [
+    ("stdout=Hello world", "stdout=Hello world"),            # a blank needs no quotes
+    ("exit=", 'exit=""'),                                    # an empty operand is shown as ""
+    ("@1_stdout@=", '@1_stdout@=""'),
+    ("@1_x@ = \"a|b\"", '@1_x@="a|b"'),
+    ('stdout~"a|b"', 'stdout~"a|b"'),                        # structure characters need quotes
+    ('not_contains:"a&b"', 'not_contains:"a&b"'),
+    ('stdout~"x, exit_0"', 'stdout~"x, exit_0"'),            # so does a comma that reads as a new atom
+    ('stdout~"it\'s &"', 'stdout~"it\'s &"'),
+    ('stdout~\'say "a|b"\'', 'stdout~"say \\"a|b\\""'),      # quotes inside are escaped
+    ('stderr!~"(a"', "stderr!~(a"),                          # quotes only where they are needed
+    ('@1_x@!="q"', "@1_x@!=q"),
+    ("x! =1", "x! =1"),                                      # a blank keeps `x!` apart from `=`
+    ("stdout~' (=\\", "stdout~ (=\\"),                       # no form reads back the same: the plain one
+])
+def test_show_quotes_an_operand_only_where_the_plain_text_would_read_differently(text, shown):
+    assert show(parse_condition(text)) == shown
+
+
+def test_nested_parentheses_inside_a_value_stay_in_the_value():
+    tree = parse_condition("stdout=f((x))&exit_0")
+    assert tree == AllOf((Compare("stdout", "=", Template(("f((x))",))), ExitCode(0)))
+
+
+def test_only_quote_characters_open_a_quoted_value():
+    with pytest.raises(ConditionError) as info:
+        parse_condition("stdout=Xa|bX")
+    assert info.value.message == "unknown condition `bX`"

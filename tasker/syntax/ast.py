@@ -134,9 +134,6 @@ class Template:
         """The text, with placeholders written as in the source."""
         return "".join(p if type(p) is str else p.written for p in self.parts)
 
-    def refs(self) -> list[TaskRef]:
-        return [p for p in self.parts if type(p) is not str]
-
 
 EMPTY_TEMPLATE = Template(())
 

@@ -181,8 +181,8 @@ def _syntax_error(text: str, tokens: list, exc: lalr.UnexpectedToken) -> Conditi
     kind = tok[0]
     off = tok[2] if len(tok) > 2 else len(text)
     if kind == lalr.END:
-        last = tokens[-1] if tokens else None
-        if last and last[0] in ("_AND", "_OR"):
+        last = tokens[-1]   # never empty: blank text was refused before tokenizing
+        if last[0] in ("_AND", "_OR"):
             return ConditionError(f"condition ends with `{last[1]}`", last[2], 1,
                                   help="add the condition that should follow it, or remove the operator")
         if "_RPAR" in exc.expected:

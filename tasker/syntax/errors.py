@@ -6,7 +6,7 @@ from __future__ import annotations
 class ConditionError(Exception):
     """A condition that does not parse: what is wrong, where, and what to write instead."""
 
-    def __init__(self, message: str, offset: int = 0, length: int = 1, help: str | None = None) -> None:
+    def __init__(self, message: str, offset: int, length: int, help: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.offset = offset
