@@ -537,6 +537,35 @@ def test_split_of_a_spilled_output_gives_the_same_field_as_in_memory(tmp_path):
         assert (got.text() if got.text() != text else None) == want, (delimiter, index)
 
 
+def test_a_large_field_of_a_spilled_output_goes_to_a_private_file_beside_it(tmp_path):
+    import os
+
+    from tasker.runners.output import SPILL_THRESHOLD
+
+    head = "\u00e9" * 10 + "a" * (3 * SPILL_THRESHOLD)       # over several read chunks; 2-byte characters
+    out = spilled(tmp_path, head + ",tail")
+    field = _split(out, "comma", 0)
+    assert field.spilled and field.path.startswith(out.path + ".field")
+    assert os.stat(field.path).st_mode & 0o777 == 0o600
+    assert field.size == len(head.encode()) == os.path.getsize(field.path)
+    assert field.text() == head
+
+
+def test_a_field_up_to_the_spill_threshold_stays_in_memory(tmp_path):
+    from tasker.runners.output import SPILL_THRESHOLD
+
+    at = _split(spilled(tmp_path, "a" * SPILL_THRESHOLD + ",b"), "comma", 0)
+    assert not at.spilled and at.text() == "a" * SPILL_THRESHOLD
+    over = _split(spilled(tmp_path, "a" * (SPILL_THRESHOLD + 1) + ",b"), "comma", 0)
+    assert over.spilled and over.text() == "a" * (SPILL_THRESHOLD + 1)
+
+
+def test_a_split_of_a_spilled_output_past_its_last_field_leaves_no_file(tmp_path):
+    out = spilled(tmp_path, "x" * (3 * 1024 * 1024) + ",y")
+    assert _split(out, "comma", 5) is out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spill0"]
+
+
 def test_split_of_a_large_spilled_output_streams(tmp_path):
     import tracemalloc
 
