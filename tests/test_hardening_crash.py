@@ -529,7 +529,8 @@ def test_split_of_a_spilled_output_gives_the_same_field_as_in_memory(tmp_path):
     text = ("a" * (mib - 3) + "   b,c;" + "x" * (mib + 5) + " \t d" + "y" * 700_000 + ",last\n")
     cases = [("space", i) for i in range(5)] + [("whitespace", i) for i in range(5)] + \
             [("comma", 0), ("comma", 1), ("comma", 2), ("comma", 9), ("semicolon", 1), ("newline", 0),
-             ("(,)", 1), ("(,)", 2), ("(,)", 3), ("b(,)?c", 1), ("zzz", 0), ("zzz", 1), ("d", 1)]
+             ("(,)", 1), ("(,)", 2), ("(,)", 3), ("b(,)?c", 1), ("zzz", 0), ("zzz", 1), ("d", 1),
+             ("c(Q)?;", 1), ("c(Q)?;", 2)]
     for delimiter, index in cases:
         expected = _split(Output(text), delimiter, index)
         got = _split(spilled(tmp_path, text), delimiter, index)
@@ -549,6 +550,27 @@ def test_a_large_field_of_a_spilled_output_goes_to_a_private_file_beside_it(tmp_
     assert os.stat(field.path).st_mode & 0o777 == 0o600
     assert field.size == len(head.encode()) == os.path.getsize(field.path)
     assert field.text() == head
+
+
+def test_a_run_of_blanks_across_a_read_boundary_is_one_delimiter(tmp_path):
+    mib = 1024 * 1024
+    out = spilled(tmp_path, "a" * (mib - 2) + "    b \t\n c")     # the blanks straddle the first 1 MiB read
+    assert _split(out, "whitespace", 1).text() == "b"
+    assert _split(out, "whitespace", 2).text() == "c"
+
+
+def test_a_field_file_name_already_taken_is_skipped(tmp_path, monkeypatch):
+    import os
+
+    from tasker.runners.output import SPILL_THRESHOLD
+
+    out = spilled(tmp_path, "a" * (SPILL_THRESHOLD + 1) + ",b")
+    (tmp_path / "spill0.field000000").write_text("someone else's")
+    draws = iter([b"\0\0\0", b"\1\1\1"])
+    monkeypatch.setattr(os, "urandom", lambda n: next(draws))
+    field = _split(out, "comma", 0)
+    assert field.path == str(tmp_path / "spill0.field010101")
+    assert (tmp_path / "spill0.field000000").read_text() == "someone else's"
 
 
 def test_a_field_up_to_the_spill_threshold_stays_in_memory(tmp_path):
