@@ -23,12 +23,17 @@ if os.environ.get("MUTANT_UNDER_TEST") == "stats":
 
 @pytest.fixture(autouse=True)
 def _fresh_parse_caches():
-    """Every test parses its conditions afresh: a tree cached by an earlier test would hide the
-    parser from this one (and from mutation testing, which sees which tests reach which code)."""
+    """Every test parses its conditions and templates, and checks its hosts and commands, afresh:
+    a result cached by an earlier test would hide that code from this one (and from mutation
+    testing, which runs each mutant in a process forked after the caches were filled)."""
+    from tasker.check import security, variables
     from tasker.syntax import condition
 
     condition._cache.clear()
     condition._shown.clear()
+    variables.parse_template.cache_clear()
+    security.check_hostname.cache_clear()
+    security.check_command.cache_clear()
 
 
 @pytest.fixture

@@ -529,12 +529,63 @@ def test_split_of_a_spilled_output_gives_the_same_field_as_in_memory(tmp_path):
     text = ("a" * (mib - 3) + "   b,c;" + "x" * (mib + 5) + " \t d" + "y" * 700_000 + ",last\n")
     cases = [("space", i) for i in range(5)] + [("whitespace", i) for i in range(5)] + \
             [("comma", 0), ("comma", 1), ("comma", 2), ("comma", 9), ("semicolon", 1), ("newline", 0),
-             ("(,)", 1), ("(,)", 2), ("(,)", 3), ("b(,)?c", 1), ("zzz", 0), ("zzz", 1), ("d", 1)]
+             ("(,)", 1), ("(,)", 2), ("(,)", 3), ("b(,)?c", 1), ("zzz", 0), ("zzz", 1), ("d", 1),
+             ("c(Q)?;", 1), ("c(Q)?;", 2)]
     for delimiter, index in cases:
         expected = _split(Output(text), delimiter, index)
         got = _split(spilled(tmp_path, text), delimiter, index)
         want = expected.text() if expected.text() != text else None
         assert (got.text() if got.text() != text else None) == want, (delimiter, index)
+
+
+def test_a_large_field_of_a_spilled_output_goes_to_a_private_file_beside_it(tmp_path):
+    import os
+
+    from tasker.runners.output import SPILL_THRESHOLD
+
+    head = "\u00e9" * 10 + "a" * (3 * SPILL_THRESHOLD)       # over several read chunks; 2-byte characters
+    out = spilled(tmp_path, head + ",tail")
+    field = _split(out, "comma", 0)
+    assert field.spilled and field.path.startswith(out.path + ".field")
+    assert os.stat(field.path).st_mode & 0o777 == 0o600
+    assert field.size == len(head.encode()) == os.path.getsize(field.path)
+    assert field.text() == head
+
+
+def test_a_run_of_blanks_across_a_read_boundary_is_one_delimiter(tmp_path):
+    mib = 1024 * 1024
+    out = spilled(tmp_path, "a" * (mib - 2) + "    b \t\n c")     # the blanks straddle the first 1 MiB read
+    assert _split(out, "whitespace", 1).text() == "b"
+    assert _split(out, "whitespace", 2).text() == "c"
+
+
+def test_a_field_file_name_already_taken_is_skipped(tmp_path, monkeypatch):
+    import os
+
+    from tasker.runners.output import SPILL_THRESHOLD
+
+    out = spilled(tmp_path, "a" * (SPILL_THRESHOLD + 1) + ",b")
+    (tmp_path / "spill0.field000000").write_text("someone else's")
+    draws = iter([b"\0\0\0", b"\1\1\1"])
+    monkeypatch.setattr(os, "urandom", lambda n: next(draws))
+    field = _split(out, "comma", 0)
+    assert field.path == str(tmp_path / "spill0.field010101")
+    assert (tmp_path / "spill0.field000000").read_text() == "someone else's"
+
+
+def test_a_field_up_to_the_spill_threshold_stays_in_memory(tmp_path):
+    from tasker.runners.output import SPILL_THRESHOLD
+
+    at = _split(spilled(tmp_path, "a" * SPILL_THRESHOLD + ",b"), "comma", 0)
+    assert not at.spilled and at.text() == "a" * SPILL_THRESHOLD
+    over = _split(spilled(tmp_path, "a" * (SPILL_THRESHOLD + 1) + ",b"), "comma", 0)
+    assert over.spilled and over.text() == "a" * (SPILL_THRESHOLD + 1)
+
+
+def test_a_split_of_a_spilled_output_past_its_last_field_leaves_no_file(tmp_path):
+    out = spilled(tmp_path, "x" * (3 * 1024 * 1024) + ",y")
+    assert _split(out, "comma", 5) is out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spill0"]
 
 
 def test_split_of_a_large_spilled_output_streams(tmp_path):

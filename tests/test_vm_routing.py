@@ -345,10 +345,27 @@ def test_stdout_split_replaces_the_output_before_success():
     ("comma,2", "a,b,c", "c"), ("colon,0", "x:y", "x"), ("semicolon,1", "a;b", "b"), ("pipe,1", "a|b", "b"),
     ("tab,1", "a\tb", "b"), ("newline,1", "l1\nl2\n", "l2"), ("whitespace,1", "a \t b", "b"),
     ("space,5", "a b", "a b"), ("-,1", "a-b", "b"),
+    ("COMMA,1", "a,b", "b"), ("Space,0", "a b", "a"),          # keywords in any case
+    ("[0-9]+,1", "a12b", "b"), ("(,1", "a(b", "b"),           # a regular expression; literal when it is none
+    ("x,0", "x", ""), ("x,1", "x", ""),                         # a one-character output split to empty fields
+    ("space,2", "a b", "a b"), ("space,1", "a b", "b"),         # one past the last field: unchanged
+    ("space,-1", "a b", "a b"),                                 # a negative index leaves the output unchanged
+    ("b(x)?c,1", "abc", ""), ("b(x)?c,2", "abc", ""), ("b(x)?c,0", "abc", "a"),  # a group that took no part
+    ("b(x)c,1", "abxcd", "x"),
 ])
 def test_split_delimiters(spec, text, expected):
     r = run_vm(T(0, stdout_split=spec), {"c0": [(0, text, "")]})
     assert r.record(0).stdout.text() == expected
+
+
+def test_stderr_split_keeps_one_field_of_stderr_only():
+    r = run_vm(T(0, stderr_split="colon,1"), {"c0": [(0, "a:b", "E:detail")]})
+    assert (r.record(0).stdout.text(), r.record(0).stderr.text()) == ("a:b", "detail")
+
+
+def test_splitting_an_empty_output_keeps_it_empty():
+    r = run_vm(T(0, stdout_split="space,0"), {"c0": [(0, "", "")]})
+    assert r.record(0).stdout.text() == ""
 
 
 # ----------------------------------------------------------------- argv too long (D26)

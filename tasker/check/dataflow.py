@@ -23,7 +23,6 @@ MAX_STEPS = 2_000_000   # bound the whole analysis on pathological files
 
 class _Analysis:
     def __init__(self, workflow: Workflow, tree, start: int | None, options) -> None:
-        self.wf = workflow
         self.tasks = workflow.tasks
         self.tree = tree
         self._blocks: dict | None = None

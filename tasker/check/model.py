@@ -106,12 +106,3 @@ class Workflow:
     def reads_results(self) -> bool:
         """Some task reads another task's result (``@N_…@``): data flow is worth analysing."""
         return any(task.reads for task in self.tasks.values())
-
-    def subtask_ids(self) -> set[int]:
-        """Every id that some block runs as a member."""
-        ids: set[int] = set()
-        for task in self.tasks.values():
-            ids.update(task.members)
-            ids.update(task.if_true)
-            ids.update(task.if_false)
-        return ids

@@ -110,17 +110,8 @@ def make_ref(m: re.Match, span=None) -> TaskRef:
     return TaskRef(clamped(m.group(1)), ALIASES.get(name, name), m.group(0), span)
 
 
-def parse_template(text: str, span=None) -> Template:
-    """Split ``text`` into literal parts and ``TaskRef`` placeholders (memoised without a span)."""
-    return _template_of(text) if span is None else _parse_template(text, span)
-
-
-@lru_cache(maxsize=100_000)   # files repeat the same hosts, commands and arguments
-def _template_of(text: str) -> Template:
-    return _parse_template(text, None)
-
-
-def _parse_template(text: str, span) -> Template:
+def _parse_template(text: str) -> Template:
+    """Split ``text`` into literal parts and ``TaskRef`` placeholders."""
     if not text:
         return EMPTY_TEMPLATE
     if "@" not in text:
@@ -130,8 +121,13 @@ def _parse_template(text: str, span) -> Template:
     for m in TASKREF_RE.finditer(text):
         if m.start() > pos:
             parts.append(text[pos:m.start()])
-        parts.append(make_ref(m, span.at(m.start(), len(m.group(0))) if span is not None else None))
+        parts.append(make_ref(m))
         pos = m.end()
     if pos < len(text):
         parts.append(text[pos:])
     return Template(tuple(parts))
+
+
+# Files repeat the same hosts, commands and arguments: parse each text once.  Wrapped by
+# assignment, not with a decorator, because mutation testing skips decorated functions.
+parse_template = lru_cache(maxsize=100_000)(_parse_template)
