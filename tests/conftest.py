@@ -36,6 +36,38 @@ def _fresh_parse_caches():
     security.check_command.cache_clear()
 
 
+class SignalRefused(BaseException):
+    """A test's code tried to signal init, its own process group or every process."""
+
+
+@pytest.fixture(autouse=True)
+def _never_signal_init_or_everyone(monkeypatch):
+    """Refuse, and fail the test on, a signal to pid 1, to process group 0 or 1, or to pid -1.
+
+    The tests run as root in CI: a bug (or a mutant under mutation testing) that turns a pid
+    into 0, 1 or -1 would kill the test run, the machine's other processes or its init.  The
+    refusal is a BaseException so that no ``except Exception`` in the code can swallow it.
+    """
+    real_kill, real_killpg, refused = os.kill, os.killpg, []
+
+    def kill(pid: int, sig: int) -> None:
+        if sig != 0 and pid in (-1, 0, 1):
+            refused.append(("kill", pid, sig))
+            raise SignalRefused(f"os.kill({pid}, {sig})")
+        real_kill(pid, sig)
+
+    def killpg(pgid: int, sig: int) -> None:
+        if isinstance(pgid, int) and pgid <= 1:
+            refused.append(("killpg", pgid, sig))
+            raise SignalRefused(f"os.killpg({pgid}, {sig})")
+        real_killpg(pgid, sig)
+
+    monkeypatch.setattr(os, "kill", kill)
+    monkeypatch.setattr(os, "killpg", killpg)
+    yield
+    assert not refused, f"the code under test tried to signal init, its own group or everyone: {refused}"
+
+
 @pytest.fixture
 def tasker(tmp_path: Path) -> Tasker:
     return Tasker(tmp_path)
