@@ -31,6 +31,7 @@ def _fresh_parse_caches():
 
     condition._cache.clear()
     condition._shown.clear()
+    condition._operand_shown.clear()
     variables.parse_template.cache_clear()
     security.check_hostname.cache_clear()
     security.check_command.cache_clear()

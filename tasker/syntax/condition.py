@@ -198,9 +198,9 @@ def _syntax_error(text: str, tokens: list, exc: lalr.UnexpectedToken) -> Conditi
             return ConditionError(f"`{prev[1]}` needs a condition after it", prev[2], 1)
         return ConditionError("unbalanced `)`", off, 1, help="remove it or add the matching `(`")
     if kind in ("_AND", "_OR"):
-        prev = _previous(tokens, tok)
-        if prev is None or prev[0] in ("_LPAR", "_AND", "_OR"):
-            return ConditionError(f"`{tok[1]}` needs a condition before it", off, 1)
+        # the grammar takes `&` / `|` after every complete condition, so an unexpected one
+        # always follows the start, a `(` or another operator
+        return ConditionError(f"`{tok[1]}` needs a condition before it", off, 1)
     if kind == "_LPAR":
         return ConditionError("missing `&` or `|` before `(`", off, 1,
                               help="join conditions with `&` (and) or `|` (or)")
