@@ -475,6 +475,10 @@ OLD = "".join(f"task={i}\nhostname=localhost\ncommand=c{i}\n\n" for i in (0, 1, 
     ({"intended_next_task": 1, "last_successful_task": 0, "execution_path": [0, 1]}, 2),
     ({"intended_next_task": 3, "last_successful_task": 1, "execution_path": [0]}, 2),
     ({"intended_next_task": 0, "execution_path": [0, 2]}, 1),
+    ({"intended_next_task": 5, "last_successful_task": 1, "execution_path": [0, 1]}, 5),  # a jump: not 2
+    ({"intended_next_task": 2, "execution_path": [0]}, 2),
+    ({"last_successful_task": 1, "execution_path": []}, 2),           # the task after it, not the first
+    ({"last_successful_task": 0, "execution_path": []}, 1),
 ])
 def test_a_tasker_2_2_state_resumes_at_the_task_it_names(data, task):
     vm = run_vm(OLD, validate=False)

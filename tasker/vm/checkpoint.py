@@ -353,9 +353,7 @@ def _restore_2_2(data: dict, machine: Machine) -> str:
     want = data.get("intended_next_task")
     if want is None and last_ok is not None:
         want = int(last_ok) + 1
-    if want is None:
-        want = ids[0] if ids else None
-    if want not in entries or want in path:
+    if want not in entries or want in path:   # none named (or no task by that id): the first left to run
         later = [t for t in ids if (last_ok is None or t > int(last_ok)) and t not in path]
         want = later[0] if later else None
     if want is None:
