@@ -83,8 +83,11 @@ class VMRun:
 
 
 def run_vm(text: str, script: dict | None = None, *, dry_run: bool = False, fire_and_forget: bool = False,
-           start: int | None = None, validate: bool = True, events=None) -> VMRun:
-    """Compile ``text`` and run it on the VM with a FakeRunner and FakeClock."""
+           start: int | None = None, validate: bool = True, events=None, exec_types: dict | None = None) -> VMRun:
+    """Compile ``text`` and run it on the VM with a FakeRunner and FakeClock.
+
+    ``exec_types`` maps exec type names to their specs (as in the config file's platform
+    section); without it only ``local`` exists."""
     import io
 
     from fakes import FakeClock, FakeRunner
@@ -92,7 +95,7 @@ def run_vm(text: str, script: dict | None = None, *, dry_run: bool = False, fire
     from tasker.ir.lower import LowerOptions, lower
     from tasker.report.log import Log
     from tasker.runners.base import Cancel
-    from tasker.runners.exectypes import ExecConfig, ExecTypes
+    from tasker.runners.exectypes import ExecConfig, ExecTypes, platform_key
     from tasker.vm.machine import Env, Machine
 
     workflow, diags = compile_text(text, validate=validate)
@@ -100,8 +103,8 @@ def run_vm(text: str, script: dict | None = None, *, dry_run: bool = False, fire
     program = lower(workflow, LowerOptions(fire_and_forget=fire_and_forget))
     clock = FakeClock()
     runner = FakeRunner(script, clock)
-    exec_types = ExecTypes(environ={})
-    exec_types.use_config(ExecConfig())
+    types, exec_types = exec_types, ExecTypes(environ={})
+    exec_types.use_config(ExecConfig(data={"platforms": {platform_key(): types}}) if types else ExecConfig())
     stream = io.StringIO()
     env = Env(runner=runner, clock=clock, exec_types=exec_types, log=Log("DEBUG", stream), cancel=Cancel(),
               dry_run=dry_run, events=events)

@@ -691,3 +691,29 @@ def test_a_block_record_names_its_kind():
     r = run_vm(C(1, condition="true", if_true_tasks="100", if_false_tasks="101") + T(100) + T(101))
     rec = r.record(1)
     assert (rec.exit_code, rec.hostname, rec.kind) == (0, "conditional", "block")
+
+
+# ----------------------------------------------------------------- host names checked at run time
+
+REMOTE = {"ssh": {"binary": "ssh", "command_template": ["{binary}", "--", "{hostname}", "{command}"]},
+          "shell": {"binary": "/bin/bash", "command_template": ["{binary}", "-c", "{command}"]}}
+DASH = "hostname '-oX' starts with '-': a remote tool would read it as an option"
+
+
+@pytest.mark.parametrize("exec_type,host,from_output,refused", [
+    ("ssh", "-oX", True, DASH),
+    ("ssh", "-oX", False, DASH),                  # refused even when written in the file (validation off)
+    ("ssh", "a;b", True, "hostname contains the shell character ';'"),
+    ("ssh", "a;b", False, None),                  # a written name was the validation's to judge
+    ("ssh", "$(id)", True, "hostname contains shell command syntax `$(id)`; hostname contains the shell character '$'"),
+    ("shell", "$(id)", True, "hostname contains the shell character '$'"),   # a shell type: no syntax finding
+    ("ssh", "web1", True, None),
+])
+def test_a_host_name_is_checked_before_a_remote_exec_type_runs(exec_type, host, from_output, refused):
+    text = T(0) + (f"task=1\nhostname={'@0_stdout@' if from_output else host}\ncommand=c1\nexec={exec_type}\n\n")
+    run = run_vm(text, {"c0": [(0, f"{host}\n", "")], "c1": OK}, validate=False, exec_types=REMOTE)
+    if refused is None:
+        assert run.ending.exit_code == 0 and run.runner.calls[-1][-1] == "c1"
+    else:
+        assert (run.ending.exit_code, run.runner.calls) == (1, [["c0"]])
+        assert f"ERROR: Task 1: refused: {refused}\n" in run.log
