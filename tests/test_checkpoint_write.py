@@ -431,10 +431,11 @@ def test_a_refused_resume_names_what_changed(new, said):
     assert changes(BASE, new) == said
 
 
-def test_a_long_list_of_changes_is_cut_after_ten_in_numeric_order():
-    old = "".join(f"task={i}\nhostname=localhost\ncommand=echo\narguments=a\n\n" for i in range(12))
+@pytest.mark.parametrize("count,tail", [(10, ""), (11, " and 1 more"), (12, " and 2 more")])
+def test_a_long_list_of_changes_is_cut_after_ten_in_numeric_order(count, tail):
+    old = "".join(f"task={i}\nhostname=localhost\ncommand=echo\narguments=a\n\n" for i in range(count))
     assert changes(old, old.replace("arguments=a", "arguments=b")) == \
-        "tasks 0, 1, 2, 3, 4, 5, 6, 7, 8, 9 and 2 more changed"
+        f"tasks 0, 1, 2, 3, 4, 5, 6, 7, 8, 9{tail} changed"
 
 
 def test_tasks_without_blank_lines_between_them_are_told_apart():
