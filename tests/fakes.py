@@ -40,6 +40,7 @@ class FakeClock:
     def __init__(self) -> None:
         self.t = 1_000_000.0
         self.sleeps: list[float] = []
+        self.cancels: list = []   # what each sleep could be cut short by
 
     def now(self) -> float:
         return self.t
@@ -49,6 +50,7 @@ class FakeClock:
 
     def sleep(self, seconds: float, cancel=None) -> bool:
         self.sleeps.append(seconds)
+        self.cancels.append(cancel)
         self.t += max(0.0, seconds)
         return True
 

@@ -458,3 +458,10 @@ def test_a_member_that_crashes_is_that_members_failure(monkeypatch):
            for t in (100, 101)}
     assert got == {100: (1, "", "RuntimeError: boom", False), 101: (1, "", "Task 1-101: no way", False)}
     assert r.record(1).counts == (1, 2, 3)
+
+
+def test_a_stop_can_cut_short_the_retry_delay_and_the_sleep_of_a_conditional_member():
+    text = block(C, retry_count=1, retry_delay=7, next="always") + T(2, next="never") + T(101) + T(100, sleep=3)
+    r = run_vm(text, {"c100": FAIL})
+    assert r.clock.sleeps == [7, 3]
+    assert r.clock.cancels == [r.machine.env.cancel] * 2
