@@ -717,3 +717,12 @@ def test_a_host_name_is_checked_before_a_remote_exec_type_runs(exec_type, host, 
     else:
         assert (run.ending.exit_code, run.runner.calls) == (1, [["c0"]])
         assert f"ERROR: Task 1: refused: {refused}\n" in run.log
+
+
+def test_a_loop_check_without_a_running_loop_leaves_the_loop():
+    """A state resumed at a loop's check that no longer holds the loop (a 2.2 file, an edited
+    one) goes on after the loop instead of running the task again or failing."""
+    r = run_vm(T(0, next="loop", loop=3) + T(1))
+    check = next(i for i in r.machine.program.instrs.values() if i.kind == "loop" and i.op.phase == "next")
+    assert 0 not in r.machine.state.loops
+    assert r.machine._loop(check) == check.to("done") != check.to("again")
