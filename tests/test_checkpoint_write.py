@@ -506,7 +506,7 @@ AFTER = "task=1\nhostname=localhost\ncommand=c1\n\n"
 
 
 @pytest.mark.parametrize("kind", list(BLOCKS))
-def test_a_checkpoint_failure_inside_a_block_starts_no_further_member(tmp_path, kind):
+def test_a_checkpoint_failure_inside_a_block_starts_no_further_member(tmp_path, capsys, kind):
     machine, store, _path = checkpointed(tmp_path, BLOCKS[kind] + AFTER + MEMBERS)
 
     def save(m, instr=None, **kw):
@@ -517,6 +517,10 @@ def test_a_checkpoint_failure_inside_a_block_starts_no_further_member(tmp_path, 
     ending = machine.run()
     assert (ending.reason, ending.exit_code) == ("checkpoint", 1)
     assert [c[0] for c in machine.env.runner.calls] == ["c100"]
+    said = capsys.readouterr()
+    assert (said.out + said.err).count(
+        "ERROR: could not write the recovery state: disk full: stopping the run; the recovery state keeps the "
+        "last checkpoint written whole, and --auto-recovery resumes from it once there is space\n") == 1
 
 
 @pytest.mark.parametrize("kind", list(BLOCKS))
