@@ -705,3 +705,15 @@ def test_a_damaged_part_is_named_in_the_refusal_to_load(tmp_path):
         checkpoint.load(str(path))
     assert str(caught.value) == (f"the recovery file {path} is damaged: vm.final[1] should be text; "
                                  "delete it to start over")
+
+
+def test_after_a_failed_checkpoint_every_later_one_is_refused_without_writing(tmp_path):
+    machine, _store, _path = checkpointed(tmp_path)
+    tries = []
+
+    def save(m, instr=None, **kw):
+        tries.append(instr)
+        raise CheckpointError("could not write the recovery state: disk full")
+    machine.env.checkpoint = save
+    assert [machine.save_checkpoint(None) for _ in range(3)] == [False, False, False]
+    assert (tries, machine.env.halt) == ([None], "could not write the recovery state: disk full")
