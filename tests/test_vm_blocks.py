@@ -465,3 +465,16 @@ def test_a_stop_can_cut_short_the_retry_delay_and_the_sleep_of_a_conditional_mem
     r = run_vm(text, {"c100": FAIL})
     assert r.clock.sleeps == [7, 3]
     assert r.clock.cancels == [r.machine.env.cancel] * 2
+
+
+def test_a_block_condition_without_the_blocks_counts_sees_what_a_task_not_yet_run_sees():
+    """A block's record restored from a file that kept no counts (or none at all) must not
+    break its next= condition: it reads exit 0 and no output, as before any run."""
+    from tasker.vm.evaluate import PRE
+    from tasker.vm.store import Record
+
+    r = run_vm(P(1, tasks="100", next="never") + members(100))
+    assert r.machine.block_context(1).counts == (1, 0, 1)
+    r.machine.store.put(1, Record(0, "Parallel execution: 1/1 successful", "", True))
+    assert r.machine.block_context(1) is PRE
+    assert r.machine.block_context(7) is PRE
