@@ -384,6 +384,13 @@ def test_an_argument_too_long_for_the_os_fails_the_task_before_it_starts_d26():
     assert message in r.log
 
 
+def test_an_oversized_argv_names_every_output_reference_in_it_d26():
+    r = run_vm(T(0) + T(1, arguments="@0_stdout@,@0_stderr@", next="never"), {"c0": [(0, "x" * 70_000, "y" * 70_000)]})
+    assert r.record(1).stderr.text().endswith(
+        "Pass large output as a file: @0_stdout_file@ instead of @0_stdout@, @0_stderr_file@ instead of "
+        "@0_stderr@ gives the path of the file that holds it")
+
+
 def test_an_argument_too_long_without_routing_ends_the_workflow_with_1_d26():
     r = run_vm(T(0) + T(1, arguments="@0_stdout@"), {"c0": [(0, "x" * 140_000, "")]})
     assert r.code == 1
