@@ -246,6 +246,9 @@ def test_record_to_json_small_and_spilled(tmp_path):
         "exit_code": 0, "stdout": big[:output.SUBSTITUTION_LIMIT], "stderr": ("q" + big)[:output.SUBSTITUTION_LIMIT],
         "success": True, "hostname": "h", "stdout_file": str(tmp_path / "o"), "stdout_size": len(big),
         "stderr_file": str(tmp_path / "e"), "stderr_size": len(big) + 1}
+    # output held in memory is written whole, even past the length a spilled stream is cut to
+    held = Record(0, big, "r" + big, True).to_json()
+    assert (held["stdout"], held["stderr"]) == (big, "r" + big)
 
 
 def _store_with_spill(tmp_path):
