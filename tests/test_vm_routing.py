@@ -733,3 +733,30 @@ def test_a_loop_check_without_a_running_loop_leaves_the_loop():
     check = next(i for i in r.machine.program.instrs.values() if i.kind == "loop" and i.op.phase == "next")
     assert 0 not in r.machine.state.loops
     assert r.machine._loop(check) == check.to("done") != check.to("again")
+
+
+# ----------------------------------------------------------------- how a run ends
+
+PAR_LOOP = "task=1\ntype=parallel\ntasks=100\nnext=loop\nloop=2\n\n" + T(100)
+
+
+@pytest.mark.parametrize("text,script,ending", [
+    (T(0, next="never"), {"c0": FAIL}, ("never", 0, "", True)),
+    (T(0, on_success=1) + T(1), {"c0": FAIL}, ("condition", 10, "the condition to continue was not met", False)),
+    (T(0) + T(1), {"c0": [(300, "", "")]}, ("failure", 44, "Task 0 failed", False)),    # modulo 256
+    (T(0) + T(1), {"c0": [(-9, "", "")]}, ("failure", 247, "Task 0 failed", False)),    # killed by a signal
+    (T(0, success="stdout~never") + T(1), None, ("failure", 1, "Task 0 failed", False)),
+    (PAR_LOOP, None, ("fatal", 1, "Task 1: a parallel block cannot loop (next=loop)", False)),
+])
+def test_how_a_run_ends(text, script, ending):
+    r = run_vm(text, script, validate=False)
+    assert (r.ending.reason, r.ending.exit_code, r.ending.message, r.machine.state.final_success) == ending
+
+
+def test_a_run_that_executes_no_task_ends_with_12():
+    from tasker.ir.instructions import END
+    from tasker.vm.machine import Machine
+
+    r = run_vm(T(0))
+    ending = Machine(r.machine.program, r.machine.env).run(END)
+    assert (ending.reason, ending.exit_code, ending.message) == ("nothing", 12, "no task was executed")

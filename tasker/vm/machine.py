@@ -609,4 +609,4 @@ class Machine:
             return Ending("fatal", Exit.FAILURE, f"Task {s.final_task}: a parallel block cannot loop (next=loop)")
         s.final_success = False
         code = s.final_exit if s.final_exit else 1
-        return Ending("failure", code % 256 if code >= 0 else 256 + code, f"Task {s.final_task} failed")
+        return Ending("failure", code % 256, f"Task {s.final_task} failed")
