@@ -760,3 +760,46 @@ def test_a_run_that_executes_no_task_ends_with_12():
     r = run_vm(T(0))
     ending = Machine(r.machine.program, r.machine.env).run(END)
     assert (ending.reason, ending.exit_code, ending.message) == ("nothing", 12, "no task was executed")
+
+
+# ----------------------------------------------------------------- what the log says of a result
+
+def result_log(tmp_path, stdout, stderr) -> list[str]:
+    """The lines Machine.log_result writes for a record of these outputs, without time stamps."""
+    import io
+
+    from tasker.report.log import Log
+    from tasker.runners.base import RunResult
+    from tasker.vm.store import Record
+
+    r = run_vm(T(0))
+    stream = io.StringIO()
+    r.machine.log = Log("DEBUG", stream)
+    r.machine.log_result("7", Record(0, stdout, stderr, True), RunResult(0, stdout, stderr))
+    return [line.split("] ", 1)[1] for line in stream.getvalue().splitlines()]
+
+
+def test_the_log_shows_the_head_of_each_output(tmp_path):
+    """The log reads 400 characters of each stream and shows 200; its count is of what it read."""
+    from tasker.runners.output import Output
+
+    assert result_log(tmp_path, Output("a" * 500), Output("b\n" * 300)) == [
+        "Task 7: Exit code: 0",
+        f"Task 7: STDOUT: {'a' * 200}... (400 chars total)",
+        "Task 7: STDERR: " + "b\\n" * 66 + "b\\... (400 chars total)",   # newlines shown as \\n
+    ]
+
+
+def test_the_log_says_where_a_spilled_output_went(tmp_path):
+    from tasker.runners.output import Output
+
+    out, err = tmp_path / "o", tmp_path / "e"
+    out.write_text("x" * 1000)
+    err.write_text("e" * 10)
+    assert result_log(tmp_path, Output(path=str(out), size=1000), Output(path=str(err), size=10)) == [
+        "Task 7: Exit code: 0",
+        f"Task 7: STDOUT: {'x' * 200}... (400 chars total) (spilled to disk: 1000 bytes)",
+        "Task 7: STDERR: eeeeeeeeee",
+        f"DEBUG: Task 7: stdout spilled to {out} (1000 bytes)",
+        f"DEBUG: Task 7: stderr spilled to {err} (10 bytes)",
+    ]
