@@ -478,3 +478,17 @@ def test_a_block_condition_without_the_blocks_counts_sees_what_a_task_not_yet_ru
     r.machine.store.put(1, Record(0, "Parallel execution: 1/1 successful", "", True))
     assert r.machine.block_context(1) is PRE
     assert r.machine.block_context(7) is PRE
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+@pytest.mark.parametrize("kind", [P, C])
+def test_a_members_condition_is_judged_before_it_runs_even_in_a_dry_run(kind, dry_run):
+    """A member's condition sees exit 0 and no output (its own result does not exist yet), with
+    placeholders of globals filled in; a dry run judges it too, as it reads no result."""
+    fork = P(1, tasks="100,101,102", next="never") if kind is P else \
+        C(1, condition="true", if_true_tasks="100,101,102", if_false_tasks="103", next="never")
+    text = "G=x\n\n" + fork + T(100, condition="exit_0") + T(101, condition="exit_1") \
+        + T(102, condition="@G@=x") + T(103)
+    r = run_vm(text, dry_run=dry_run)
+    assert [r.record(t).kind for t in (100, 101, 102)] == ["task", "skipped", "task"]
+    assert "assuming" not in r.log
