@@ -803,3 +803,14 @@ def test_the_log_says_where_a_spilled_output_went(tmp_path):
         f"DEBUG: Task 7: stdout spilled to {out} (1000 bytes)",
         f"DEBUG: Task 7: stderr spilled to {err} (10 bytes)",
     ]
+
+
+def test_arguments_without_result_values_are_plain_text():
+    from tasker.syntax.ast import Template
+    from tasker.vm.store import ResultStore
+
+    store = ResultStore()
+    assert store.arguments(None) == ""
+    text = store.arguments(Template(("--name ", "x", " -v")))
+    assert (type(text), text) == (str, "--name x -v")
+    assert run_vm(T(0)).runner.calls == [["c0"]]      # no arguments: the program alone
