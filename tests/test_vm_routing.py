@@ -814,3 +814,20 @@ def test_arguments_without_result_values_are_plain_text():
     text = store.arguments(Template(("--name ", "x", " -v")))
     assert (type(text), text) == (str, "--name x -v")
     assert run_vm(T(0)).runner.calls == [["c0"]]      # no arguments: the program alone
+
+
+def test_a_condition_never_sees_the_tasks_own_earlier_result():
+    """condition= is judged before the task runs: exit 0 and no output, in every loop round and
+    in a dry run too (where it reads no result, so nothing is assumed)."""
+    r = run_vm(T(0, condition="exit_0", next="loop", loop=2) + T(1), {"c0": [(3, "", ""), (3, "", "")]})
+    assert [c[0] for c in r.runner.calls] == ["c0", "c0", "c1"]
+    dry = run_vm(T(0, condition="exit_1") + T(1, next="never"), dry_run=True)
+    assert dry.record(0).kind == "skipped" and "assuming" not in dry.log
+
+
+def test_a_dry_run_assumes_a_decisions_failure_condition_does_not_hold():
+    text = T(0) + "task=1\ntype=decision\nfailure=@0_exit@=1\non_success=3\non_failure=9\n\n" \
+        + T(3, next="never") + "task=9\nreturn=1\n"
+    r = run_vm(text, dry_run=True)
+    assert r.path == [0, 1, 3]
+    assert "Task 1: [DRY RUN] assuming decision condition '@0_exit@=1' does not hold" in r.log
