@@ -492,3 +492,9 @@ def test_a_members_condition_is_judged_before_it_runs_even_in_a_dry_run(kind, dr
     r = run_vm(text, dry_run=dry_run)
     assert [r.record(t).kind for t in (100, 101, 102)] == ["task", "skipped", "task"]
     assert "assuming" not in r.log
+
+
+def test_a_stop_can_cut_short_the_wait_for_a_parallel_members_sleep():
+    r = run_vm(P(1, tasks="100,101", next="never") + T(100, sleep=3) + T(101, sleep=5))
+    assert r.clock.sleeps == [5]                  # the block waits once, for the longest
+    assert r.clock.cancels == [r.machine.env.cancel]
