@@ -831,3 +831,40 @@ def test_a_dry_run_assumes_a_decisions_failure_condition_does_not_hold():
     r = run_vm(text, dry_run=True)
     assert r.path == [0, 1, 3]
     assert "Task 1: [DRY RUN] assuming decision condition '@0_exit@=1' does not hold" in r.log
+
+
+# ----------------------------------------------------------------- success of a task
+
+@pytest.mark.parametrize("fields,answer,success,said", [
+    ({}, (0, "", ""), True, None),
+    ({}, (1, "", ""), False, None),
+    ({"success": "stdout~ready"}, (1, "ready\n", ""), True, "Success condition 'stdout~ready' evaluated to: True"),
+    ({"success": "stderr~ready"}, (0, "ready\n", ""), False, "Success condition 'stderr~ready' evaluated to: False"),
+    ({"failure": "stderr~error"}, (0, "", "an error\n"), False, "Failure condition 'stderr~error' evaluated to: True"),
+    ({"failure": "stderr~error"}, (1, "error\n", ""), True, "Failure condition 'stderr~error' evaluated to: False"),
+])
+def test_success_of_a_task_by_exit_code_or_its_condition(fields, answer, success, said):
+    r = run_vm(T(0, next="never", **fields), {"c0": [answer]})
+    assert r.record(0).success is success
+    if said:
+        assert f"Task 0: {said}\n" in r.log
+    else:
+        assert "condition" not in r.log
+
+
+@pytest.mark.parametrize("length,shown", [(1000, "x" * 1000), (1001, "x" * 1000 + "... (1001 chars)")])
+def test_a_long_command_line_is_cut_in_what_is_reported(length, shown):
+    from tasker.report.events import Events, ListSink
+
+    sink = ListSink()
+    run_vm(T(0, arguments="x" * (length - 3), next="never"), events=Events([sink]))
+    started = [e["command"] for e in sink.events if e["event"] == "task_started"]
+    assert started == [shown.replace("xxx", "c0 ", 1)]
+
+
+def test_rendering_text_without_placeholders():
+    from tasker.syntax.ast import Template
+    from tasker.vm.store import ResultStore
+
+    store = ResultStore()
+    assert (store.render(None), store.render(Template(("a",))), store.render(Template(("a", "b")))) == ("", "a", "ab")
