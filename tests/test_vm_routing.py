@@ -724,6 +724,9 @@ def test_a_host_name_is_checked_before_a_remote_exec_type_runs(exec_type, host, 
     else:
         assert (run.ending.exit_code, run.runner.calls) == (1, [["c0"]])
         assert f"ERROR: Task 1: refused: {refused}\n" in run.log
+        record = run.record(1)
+        assert (record.exit_code, record.stdout.text(), record.stderr.text(), record.success, record.hostname) == \
+            (1, "", f"refused: {refused}", False, host)
 
 
 def test_a_loop_check_without_a_running_loop_leaves_the_loop():
@@ -868,3 +871,18 @@ def test_rendering_text_without_placeholders():
 
     store = ResultStore()
     assert (store.render(None), store.render(Template(("a",))), store.render(Template(("a", "b")))) == ("", "a", "ab")
+
+
+def test_an_exec_type_that_is_not_configured_ends_the_run_with_20():
+    r = run_vm(T(0).replace("exec=local", "exec=ssh"), validate=False)
+    assert (r.ending.reason, r.code, r.runner.calls) == ("error", 20, [])
+    assert r.ending.message == ("Task 0: exec type 'ssh' is not configured (available: local; "
+                                "config: no configuration file found (searched: ))")
+
+
+@pytest.mark.parametrize("arguments,shown", [("", "c1"), ("a b", "c1 a b")])
+def test_a_dry_run_shows_a_task_whose_exec_type_is_known_only_at_run_time(arguments, shown):
+    text = T(0) + T(1, arguments=arguments).replace("exec=local", "exec=@0_stdout@")
+    r = run_vm(text, {"c0": [(0, "ssh\n", "")]}, validate=False, dry_run=True)
+    assert r.code == 0
+    assert f"Task 1: [DRY RUN] Would execute [@0_stdout@]: {shown}\n" in r.log
