@@ -498,3 +498,21 @@ def test_a_stop_can_cut_short_the_wait_for_a_parallel_members_sleep():
     r = run_vm(P(1, tasks="100,101", next="never") + T(100, sleep=3) + T(101, sleep=5))
     assert r.clock.sleeps == [5]                  # the block waits once, for the longest
     assert r.clock.cancels == [r.machine.env.cancel]
+
+
+def test_a_join_resumed_without_its_members_or_branch_records_an_empty_true_branch():
+    """A state resumed at a block's join that kept no members, no chosen branch and no start
+    time (the block ran before the state was written) still joins: 0 of 0, starting as it ends."""
+    from tasker.report.events import Events, ListSink
+
+    sink = ListSink()
+    r = run_vm(C(1, condition="true", if_true_tasks="100", if_false_tasks="101", next="never") + members(100, 101),
+               events=Events([sink]))
+    join = next(i for i in r.machine.program.instrs.values() if i.kind == "join")
+    r.machine.state.branch.clear()
+    assert r.machine._join(join) == join.to("next")
+    record = r.record(1)
+    assert (record.stdout.text(), record.counts, r.machine.state.subtasks[1]) == \
+        ("Conditional TRUE branch: 0/0 successful", (0, 0, 0), [])
+    finished = [e for e in sink.events if e["event"] == "block_finished"][-1]
+    assert finished["start"] == finished["end"]
