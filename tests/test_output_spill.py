@@ -315,3 +315,28 @@ def test_file_placeholder_that_cannot_be_written_is_empty(tmp_path):
     store.spill_file = spill_file
     store.put(1, Record(0, "x", ""))
     assert store.render(_template("[@1_stdout_file@]")) == "[]"
+
+
+def _split_spilled(tmp_path, data: bytes, delimiter: str, index: int) -> Output:
+    from tasker.syntax.ast import Split
+    from tasker.vm.split import apply_split
+
+    path = tmp_path / "out"
+    path.write_bytes(data)
+    return apply_split(Output(path=str(path), size=len(data)), Split(delimiter, index))
+
+
+def test_a_large_field_of_a_spilled_output_goes_to_a_file_of_its_own(tmp_path):
+    field = "x" * (output.SPILL_THRESHOLD + 10)
+    got = _split_spilled(tmp_path, b"head,\xff" + field.encode() + b",tail", ",", 1)
+    expected = ("\ufffd" + field).encode()       # the output is read as UTF-8 with replacement
+    assert got.spilled and got.size == len(expected) and got.path != str(tmp_path / "out")
+    with open(got.path, "rb") as fh:
+        assert fh.read() == expected
+
+
+def test_a_spilled_output_with_fewer_pieces_than_the_index_stays_and_leaves_no_field_file(tmp_path):
+    data = b"a," + b"y" * (output.SPILL_THRESHOLD + 10)
+    got = _split_spilled(tmp_path, data, ",", 5)
+    assert got.path == str(tmp_path / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
