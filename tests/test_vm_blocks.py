@@ -516,3 +516,22 @@ def test_a_join_resumed_without_its_members_or_branch_records_an_empty_true_bran
         ("Conditional TRUE branch: 0/0 successful", (0, 0, 0), [])
     finished = [e for e in sink.events if e["event"] == "block_finished"][-1]
     assert finished["start"] == finished["end"]
+
+
+@pytest.mark.parametrize("max_parallel,members_,together", [(2, 2, 2), (3, 2, 2), (5, 3, 3)])
+def test_a_parallel_block_runs_as_many_members_at_once_as_it_may(monkeypatch, max_parallel, members_, together):
+    """Every member waits until ``together`` of them are running: fewer workers would never get there."""
+    import threading
+
+    from fakes import FakeRunner
+
+    barrier = threading.Barrier(together, timeout=30)
+    real = FakeRunner.run
+
+    def run(self, argv, timeout, cancel):
+        barrier.wait()
+        return real(self, argv, timeout, cancel)
+    monkeypatch.setattr(FakeRunner, "run", run)
+    ids = list(range(100, 100 + members_))
+    r = run_vm(P(1, tasks=",".join(map(str, ids)), max_parallel=max_parallel, next="never") + members(*ids))
+    assert r.record(1).counts == (members_, 0, members_)
