@@ -535,3 +535,15 @@ def test_a_parallel_block_runs_as_many_members_at_once_as_it_may(monkeypatch, ma
     ids = list(range(100, 100 + members_))
     r = run_vm(P(1, tasks=",".join(map(str, ids)), max_parallel=max_parallel, next="never") + members(*ids))
     assert r.record(1).counts == (members_, 0, members_)
+
+
+@pytest.mark.parametrize("kind", [P, C])
+def test_a_dry_run_retries_a_refused_member_without_waiting(kind):
+    """A dry run starts nothing, but a host name it refuses fails the member: its retries are
+    shown with no delay, and nothing sleeps."""
+    ssh = {"ssh": {"binary": "ssh", "command_template": ["{binary}", "--", "{hostname}", "{command}"]}}
+    refused = "task=100\nhostname=-oX\ncommand=c100\nexec=ssh\n\n"
+    text = block(kind, retry_count=2, retry_delay=7, next="always") + T(2, next="never") + T(101) + refused
+    r, events = retries(text, {}, dry_run=True, validate=False, exec_types=ssh)
+    assert events == [{"task": 100, "block": 1, "attempt": a, "delay": 0.0, "exit_code": 1} for a in (1, 2)]
+    assert r.clock.sleeps == [] and r.runner.calls == []
