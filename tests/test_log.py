@@ -82,6 +82,8 @@ def test_show_output_keeps_200_characters_and_says_how_long_the_output_was():
     assert show_output("ab\n" * 100) == "ab\\n" * 50 + "... (300 chars total)"
     assert show_output("abcdef", limit=3) == "abc... (6 chars total)"
     assert show_output("abc", limit=3) == "abc"
+    assert show_output("x" * 300, size=5000) == "x" * 200 + "... (5000 bytes total)"   # the head of a longer output
+    assert show_output("x" * 3, limit=3, size=5000) == "xxx"
 
 
 # --- levels and the form of a line ---------------------------------------------------------

@@ -783,13 +783,13 @@ def result_log(tmp_path, stdout, stderr) -> list[str]:
 
 
 def test_the_log_shows_the_head_of_each_output(tmp_path):
-    """The log reads 400 characters of each stream and shows 200; its count is of what it read."""
+    """The log reads the head of each stream and shows 200 characters; its count is of the whole output."""
     from tasker.runners.output import Output
 
     assert result_log(tmp_path, Output("a" * 500), Output("b\n" * 300)) == [
         "Task 7: Exit code: 0",
-        f"Task 7: STDOUT: {'a' * 200}... (400 chars total)",
-        "Task 7: STDERR: " + "b\\n" * 66 + "b\\... (400 chars total)",   # newlines shown as \\n
+        f"Task 7: STDOUT: {'a' * 200}... (500 bytes total)",
+        "Task 7: STDERR: " + "b\\n" * 66 + "b\\... (600 bytes total)",   # newlines shown as \\n
     ]
 
 
@@ -801,7 +801,7 @@ def test_the_log_says_where_a_spilled_output_went(tmp_path):
     err.write_text("e" * 10)
     assert result_log(tmp_path, Output(path=str(out), size=1000), Output(path=str(err), size=10)) == [
         "Task 7: Exit code: 0",
-        f"Task 7: STDOUT: {'x' * 200}... (400 chars total) (spilled to disk: 1000 bytes)",
+        f"Task 7: STDOUT: {'x' * 200}... (1000 bytes total) (spilled to disk)",
         "Task 7: STDERR: eeeeeeeeee",
         f"DEBUG: Task 7: stdout spilled to {out} (1000 bytes)",
         f"DEBUG: Task 7: stderr spilled to {err} (10 bytes)",

@@ -32,11 +32,15 @@ def stamp(t: float | None = None) -> str:
     return _last_stamp[1]
 
 
-def show_output(text: str, limit: int = 200) -> str:
-    """An output as one log-friendly line: newlines as \\n, at most ``limit`` characters."""
+def show_output(text: str, limit: int = 200, size: int | None = None) -> str:
+    """An output as one log-friendly line: newlines as \\n, at most ``limit`` characters.
+
+    ``size``, the whole output's size in bytes, is given when ``text`` is only its head.
+    """
     flat = text.rstrip("\n").replace("\r", "").replace("\n", "\\n")
     if len(flat) > limit:
-        return f"{flat[:limit]}... ({len(text)} chars total)"
+        total = f"{len(text)} chars" if size is None else f"{size} bytes"
+        return f"{flat[:limit]}... ({total} total)"
     return flat
 
 

@@ -361,12 +361,12 @@ class Machine:
         elif result.error:
             log.error(f"Task {display}: could not start: {result.error}")
         log.info(f"Task {display}: Exit code: {record.exit_code}")
+        # The log reads only the head of each stream; the total it names is the whole output's.
         if record.stdout.size:
-            text = record.stdout.head(400)
-            suffix = f" (spilled to disk: {record.stdout.size} bytes)" if record.stdout.spilled else ""
-            log.info(f"Task {display}: STDOUT: {show_output(text)}{suffix}")
+            suffix = " (spilled to disk)" if record.stdout.spilled else ""
+            log.info(f"Task {display}: STDOUT: {show_output(record.stdout.head(400), size=record.stdout.size)}{suffix}")
         if record.stderr.size:
-            log.info(f"Task {display}: STDERR: {show_output(record.stderr.head(400))}")
+            log.info(f"Task {display}: STDERR: {show_output(record.stderr.head(400), size=record.stderr.size)}")
         if log.enabled("DEBUG"):
             for name, out in (("stdout", record.stdout), ("stderr", record.stderr)):
                 if out.spilled:
