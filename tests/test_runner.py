@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -804,3 +805,173 @@ def test_a_run_result_defaults_to_a_started_command_that_did_not_time_out():
                                                                                           0.0, 0.0)
     assert RunResult(0, Output(""), Output(""), start=10.0, end=12.5).duration == 2.5
     assert RunResult(0, Output(""), Output(""), start=10.0, end=9.0).duration == 0.0   # clock stepped back
+
+
+# --- the config file search, and the watchdog's pieces called in this process ---------------
+
+@pytest.mark.parametrize("given", ["explicit", "environment", "default"])
+def test_find_config_searches_the_flag_then_the_environment_then_the_shipped_file_and_cfg(
+        given, tmp_path, monkeypatch):
+    from tasker.resources import shipped_config_path
+    from tasker.runners.exectypes import find_config
+
+    monkeypatch.chdir(tmp_path)
+    local = tmp_path / "cfg" / "execution_types.yaml"
+    local.parent.mkdir()
+    local.write_text("platforms: {}\n")
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("platforms: {}\n")
+    if given == "explicit":
+        assert find_config(str(mine), {"TASKER_EXEC_CONFIG": str(local)}) == (str(mine), (str(mine),))
+        missing = str(tmp_path / "nope.yaml")
+        assert find_config(missing, {}) == (None, (missing,))
+    elif given == "environment":
+        assert find_config(None, {"TASKER_EXEC_CONFIG": str(mine)}) == (str(mine), (str(mine),))
+        assert find_config(None, {"tasker_exec_config": str(mine)})[0] != str(mine)
+    else:
+        shipped = shipped_config_path()
+        assert shipped and os.path.isfile(shipped)
+        assert find_config(None, {}) == (shipped, (shipped, str(local)))
+        monkeypatch.setattr("tasker.runners.exectypes.shipped_config_path", lambda: None)
+        assert find_config(None, {}) == (str(local), (str(local),))
+        local.unlink()
+        assert find_config(None, {}) == (None, (str(local),))
+
+
+def test_without_yaml_the_config_is_empty_but_remembers_where_it_was_looked_for(tmp_path, monkeypatch):
+    from tasker.runners.exectypes import load_config
+
+    path = tmp_path / "types.yaml"
+    path.write_text("platforms: {linux: {sshx: {binary: ssh}}}\n")
+    monkeypatch.setitem(sys.modules, "yaml", None)      # import yaml raises ImportError
+    config = load_config(str(path), (str(path),))
+    assert (config.path, config.searched, config.names()) == (None, (str(path),), ["local"])
+
+
+class _Overlay:
+    """A module with some of its functions replaced, for one module's eyes only."""
+
+    def __init__(self, module, **replaced) -> None:
+        self._module, self._replaced = module, replaced
+
+    def __getattr__(self, name: str):
+        return self._replaced[name] if name in self._replaced else getattr(self._module, name)
+
+
+def test_watch_detaches_from_the_console_and_signals_then_kills_what_is_listed_at_end_of_file(monkeypatch):
+    import tasker.runners.guard as guard
+
+    calls, closed, sleeper = [], set(), session_sleeper()
+    devnull = os.stat(os.devnull)
+
+    def dup2(fd: int, to: int) -> None:
+        assert os.path.samestat(os.fstat(fd), devnull)
+        calls.append(("dup2", to))
+
+    def closerange(low: int, high: int) -> None:
+        closed.update(range(low, min(high, 70000)))
+
+    def setsid() -> None:
+        calls.append(("setsid",))
+        raise PermissionError(errno.EPERM, "already a group leader")    # must not stop it
+
+    # Stand-ins seen by the guard module only (pytest's own output capture uses the real dup2).
+    monkeypatch.setattr(guard, "os", _Overlay(os, dup2=dup2, closerange=closerange, setsid=setsid))
+    monkeypatch.setattr(guard, "signal", _Overlay(signal, signal=lambda sig, how: calls.append(("signal", sig, how))))
+    r, w = os.pipe()
+    keep_w = os.dup(w)
+    try:
+        os.write(keep_w, f"+{sleeper.pid} {guard.start_time(sleeper.pid)}\n".encode())
+        os.close(keep_w)
+        keep_w = None
+        guard._watch(r, w)
+        with pytest.raises(OSError):
+            os.fstat(w)                                  # its copy of the write end is closed
+        assert calls == [("dup2", 0), ("dup2", 1), ("dup2", 2),
+                         ("signal", signal.SIGINT, signal.SIG_IGN), ("signal", signal.SIGTERM, signal.SIG_IGN),
+                         ("signal", signal.SIGPIPE, signal.SIG_DFL), ("setsid",)]
+        assert set(range(3, 65536)) - {r} <= closed and not closed & {0, 1, 2, r}
+        assert wait_dead(sleeper) == -signal.SIGKILL
+    finally:
+        os.close(r)
+        if keep_w is not None:
+            os.close(keep_w)
+        with contextlib.suppress(OSError):
+            os.close(w)
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_serve_joins_pieces_retries_an_interrupted_read_and_ends_on_a_read_error(monkeypatch):
+    import tasker.runners.guard as guard
+
+    script = [b"+101 5\n+10", InterruptedError(), b"2 7\n-99\n-101\n+103 9\n", OSError(errno.EIO, "gone")]
+    killed = []
+
+    def read(fd: int, size: int) -> bytes:
+        assert script, "read again after a read error"
+        step = script.pop(0)
+        if isinstance(step, BaseException):
+            raise step
+        return step
+
+    monkeypatch.setattr(guard, "os", _Overlay(os, read=read))
+    monkeypatch.setattr(guard, "kill_group", lambda pgid, start: killed.append((pgid, start)))
+    guard._serve(-1)
+    assert sorted(killed) == [(102, 7), (103, 9)]
+
+
+def test_kill_group_spares_init_and_a_reused_pid_and_kills_every_other_group(monkeypatch):
+    import tasker.runners.guard as guard
+
+    sent = []
+    monkeypatch.setattr(guard, "os", _Overlay(os, killpg=lambda pgid, sig: sent.append((pgid, sig))))
+    monkeypatch.setattr(guard, "start_time", lambda pid: 50)
+    assert [guard.kill_group(pgid, None) for pgid in (0, 1, 2)] == [False, False, True]
+    assert (guard.kill_group(7, 50), guard.kill_group(8, 51)) == (True, False)
+    assert sent == [(2, signal.SIGKILL), (7, signal.SIGKILL)]
+
+
+def test_guard_writes_start_zero_when_unknown_and_survives_a_broken_watchdog_pipe(tmp_path, monkeypatch):
+    import tasker.runners.guard as guard
+
+    monkeypatch.setattr(guard, "start_time", lambda pid: None)
+    g = guard.Guard()
+    r, w = os.pipe()
+    os.close(r)                        # the watchdog is gone: writes fail with EPIPE
+    journal = tmp_path / "state.procs"
+    g.pipe = w
+    try:
+        g.open_journal(str(journal))
+        g.started(4242)
+        g.finished(4242)
+        assert journal.read_text() == "+4242 0\n"
+    finally:
+        g.close(str(journal))
+    assert not journal.exists()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="needs /proc")
+def test_group_alive_and_start_time_read_a_command_name_with_parentheses_and_a_group_of_its_own(
+        tmp_path, monkeypatch):
+    import tasker.runners.guard as guard
+
+    odd = tmp_path / "x) S 1 2 3"          # /proc/PID/stat shows the name in parentheses
+    odd.symlink_to(shutil.which("sleep"))
+    proc = subprocess.Popen([str(odd), "60"], process_group=0)    # a group, not a session, of its own
+    try:
+        for _ in range(500):
+            with open(f"/proc/{proc.pid}/stat", "rb") as fh:
+                stat_line = fh.read()
+            if b"x) S 1 2 3" in stat_line:
+                break
+            time.sleep(0.01)
+        assert guard.start_time(proc.pid) == int(stat_line.rsplit(b")", 1)[1].split()[19])
+        assert guard.group_alive(proc.pid)
+        monkeypatch.setattr(guard, "os", _Overlay(os, listdir=lambda path: ["self", "4194305", str(proc.pid)]))
+        assert guard.group_alive(proc.pid)           # a process gone meanwhile is skipped
+        monkeypatch.setattr(guard, "os", _Overlay(os, listdir=lambda path: (_ for _ in ()).throw(OSError("no /proc"))))
+        assert not guard.group_alive(proc.pid)
+    finally:
+        proc.kill()
+        proc.wait()
