@@ -975,3 +975,33 @@ def test_group_alive_and_start_time_read_a_command_name_with_parentheses_and_a_g
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_the_popen_fallback_gives_the_same_child_as_posix_spawn(monkeypatch):
+    """stdin, environment, own session, no inherited descriptors; the exit status stays the Child's."""
+    from tasker.runners import process
+
+    monkeypatch.setattr(process, "_USE_POSIX_SPAWN", False)
+    monkeypatch.setenv("MK_PARENT_ONLY", "parent")
+    in_r, in_w = os.pipe()
+    stray_r, stray_w = os.pipe()
+    os.set_inheritable(stray_r, True)          # would reach the child unless descriptors are closed
+    script = (f"cat; echo \"|$ONLY|${{MK_PARENT_ONLY-unset}}|\"; cut -d' ' -f6 /proc/$$/stat; "
+              f"[ -e /proc/$$/fd/{stray_r} ] && echo leaked || echo closed; exit 3")
+    try:
+        os.write(in_w, b"piped\n")
+        os.close(in_w)
+        child = process.spawn(["/bin/sh", "-c", script], {"ONLY": "mine", "PATH": os.environ["PATH"]},
+                              stdin=in_r)
+    finally:
+        os.close(in_r)
+        os.close(stray_r)
+        os.close(stray_w)
+    try:
+        out = b"".join(iter(lambda: os.read(child.out_fd, 100), b""))
+    finally:
+        os.close(child.out_fd)
+        os.close(child.err_fd)
+    subprocess.run(["true"], check=True)      # a later Popen must not reap our (now finished) child
+    assert out.decode().split("\n") == ["piped", "|mine|unset|", str(child.pid), "closed", ""]
+    assert child.wait() == 3
