@@ -1005,3 +1005,79 @@ def test_the_popen_fallback_gives_the_same_child_as_posix_spawn(monkeypatch):
     subprocess.run(["true"], check=True)      # a later Popen must not reap our (now finished) child
     assert out.decode().split("\n") == ["piped", "|mine|unset|", str(child.pid), "closed", ""]
     assert child.wait() == 3
+
+
+def _read_all(fd: int) -> bytes:
+    try:
+        return b"".join(iter(lambda: os.read(fd, 4096), b""))
+    finally:
+        os.close(fd)
+
+
+def test_a_relaying_client_runs_in_its_own_session_with_the_callers_environment(monkeypatch):
+    from tasker.runners.process import spawn
+
+    monkeypatch.setenv("MK_PARENT_ONLY", "parent")
+    r_fd, w_fd = os.pipe()
+    try:
+        child = spawn(["/bin/sh", "-c", "echo \"$MK_PARENT_ONLY\"; cut -d' ' -f6 /proc/$$/stat; echo m >&2"],
+                      None, messages_fd=w_fd)
+    finally:
+        os.close(w_fd)
+    out, err = _read_all(child.out_fd), _read_all(child.err_fd)
+    assert (child.wait(), out.decode().split("\n"), err, _read_all(r_fd)) == (0, ["parent", str(child.pid), ""],
+                                                                              b"", b"m\n")
+
+
+def test_a_relaying_client_that_cannot_get_its_descriptors_reports_that_error(monkeypatch):
+    from tasker.runners import process
+
+    def no_fd(fd: int, floor: int) -> int:
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    monkeypatch.setattr(process, "_above", no_fd)
+    before = set(os.listdir("/proc/self/fd"))
+    with pytest.raises(OSError) as caught:
+        process.spawn(["true"], None, messages_fd=2)
+    assert caught.value.errno == errno.EMFILE
+    assert set(os.listdir("/proc/self/fd")) == before            # both pipes closed again
+
+
+def test_above_returns_a_close_on_exec_copy_numbered_above_the_floor_or_the_descriptor_itself():
+    import fcntl
+
+    from tasker.runners.process import _above
+
+    r, w = os.pipe()
+    at_floor = os.dup2(r, 60)
+    copies = []
+    try:
+        assert _above(w, w - 1) == w
+        for fd, floor in ((r, 50), (at_floor, 60)):
+            copies.append(_above(fd, floor))
+            assert copies[-1] > floor and fcntl.fcntl(copies[-1], fcntl.F_GETFD) & fcntl.FD_CLOEXEC
+            assert os.path.samestat(os.fstat(copies[-1]), os.fstat(r))
+    finally:
+        for fd in (r, w, at_floor, *copies):
+            os.close(fd)
+
+
+def test_child_poll_reports_the_exit_status_once_it_is_there_and_a_child_reaped_elsewhere_as_killed():
+    from tasker.runners.process import spawn
+
+    children = [spawn(["sh", "-c", "exit 3"], None), spawn(["sleep", "60"], None)]
+    for child in children:
+        os.close(child.out_fd)
+        os.close(child.err_fd)
+    first, running = children
+    try:
+        assert running.poll() is None
+        for _ in range(3000):
+            if first.poll() is not None:
+                break
+            time.sleep(0.01)
+        assert (first.poll(), first.returncode, first.wait()) == (3, 3, 3)
+    finally:
+        running.send_signal(signal.SIGKILL)
+    os.waitpid(running.pid, 0)                       # somebody else reaps it
+    assert (running.poll(), running.poll()) == (-signal.SIGKILL, -signal.SIGKILL)
