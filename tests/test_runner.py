@@ -1049,11 +1049,12 @@ def test_above_returns_a_close_on_exec_copy_numbered_above_the_floor_or_the_desc
     from tasker.runners.process import _above
 
     r, w = os.pipe()
-    at_floor = os.dup2(r, 60)
+    free = max(int(name) for name in os.listdir("/proc/self/fd")) + 10     # nothing open from here on
+    at_floor = os.dup2(r, free + 10)
     copies = []
     try:
         assert _above(w, w - 1) == w
-        for fd, floor in ((r, 50), (at_floor, 60)):
+        for fd, floor in ((r, free), (at_floor, free + 10)):
             copies.append(_above(fd, floor))
             assert copies[-1] > floor and fcntl.fcntl(copies[-1], fcntl.F_GETFD) & fcntl.FD_CLOEXEC
             assert os.path.samestat(os.fstat(copies[-1]), os.fstat(r))
