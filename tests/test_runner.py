@@ -1082,3 +1082,20 @@ def test_child_poll_reports_the_exit_status_once_it_is_there_and_a_child_reaped_
         running.send_signal(signal.SIGKILL)
     os.waitpid(running.pid, 0)                       # somebody else reaps it
     assert (running.poll(), running.poll()) == (-signal.SIGKILL, -signal.SIGKILL)
+
+
+@pytest.mark.parametrize("script", ["echo out; exit 5", "exec >&- 2>&-; sleep 0.3; exit 5"])
+def test_without_pidfd_the_exit_is_found_by_polling_also_after_the_pipes_closed(runner, monkeypatch, script):
+    from tasker.runners import process
+
+    monkeypatch.setattr(process._Watch, "_pidfd", lambda self: None)     # a kernel without pidfd_open
+    r = runner.run(["sh", "-c", script], 20, Cancel())
+    assert (r.exit_code, r.timed_out, r.stdout.text()) == (5, False, "out\n" if "echo" in script else "")
+
+
+def test_without_pidfd_a_child_that_closed_its_pipes_still_times_out(runner, monkeypatch):
+    from tasker.runners import process
+
+    monkeypatch.setattr(process._Watch, "_pidfd", lambda self: None)
+    r = runner.run(["sh", "-c", "exec >&- 2>&-; sleep 30"], 1, Cancel())
+    assert r.timed_out and r.exit_code != 0
