@@ -1099,3 +1099,24 @@ def test_without_pidfd_a_child_that_closed_its_pipes_still_times_out(runner, mon
     monkeypatch.setattr(process._Watch, "_pidfd", lambda self: None)
     r = runner.run(["sh", "-c", "exec >&- 2>&-; sleep 30"], 1, Cancel())
     assert r.timed_out and r.exit_code != 0
+
+
+def test_sweep_keeps_a_live_runs_session_and_goes_on_past_a_directory_it_cannot_remove(tmp_path, monkeypatch):
+    from tasker.runners.process import sweep_stale_sessions
+
+    live = tmp_path / f"tasker_session_{os.getpid()}_abc"
+    stuck, stale = tmp_path / f"tasker_session_{dead_pid()}_a", tmp_path / f"tasker_session_{dead_pid()}_b"
+    for directory in (live, stuck, stale):
+        directory.mkdir()
+    (stuck / "held").write_text("x")
+    real_unlink = os.unlink
+
+    def unlink(path, *args, **kwargs):
+        if os.fsdecode(path) == "held":
+            raise PermissionError(errno.EPERM, "Operation not permitted")
+        real_unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", unlink)
+    sweep_stale_sessions(str(tmp_path))
+    monkeypatch.undo()
+    assert (live.exists(), stuck.exists(), stale.exists()) == (True, True, False)
