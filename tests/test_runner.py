@@ -1120,3 +1120,14 @@ def test_sweep_keeps_a_live_runs_session_and_goes_on_past_a_directory_it_cannot_
     sweep_stale_sessions(str(tmp_path))
     monkeypatch.undo()
     assert (live.exists(), stuck.exists(), stale.exists()) == (True, True, False)
+
+
+def test_a_type_with_a_runner_tasker_does_not_have_is_an_exec_type_error_naming_both():
+    from tasker.runners.exectypes import ExecType
+
+    t = ExecTypes(environ={})
+    t.use_config(ExecConfig())
+    t.config.types["grid"] = ExecType("grid", {"binary": "qrsh", "runner": " PBS "})
+    with pytest.raises(ExecTypeError) as caught:
+        t.argv("grid", "h", "c", "")
+    assert str(caught.value) == "exec type 'grid': unknown runner 'pbs' (known: slurm)"
