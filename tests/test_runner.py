@@ -1131,3 +1131,24 @@ def test_a_type_with_a_runner_tasker_does_not_have_is_an_exec_type_error_naming_
     with pytest.raises(ExecTypeError) as caught:
         t.argv("grid", "h", "c", "")
     assert str(caught.value) == "exec type 'grid': unknown runner 'pbs' (known: slurm)"
+
+
+@pytest.mark.parametrize(("text", "words"), [('a "b  c"', ["a", "b  c"]), ('"x"y', ["xy"]), ("it\\'s", ["it's"]),
+                                             ("'p q' r", ["p q", "r"]), (" plain  words ", ["plain", "words"])])
+def test_split_arguments_groups_any_kind_of_quote(text, words):
+    assert split_arguments(text) == words
+
+
+def test_a_template_type_gets_the_arguments_text_with_values_in_and_unsplit():
+    from tasker.runners.exectypes import Arguments, Value
+
+    t = exec_types(CONFIG)
+    assert t.argv("shell", "h", "echo", Arguments(["x ", Value("v  'w")])) == ["/bin/bash", "-c", "echo x v  'w"]
+    # without values the file's text is not split either: its quoting is the shell's business
+    assert t.argv("shell", "h", "echo", Arguments(['say "open'])) == ["/bin/bash", "-c", 'echo say "open']
+
+
+def test_an_alias_written_with_capitals_is_found_by_its_exact_spelling():
+    t = exec_types(CONFIG)
+    t.config.aliases["MyShell"] = "Shell"
+    assert (t.canonical("MyShell"), t.canonical(" bash "), t.canonical("LOCAL")) == ("shell", "shell", "local")
