@@ -1152,3 +1152,32 @@ def test_an_alias_written_with_capitals_is_found_by_its_exact_spelling():
     t = exec_types(CONFIG)
     t.config.aliases["MyShell"] = "Shell"
     assert (t.canonical("MyShell"), t.canonical(" bash "), t.canonical("LOCAL")) == ("shell", "shell", "local")
+
+
+@pytest.mark.parametrize(("soft", "hard", "raised", "problem"), [
+    (124, 200, None, None),                 # 10 children need 10 * 6 + 64 = 124 descriptors
+    (-1, 50, None, None),                   # no soft limit
+    (100, 124, (124, 124), None),           # raised to the hard limit, which is just enough
+    (100, -1, (-1, -1), None),              # raised to no limit
+    (100, 123, None, "10 tasks running at once need about 124 open files, but the limit is 100 (hard limit 123)"),
+    (100, 500, (500, 500), "10 tasks running at once need about 124 open files, but the limit is 100 "
+                           "and cannot be raised: not allowed"),
+])
+def test_ensure_open_files_raises_the_soft_limit_or_says_why_the_run_cannot_start(
+        monkeypatch, soft, hard, raised, problem):
+    import types
+
+    from tasker.runners.process import ensure_open_files
+
+    calls = []
+
+    def setrlimit(which, limits):
+        calls.append((which, limits))
+        if problem and "raised" in problem:
+            raise ValueError("not allowed")
+
+    fake = types.SimpleNamespace(RLIMIT_NOFILE=7, RLIM_INFINITY=-1, getrlimit=lambda which: (soft, hard),
+                                 setrlimit=setrlimit)
+    monkeypatch.setitem(sys.modules, "resource", fake)
+    assert ensure_open_files(10) == problem
+    assert calls == ([(7, raised)] if raised else [])
