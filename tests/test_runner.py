@@ -1181,3 +1181,53 @@ def test_ensure_open_files_raises_the_soft_limit_or_says_why_the_run_cannot_star
     monkeypatch.setitem(sys.modules, "resource", fake)
     assert ensure_open_files(10) == problem
     assert calls == ([(7, raised)] if raised else [])
+
+
+def test_kill_journal_passes_each_start_time_and_waits_for_each_group_it_hit(tmp_path, monkeypatch):
+    import tasker.runners.guard as guard
+
+    journal = tmp_path / "state.procs"
+    journal.write_text("+777 5\n+778 0\n+779 9\n")
+    killed, asked = [], []
+    monkeypatch.setattr(guard, "kill_group", lambda pgid, start: killed.append((pgid, start)) or pgid != 779)
+    monkeypatch.setattr(guard, "group_alive", lambda pgid: asked.append(pgid) or asked.count(pgid) < 2)
+    assert guard.kill_journal(str(journal), wait=60) == 2
+    assert killed == [(777, 5), (778, None), (779, 9)]          # start 0: not known
+    assert asked == [777, 777, 778, 778]
+
+
+def test_the_journal_starts_empty_and_is_never_opened_through_a_symbolic_link(tmp_path):
+    import fcntl
+
+    from tasker.runners.guard import Guard
+
+    journal, target = tmp_path / "state.procs", tmp_path / "elsewhere"
+    journal.write_text("+1234 5\n")
+    guard = Guard()
+    guard.open_journal(str(journal))
+    try:
+        assert journal.read_text() == ""
+        assert fcntl.fcntl(guard.journal, fcntl.F_GETFD) & fcntl.FD_CLOEXEC
+        assert fcntl.fcntl(guard.journal, fcntl.F_GETFL) & os.O_APPEND
+    finally:
+        guard.close()
+    journal.unlink()
+    journal.symlink_to(target)
+    with pytest.raises(OSError):
+        Guard().open_journal(str(journal))
+    assert not target.exists()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the watchdog is Linux's")
+def test_a_watchdog_that_cannot_be_forked_leaves_nothing_open_and_nothing_to_write_to(monkeypatch):
+    import tasker.runners.guard as guard
+
+    def fork() -> int:
+        raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(guard, "os", _Overlay(os, fork=fork))
+    before = set(os.listdir("/proc/self/fd"))
+    g = guard.Guard()
+    g.start_watchdog()
+    assert (g.pipe, g.watchdog) == (None, None)
+    assert set(os.listdir("/proc/self/fd")) == before
