@@ -1231,3 +1231,39 @@ def test_a_watchdog_that_cannot_be_forked_leaves_nothing_open_and_nothing_to_wri
     g.start_watchdog()
     assert (g.pipe, g.watchdog) == (None, None)
     assert set(os.listdir("/proc/self/fd")) == before
+
+
+def test_ssh_master_waits_end_on_an_exit_a_missing_child_or_the_deadline(monkeypatch):
+    from tasker.runners import ssh
+
+    done, running = subprocess.Popen(["true"]), subprocess.Popen(["sleep", "60"])
+    try:
+        assert ssh._wait(done.pid, time.monotonic() + 60) is True
+        assert ssh._reap(done.pid) is True                 # no longer our child
+        assert ssh._wait(running.pid, time.monotonic() - 1) is False
+    finally:
+        running.kill()
+        running.wait()
+        done.returncode = 0
+
+    def waitpid(pid: int, options: int):
+        if options:
+            return 0, 0                                    # still running at the first look
+        raise ChildProcessError(errno.ECHILD, "reaped by somebody else meanwhile")
+
+    monkeypatch.setattr(ssh, "os", _Overlay(os, waitpid=waitpid))
+    assert ssh._wait(4242, None) is True
+
+
+def test_ssh_signal_group_ignores_a_group_and_a_process_it_may_not_signal(monkeypatch):
+    from tasker.runners import ssh
+
+    tried = []
+
+    def refuse(pid: int, sig: int) -> None:
+        tried.append(pid)
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(ssh, "os", _Overlay(os, killpg=refuse, kill=refuse))
+    ssh._signal_group(4242, signal.SIGTERM)
+    assert tried == [4242, 4242]
