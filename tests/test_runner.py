@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -804,3 +805,465 @@ def test_a_run_result_defaults_to_a_started_command_that_did_not_time_out():
                                                                                           0.0, 0.0)
     assert RunResult(0, Output(""), Output(""), start=10.0, end=12.5).duration == 2.5
     assert RunResult(0, Output(""), Output(""), start=10.0, end=9.0).duration == 0.0   # clock stepped back
+
+
+# --- the config file search, and the watchdog's pieces called in this process ---------------
+
+@pytest.mark.parametrize("given", ["explicit", "environment", "default"])
+def test_find_config_searches_the_flag_then_the_environment_then_the_shipped_file_and_cfg(
+        given, tmp_path, monkeypatch):
+    from tasker.resources import shipped_config_path
+    from tasker.runners.exectypes import find_config
+
+    monkeypatch.chdir(tmp_path)
+    local = tmp_path / "cfg" / "execution_types.yaml"
+    local.parent.mkdir()
+    local.write_text("platforms: {}\n")
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("platforms: {}\n")
+    if given == "explicit":
+        assert find_config(str(mine), {"TASKER_EXEC_CONFIG": str(local)}) == (str(mine), (str(mine),))
+        missing = str(tmp_path / "nope.yaml")
+        assert find_config(missing, {}) == (None, (missing,))
+    elif given == "environment":
+        assert find_config(None, {"TASKER_EXEC_CONFIG": str(mine)}) == (str(mine), (str(mine),))
+        assert find_config(None, {"tasker_exec_config": str(mine)})[0] != str(mine)
+    else:
+        shipped = shipped_config_path()
+        assert shipped and os.path.isfile(shipped)
+        assert find_config(None, {}) == (shipped, (shipped, str(local)))
+        monkeypatch.setattr("tasker.runners.exectypes.shipped_config_path", lambda: None)
+        assert find_config(None, {}) == (str(local), (str(local),))
+        local.unlink()
+        assert find_config(None, {}) == (None, (str(local),))
+
+
+def test_without_yaml_the_config_is_empty_but_remembers_where_it_was_looked_for(tmp_path, monkeypatch):
+    from tasker.runners.exectypes import load_config
+
+    path = tmp_path / "types.yaml"
+    path.write_text("platforms: {linux: {sshx: {binary: ssh}}}\n")
+    monkeypatch.setitem(sys.modules, "yaml", None)      # import yaml raises ImportError
+    config = load_config(str(path), (str(path),))
+    assert (config.path, config.searched, config.names()) == (None, (str(path),), ["local"])
+
+
+class _Overlay:
+    """A module with some of its functions replaced, for one module's eyes only."""
+
+    def __init__(self, module, **replaced) -> None:
+        self._module, self._replaced = module, replaced
+
+    def __getattr__(self, name: str):
+        return self._replaced[name] if name in self._replaced else getattr(self._module, name)
+
+
+def test_watch_detaches_from_the_console_and_signals_then_kills_what_is_listed_at_end_of_file(monkeypatch):
+    import tasker.runners.guard as guard
+
+    calls, closed, sleeper = [], set(), session_sleeper()
+    devnull = os.stat(os.devnull)
+
+    def dup2(fd: int, to: int) -> None:
+        assert os.path.samestat(os.fstat(fd), devnull)
+        calls.append(("dup2", to))
+
+    def closerange(low: int, high: int) -> None:
+        closed.update(range(low, min(high, 70000)))
+
+    def setsid() -> None:
+        calls.append(("setsid",))
+        raise PermissionError(errno.EPERM, "already a group leader")    # must not stop it
+
+    # Stand-ins seen by the guard module only (pytest's own output capture uses the real dup2).
+    monkeypatch.setattr(guard, "os", _Overlay(os, dup2=dup2, closerange=closerange, setsid=setsid))
+    monkeypatch.setattr(guard, "signal", _Overlay(signal, signal=lambda sig, how: calls.append(("signal", sig, how))))
+    r, w = os.pipe()
+    keep_w = os.dup(w)
+    try:
+        os.write(keep_w, f"+{sleeper.pid} {guard.start_time(sleeper.pid)}\n".encode())
+        os.close(keep_w)
+        keep_w = None
+        guard._watch(r, w)
+        with pytest.raises(OSError):
+            os.fstat(w)                                  # its copy of the write end is closed
+        assert calls == [("dup2", 0), ("dup2", 1), ("dup2", 2),
+                         ("signal", signal.SIGINT, signal.SIG_IGN), ("signal", signal.SIGTERM, signal.SIG_IGN),
+                         ("signal", signal.SIGPIPE, signal.SIG_DFL), ("setsid",)]
+        assert set(range(3, 65536)) - {r} <= closed and not closed & {0, 1, 2, r}
+        assert wait_dead(sleeper) == -signal.SIGKILL
+    finally:
+        os.close(r)
+        if keep_w is not None:
+            os.close(keep_w)
+        with contextlib.suppress(OSError):
+            os.close(w)
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_serve_joins_pieces_retries_an_interrupted_read_and_ends_on_a_read_error(monkeypatch):
+    import tasker.runners.guard as guard
+
+    script = [b"+101 5\n+10", InterruptedError(), b"2 7\n-99\n-101\n+103 9\n", OSError(errno.EIO, "gone")]
+    killed = []
+
+    def read(fd: int, size: int) -> bytes:
+        assert script, "read again after a read error"
+        step = script.pop(0)
+        if isinstance(step, BaseException):
+            raise step
+        return step
+
+    monkeypatch.setattr(guard, "os", _Overlay(os, read=read))
+    monkeypatch.setattr(guard, "kill_group", lambda pgid, start: killed.append((pgid, start)))
+    guard._serve(-1)
+    assert sorted(killed) == [(102, 7), (103, 9)]
+
+
+def test_kill_group_spares_init_and_a_reused_pid_and_kills_every_other_group(monkeypatch):
+    import tasker.runners.guard as guard
+
+    sent = []
+    monkeypatch.setattr(guard, "os", _Overlay(os, killpg=lambda pgid, sig: sent.append((pgid, sig))))
+    monkeypatch.setattr(guard, "start_time", lambda pid: 50)
+    assert [guard.kill_group(pgid, None) for pgid in (0, 1, 2)] == [False, False, True]
+    assert (guard.kill_group(7, 50), guard.kill_group(8, 51)) == (True, False)
+    assert sent == [(2, signal.SIGKILL), (7, signal.SIGKILL)]
+
+
+def test_guard_writes_start_zero_when_unknown_and_survives_a_broken_watchdog_pipe(tmp_path, monkeypatch):
+    import tasker.runners.guard as guard
+
+    monkeypatch.setattr(guard, "start_time", lambda pid: None)
+    g = guard.Guard()
+    r, w = os.pipe()
+    os.close(r)                        # the watchdog is gone: writes fail with EPIPE
+    journal = tmp_path / "state.procs"
+    g.pipe = w
+    try:
+        g.open_journal(str(journal))
+        g.started(4242)
+        g.finished(4242)
+        assert journal.read_text() == "+4242 0\n"
+    finally:
+        g.close(str(journal))
+    assert not journal.exists()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="needs /proc")
+def test_group_alive_and_start_time_read_a_command_name_with_parentheses_and_a_group_of_its_own(
+        tmp_path, monkeypatch):
+    import tasker.runners.guard as guard
+
+    odd = tmp_path / "x) S 1 2 3"          # /proc/PID/stat shows the name in parentheses
+    odd.symlink_to(shutil.which("sleep"))
+    proc = subprocess.Popen([str(odd), "60"], process_group=0)    # a group, not a session, of its own
+    try:
+        for _ in range(500):
+            with open(f"/proc/{proc.pid}/stat", "rb") as fh:
+                stat_line = fh.read()
+            if b"x) S 1 2 3" in stat_line:
+                break
+            time.sleep(0.01)
+        assert guard.start_time(proc.pid) == int(stat_line.rsplit(b")", 1)[1].split()[19])
+        assert guard.group_alive(proc.pid)
+        monkeypatch.setattr(guard, "os", _Overlay(os, listdir=lambda path: ["self", "4194305", str(proc.pid)]))
+        assert guard.group_alive(proc.pid)           # a process gone meanwhile is skipped
+        monkeypatch.setattr(guard, "os", _Overlay(os, listdir=lambda path: (_ for _ in ()).throw(OSError("no /proc"))))
+        assert not guard.group_alive(proc.pid)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_the_popen_fallback_gives_the_same_child_as_posix_spawn(monkeypatch):
+    """stdin, environment, own session, no inherited descriptors; the exit status stays the Child's."""
+    from tasker.runners import process
+
+    monkeypatch.setattr(process, "_USE_POSIX_SPAWN", False)
+    monkeypatch.setenv("MK_PARENT_ONLY", "parent")
+    in_r, in_w = os.pipe()
+    stray_r, stray_w = os.pipe()
+    os.set_inheritable(stray_r, True)          # would reach the child unless descriptors are closed
+    script = (f"cat; echo \"|$ONLY|${{MK_PARENT_ONLY-unset}}|\"; cut -d' ' -f6 /proc/$$/stat; "
+              f"[ -e /proc/$$/fd/{stray_r} ] && echo leaked || echo closed; exit 3")
+    try:
+        os.write(in_w, b"piped\n")
+        os.close(in_w)
+        child = process.spawn(["/bin/sh", "-c", script], {"ONLY": "mine", "PATH": os.environ["PATH"]},
+                              stdin=in_r)
+    finally:
+        os.close(in_r)
+        os.close(stray_r)
+        os.close(stray_w)
+    try:
+        out = b"".join(iter(lambda: os.read(child.out_fd, 100), b""))
+    finally:
+        os.close(child.out_fd)
+        os.close(child.err_fd)
+    subprocess.run(["true"], check=True)      # a later Popen must not reap our (now finished) child
+    assert out.decode().split("\n") == ["piped", "|mine|unset|", str(child.pid), "closed", ""]
+    assert child.wait() == 3
+
+
+def _read_all(fd: int) -> bytes:
+    try:
+        return b"".join(iter(lambda: os.read(fd, 4096), b""))
+    finally:
+        os.close(fd)
+
+
+def test_a_relaying_client_runs_in_its_own_session_with_the_callers_environment(monkeypatch):
+    from tasker.runners.process import spawn
+
+    monkeypatch.setenv("MK_PARENT_ONLY", "parent")
+    r_fd, w_fd = os.pipe()
+    try:
+        child = spawn(["/bin/sh", "-c", "echo \"$MK_PARENT_ONLY\"; cut -d' ' -f6 /proc/$$/stat; echo m >&2"],
+                      None, messages_fd=w_fd)
+    finally:
+        os.close(w_fd)
+    out, err = _read_all(child.out_fd), _read_all(child.err_fd)
+    assert (child.wait(), out.decode().split("\n"), err, _read_all(r_fd)) == (0, ["parent", str(child.pid), ""],
+                                                                              b"", b"m\n")
+
+
+def test_a_relaying_client_that_cannot_get_its_descriptors_reports_that_error(monkeypatch):
+    from tasker.runners import process
+
+    def no_fd(fd: int, floor: int) -> int:
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    monkeypatch.setattr(process, "_above", no_fd)
+    before = set(os.listdir("/proc/self/fd"))
+    with pytest.raises(OSError) as caught:
+        process.spawn(["true"], None, messages_fd=2)
+    assert caught.value.errno == errno.EMFILE
+    assert set(os.listdir("/proc/self/fd")) == before            # both pipes closed again
+
+
+def test_above_returns_a_close_on_exec_copy_numbered_above_the_floor_or_the_descriptor_itself():
+    import fcntl
+
+    from tasker.runners.process import _above
+
+    r, w = os.pipe()
+    free = max(int(name) for name in os.listdir("/proc/self/fd")) + 10     # nothing open from here on
+    at_floor = os.dup2(r, free + 10)
+    copies = []
+    try:
+        assert _above(w, w - 1) == w
+        for fd, floor in ((r, free), (at_floor, free + 10)):
+            copies.append(_above(fd, floor))
+            assert copies[-1] > floor and fcntl.fcntl(copies[-1], fcntl.F_GETFD) & fcntl.FD_CLOEXEC
+            assert os.path.samestat(os.fstat(copies[-1]), os.fstat(r))
+    finally:
+        for fd in (r, w, at_floor, *copies):
+            os.close(fd)
+
+
+def test_child_poll_reports_the_exit_status_once_it_is_there_and_a_child_reaped_elsewhere_as_killed():
+    from tasker.runners.process import spawn
+
+    children = [spawn(["sh", "-c", "exit 3"], None), spawn(["sleep", "60"], None)]
+    for child in children:
+        os.close(child.out_fd)
+        os.close(child.err_fd)
+    first, running = children
+    try:
+        assert running.poll() is None
+        for _ in range(3000):
+            if first.poll() is not None:
+                break
+            time.sleep(0.01)
+        assert (first.poll(), first.returncode, first.wait()) == (3, 3, 3)
+    finally:
+        running.send_signal(signal.SIGKILL)
+    os.waitpid(running.pid, 0)                       # somebody else reaps it
+    assert (running.poll(), running.poll()) == (-signal.SIGKILL, -signal.SIGKILL)
+
+
+@pytest.mark.parametrize("script", ["echo out; exit 5", "exec >&- 2>&-; sleep 0.3; exit 5"])
+def test_without_pidfd_the_exit_is_found_by_polling_also_after_the_pipes_closed(runner, monkeypatch, script):
+    from tasker.runners import process
+
+    monkeypatch.setattr(process._Watch, "_pidfd", lambda self: None)     # a kernel without pidfd_open
+    r = runner.run(["sh", "-c", script], 20, Cancel())
+    assert (r.exit_code, r.timed_out, r.stdout.text()) == (5, False, "out\n" if "echo" in script else "")
+
+
+def test_without_pidfd_a_child_that_closed_its_pipes_still_times_out(runner, monkeypatch):
+    from tasker.runners import process
+
+    monkeypatch.setattr(process._Watch, "_pidfd", lambda self: None)
+    r = runner.run(["sh", "-c", "exec >&- 2>&-; sleep 30"], 1, Cancel())
+    assert r.timed_out and r.exit_code != 0
+
+
+def test_sweep_keeps_a_live_runs_session_and_goes_on_past_a_directory_it_cannot_remove(tmp_path, monkeypatch):
+    from tasker.runners.process import sweep_stale_sessions
+
+    live = tmp_path / f"tasker_session_{os.getpid()}_abc"
+    stuck, stale = tmp_path / f"tasker_session_{dead_pid()}_a", tmp_path / f"tasker_session_{dead_pid()}_b"
+    for directory in (live, stuck, stale):
+        directory.mkdir()
+    (stuck / "held").write_text("x")
+    real_unlink = os.unlink
+
+    def unlink(path, *args, **kwargs):
+        if os.fsdecode(path) == "held":
+            raise PermissionError(errno.EPERM, "Operation not permitted")
+        real_unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", unlink)
+    sweep_stale_sessions(str(tmp_path))
+    monkeypatch.undo()
+    assert (live.exists(), stuck.exists(), stale.exists()) == (True, True, False)
+
+
+def test_a_type_with_a_runner_tasker_does_not_have_is_an_exec_type_error_naming_both():
+    from tasker.runners.exectypes import ExecType
+
+    t = ExecTypes(environ={})
+    t.use_config(ExecConfig())
+    t.config.types["grid"] = ExecType("grid", {"binary": "qrsh", "runner": " PBS "})
+    with pytest.raises(ExecTypeError) as caught:
+        t.argv("grid", "h", "c", "")
+    assert str(caught.value) == "exec type 'grid': unknown runner 'pbs' (known: slurm)"
+
+
+@pytest.mark.parametrize(("text", "words"), [('a "b  c"', ["a", "b  c"]), ('"x"y', ["xy"]), ("it\\'s", ["it's"]),
+                                             ("'p q' r", ["p q", "r"]), (" plain  words ", ["plain", "words"])])
+def test_split_arguments_groups_any_kind_of_quote(text, words):
+    assert split_arguments(text) == words
+
+
+def test_a_template_type_gets_the_arguments_text_with_values_in_and_unsplit():
+    from tasker.runners.exectypes import Arguments, Value
+
+    t = exec_types(CONFIG)
+    assert t.argv("shell", "h", "echo", Arguments(["x ", Value("v  'w")])) == ["/bin/bash", "-c", "echo x v  'w"]
+    # without values the file's text is not split either: its quoting is the shell's business
+    assert t.argv("shell", "h", "echo", Arguments(['say "open'])) == ["/bin/bash", "-c", 'echo say "open']
+
+
+def test_an_alias_written_with_capitals_is_found_by_its_exact_spelling():
+    t = exec_types(CONFIG)
+    t.config.aliases["MyShell"] = "Shell"
+    assert (t.canonical("MyShell"), t.canonical(" bash "), t.canonical("LOCAL")) == ("shell", "shell", "local")
+
+
+@pytest.mark.parametrize(("soft", "hard", "raised", "problem"), [
+    (124, 200, None, None),                 # 10 children need 10 * 6 + 64 = 124 descriptors
+    (-1, 50, None, None),                   # no soft limit
+    (100, 124, (124, 124), None),           # raised to the hard limit, which is just enough
+    (100, -1, (-1, -1), None),              # raised to no limit
+    (100, 123, None, "10 tasks running at once need about 124 open files, but the limit is 100 (hard limit 123)"),
+    (100, 500, (500, 500), "10 tasks running at once need about 124 open files, but the limit is 100 "
+                           "and cannot be raised: not allowed"),
+])
+def test_ensure_open_files_raises_the_soft_limit_or_says_why_the_run_cannot_start(
+        monkeypatch, soft, hard, raised, problem):
+    import types
+
+    from tasker.runners.process import ensure_open_files
+
+    calls = []
+
+    def setrlimit(which, limits):
+        calls.append((which, limits))
+        if problem and "raised" in problem:
+            raise ValueError("not allowed")
+
+    fake = types.SimpleNamespace(RLIMIT_NOFILE=7, RLIM_INFINITY=-1, getrlimit=lambda which: (soft, hard),
+                                 setrlimit=setrlimit)
+    monkeypatch.setitem(sys.modules, "resource", fake)
+    assert ensure_open_files(10) == problem
+    assert calls == ([(7, raised)] if raised else [])
+
+
+def test_kill_journal_passes_each_start_time_and_waits_for_each_group_it_hit(tmp_path, monkeypatch):
+    import tasker.runners.guard as guard
+
+    journal = tmp_path / "state.procs"
+    journal.write_text("+777 5\n+778 0\n+779 9\n")
+    killed, asked = [], []
+    monkeypatch.setattr(guard, "kill_group", lambda pgid, start: killed.append((pgid, start)) or pgid != 779)
+    monkeypatch.setattr(guard, "group_alive", lambda pgid: asked.append(pgid) or asked.count(pgid) < 2)
+    assert guard.kill_journal(str(journal), wait=60) == 2
+    assert killed == [(777, 5), (778, None), (779, 9)]          # start 0: not known
+    assert asked == [777, 777, 778, 778]
+
+
+def test_the_journal_starts_empty_and_is_never_opened_through_a_symbolic_link(tmp_path):
+    import fcntl
+
+    from tasker.runners.guard import Guard
+
+    journal, target = tmp_path / "state.procs", tmp_path / "elsewhere"
+    journal.write_text("+1234 5\n")
+    guard = Guard()
+    guard.open_journal(str(journal))
+    try:
+        assert journal.read_text() == ""
+        assert fcntl.fcntl(guard.journal, fcntl.F_GETFD) & fcntl.FD_CLOEXEC
+        assert fcntl.fcntl(guard.journal, fcntl.F_GETFL) & os.O_APPEND
+    finally:
+        guard.close()
+    journal.unlink()
+    journal.symlink_to(target)
+    with pytest.raises(OSError):
+        Guard().open_journal(str(journal))
+    assert not target.exists()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the watchdog is Linux's")
+def test_a_watchdog_that_cannot_be_forked_leaves_nothing_open_and_nothing_to_write_to(monkeypatch):
+    import tasker.runners.guard as guard
+
+    def fork() -> int:
+        raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(guard, "os", _Overlay(os, fork=fork))
+    before = set(os.listdir("/proc/self/fd"))
+    g = guard.Guard()
+    g.start_watchdog()
+    assert (g.pipe, g.watchdog) == (None, None)
+    assert set(os.listdir("/proc/self/fd")) == before
+
+
+def test_ssh_master_waits_end_on_an_exit_a_missing_child_or_the_deadline(monkeypatch):
+    from tasker.runners import ssh
+
+    done, running = subprocess.Popen(["true"]), subprocess.Popen(["sleep", "60"])
+    try:
+        assert ssh._wait(done.pid, time.monotonic() + 60) is True
+        assert ssh._reap(done.pid) is True                 # no longer our child
+        assert ssh._wait(running.pid, time.monotonic() - 1) is False
+    finally:
+        running.kill()
+        running.wait()
+        done.returncode = 0
+
+    def waitpid(pid: int, options: int):
+        if options:
+            return 0, 0                                    # still running at the first look
+        raise ChildProcessError(errno.ECHILD, "reaped by somebody else meanwhile")
+
+    monkeypatch.setattr(ssh, "os", _Overlay(os, waitpid=waitpid))
+    assert ssh._wait(4242, None) is True
+
+
+def test_ssh_signal_group_ignores_a_group_and_a_process_it_may_not_signal(monkeypatch):
+    from tasker.runners import ssh
+
+    tried = []
+
+    def refuse(pid: int, sig: int) -> None:
+        tried.append(pid)
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(ssh, "os", _Overlay(os, killpg=refuse, kill=refuse))
+    ssh._signal_group(4242, signal.SIGTERM)
+    assert tried == [4242, 4242]
