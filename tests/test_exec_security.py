@@ -832,6 +832,7 @@ def test_slurm_types_in_a_workflow_are_found_before_it_runs():
 # ------------------------------------------------------------ host names chosen at run time
 
 @pytest.mark.parametrize(("value", "dynamic", "problem"), [
+    ("h$(id)", True, "hostname contains shell command syntax `$(id)`; hostname contains the shell character '$'"),
     ("-oPort=2", False, "hostname '-oPort=2' starts with '-': a remote tool would read it as an option"),
     ("-x", True, "hostname '-x' starts with '-': a remote tool would read it as an option"),
     ("a;b", False, None),                       # written in the file: checked before the run
@@ -843,3 +844,7 @@ def test_slurm_types_in_a_workflow_are_found_before_it_runs():
 ])
 def test_runtime_host_problem(value, dynamic, problem):
     assert runtime_host_problem(value, "ssh", dynamic) == problem
+
+
+def test_runtime_host_problem_for_a_shell_exec_type_skips_the_literal_syntax_check():
+    assert runtime_host_problem("h$(id)", "shell", True) == "hostname contains the shell character '$'"
