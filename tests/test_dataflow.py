@@ -214,3 +214,14 @@ def test_the_search_gives_up_after_max_steps_tasks(monkeypatch, limit, found):
     """The path search visits task 2 then task 0: two steps."""
     monkeypatch.setattr(dataflow, "MAX_STEPS", limit)
     assert len(warnings(JUMP + T(2, arguments="@1_stdout@"))) == found
+
+
+def test_an_earlier_branch_member_does_not_count_as_storing_another_task():
+    # members 1 and 2 also run in the main flow; 0 -> 1 -> 2 -> 3 -> 5 skips task 4
+    text = (T(0) + T(1) + T(2, arguments="@4_stdout@") + T(3, on_success=5, on_failure=4) + T(4)
+            + "task=5\ntype=conditional\ncondition=true\nif_true_tasks=1,2\nif_false_tasks=1\nnext=never\n\n")
+    assert [m for m, _s, _n in shown(text)] == [
+        "task 2 reads @4_stdout@, but task 4 may not have run: the flow can go task 0 -> task 1 -> task 2 without "
+        "it; the reference then stays as written",
+        "task 2 reads @4_stdout@ in the TRUE branch of conditional block 5, but task 4 may not have run: the flow "
+        "can go task 0 -> task 1 -> task 2 -> task 3 -> task 5 without it; the reference then stays as written"]
