@@ -185,6 +185,9 @@ def test_a_long_route_is_cut_after_six_tasks(last, route):
     pytest.param(T(0) + "task=1\ntype=parallel\ntasks=100\n\n" + T(2, arguments="@100_stdout@", next="never")
                  + T(100), id="parallel-after-a-plain-task"),
     pytest.param(T(0) + "task=1\ntype=conditional\ncondition=true\nif_true_tasks=100,101\nif_false_tasks=102\n"
+                 "next=never\n\ntask=100\ntype=decision\nsuccess=true\n\n" + T(101, arguments="@100_exit@") + T(102),
+                 id="a-decision-run-as-a-branch-member-stores-its-record-for-later-members"),
+    pytest.param(T(0) + "task=1\ntype=conditional\ncondition=true\nif_true_tasks=100,101\nif_false_tasks=102\n"
                  "next=never\n\n" + T(100) + T(101, arguments="@0_stdout@") + T(102),
                  id="later-branch-member-reads-a-task-before-the-block"),
 ])
