@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from support import EXAMPLES, compile_text, pretty
 
+from tasker.check import variables
 from tasker.check.model import Retry
 from tasker.diagnostics import render
 from tasker.syntax.ast import ExitCode, Keyword, Multi, Next, Split, TaskRef, Template
@@ -1233,3 +1234,41 @@ def test_exec_type_aliases_match_whatever_their_case_and_unknown_types_name_the_
     [error] = check_with("task=0\nhostname=h\ncommand=c\nexec=zzz\n", _configured((), path=None)).errors
     assert error.help == ("no exec-type configuration was found (searched: /etc/tasker/types.yaml), so only local "
                           "exists; another configuration is chosen with --exec-config FILE")
+
+
+# ------------------------------------------------------------ expanding @NAME@ globals
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("@A@ and @UNDEFINED@", "1 and @UNDEFINED@"),   # an undefined name stays as written
+    ("only @UNDEFINED@ here", "only @UNDEFINED@ here"),
+    ("@B@", "1"),                                    # a chain: B names A
+    ("no references", "no references"),
+])
+def test_expand_globals(text, expected):
+    assert variables.expand_globals(text, {"A": "1", "B": "@A@"}) == expected
+
+
+def test_expand_globals_stops_at_a_global_that_names_itself():
+    assert variables.expand_globals("x @A@", {"A": "@A@"}) == "x @A@"
+
+
+def test_expand_globals_allows_exactly_the_limit():
+    limit = variables.MAX_EXPANSION
+    assert len(variables.expand_globals("@A@", {"A": "x" * limit})) == limit
+    with pytest.raises(variables.ExpansionTooLarge):
+        variables.expand_globals("@A@", {"A": "x" * (limit + 1)})
+
+
+def test_expand_globals_leaves_a_long_text_with_only_undefined_names_alone():
+    text = "@UNDEFINED@" + "x" * variables.MAX_EXPANSION
+    assert variables.expand_globals(text, {"A": "1"}) == text
+
+
+@pytest.mark.parametrize(("steps", "shown"), [
+    (8, "@N0@ -> @N1@ -> @N2@ -> @N3@ -> @N4@ -> @N5@ -> @N6@ -> @N7@)"),
+    (9, "@N0@ -> @N1@ -> @N2@ -> @N3@ -> @N4@ -> @N5@ -> @N6@ -> @N7@ -> ...)"),
+])
+def test_expansion_too_large_names_up_to_eight_steps(steps, shown):
+    error = variables.ExpansionTooLarge([f"N{i}" for i in range(steps)], 2_000_000)
+    assert str(error) == ("expanding globals gives 2,000,000 characters, more than the limit of 1,000,000 "
+                          f"(chain: {shown}")

@@ -12,6 +12,7 @@ import pytest
 import yaml
 from support import compile_text
 
+from tasker.check.security import runtime_host_problem
 from tasker.runners.base import Cancel
 from tasker.runners.exectypes import (
     Arguments,
@@ -826,3 +827,24 @@ def test_slurm_types_in_a_workflow_are_found_before_it_runs():
     by_default = ExecTypes(environ={"TASK_EXECUTOR_TYPE": "slurm"})      # no exec=: the default type
     by_default.use_config(types.config)
     assert uses_slurm(workflow(""), by_default)
+
+
+# ------------------------------------------------------------ host names chosen at run time
+
+@pytest.mark.parametrize(("value", "dynamic", "problem"), [
+    ("h$(id)", True, "hostname contains shell command syntax `$(id)`; hostname contains the shell character '$'"),
+    ("-oPort=2", False, "hostname '-oPort=2' starts with '-': a remote tool would read it as an option"),
+    ("-x", True, "hostname '-x' starts with '-': a remote tool would read it as an option"),
+    ("a;b", False, None),                       # written in the file: checked before the run
+    ("a;b", True, "hostname contains the shell character ';'"),
+    ("a;" + "b" * 260, True,
+     "hostname is 262 characters long; the limit is 253; hostname contains the shell character ';'"),
+    ("user@host", True, None),                  # only a warning before the run: not refused
+    ("good-host.example", True, None),
+])
+def test_runtime_host_problem(value, dynamic, problem):
+    assert runtime_host_problem(value, "ssh", dynamic) == problem
+
+
+def test_runtime_host_problem_for_a_shell_exec_type_skips_the_literal_syntax_check():
+    assert runtime_host_problem("h$(id)", "shell", True) == "hostname contains the shell character '$'"

@@ -9,8 +9,9 @@ import pytest
 from support import EXAMPLES, compile_text
 
 from tasker.ir import instructions as ir
-from tasker.ir.lower import LowerOptions, lower
+from tasker.ir.lower import LowerOptions, lower, task_graph
 from tasker.ir.plan import listing
+from tasker.syntax.ast import Keyword
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -99,3 +100,51 @@ def test_every_edge_leads_to_an_instruction():
         for instr in prog.instrs.values():
             for _name, target in instr.succ:
                 assert target in prog.instrs, (instr.addr, target)
+
+
+# ------------------------------------------------------------ the task graph and conditional selectors
+
+def graph_of(text: str) -> dict[int, list[int]]:
+    wf, diags = compile_text(text)
+    assert not diags.has_errors(), [d.message for d in diags.errors]
+    return task_graph(wf)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    pytest.param(T(0, on_success=2, on_failure=1) + "\n" + T(1) + "\n" + T(2), {0: [2, 1], 1: [2], 2: []},
+                 id="plain-routing"),
+    pytest.param(T(0, condition="false", on_success=3, on_failure=2) + "\n" + T(1) + "\n" + T(2) + "\n" + T(3),
+                 {0: [1, 3, 2], 1: [2], 2: [3], 3: []}, id="condition-skip-goes-to-the-next-id"),
+    pytest.param(T(0, loop=2, next="loop") + "\n" + T(1), {0: [1], 1: []}, id="loop-continues-after"),
+    pytest.param(T(0, condition="true", **{"return": 3}) + "\n" + T(1), {0: [1], 1: []},
+                 id="return-with-command-ends-unless-skipped"),
+    pytest.param(T(0, **{"return": 3}) + "\n" + T(1), {0: [], 1: []}, id="return-with-command-ends"),
+    pytest.param(T(0) + "\ntask=1\nreturn=1\n\n" + T(2), {0: [1], 1: [], 2: []}, id="return-block-ends"),
+    pytest.param("task=0\ntype=parallel\ntasks=100\ncondition=true\non_success=2\n\n" + T(1) + "\n" + T(2)
+                 + "\n" + T(100), {0: [2], 1: [2], 2: [], 100: []}, id="parallel-block-routing"),
+    pytest.param("task=0\ntype=conditional\ncondition=true\nif_true_tasks=100\nif_false_tasks=100\non_failure=2\n\n"
+                 + T(1) + "\n" + T(2) + "\n" + T(100), {0: [1, 2], 1: [2], 2: [], 100: []},
+                 id="conditional-block-routing"),
+    pytest.param("task=0\ntype=decision\nsuccess=true\non_success=2\non_failure=1\n\n" + T(1, next="never") + "\n"
+                 + T(2), {0: [2, 1], 1: [], 2: []}, id="decision"),
+    pytest.param("task=0\ntype=decision\nsuccess=true\non_success=2\n\n" + T(1, next="never") + "\n" + T(2),
+                 {0: [2, 1], 1: [], 2: []}, id="decision-falls-back-to-the-next-id"),
+])
+def test_task_graph_follows_each_kind_of_task(text, expected):
+    assert graph_of(text) == expected
+
+
+@pytest.mark.parametrize(("branches", "true", "false"), [
+    ("if_true_tasks=100", "1.true", ir.STOP_FAILURE),
+    ("if_false_tasks=100", ir.STOP_FAILURE, "1.false"),
+])
+def test_an_empty_conditional_branch_stops_with_failure(branches, true, false):
+    """Only possible with validation skipped: the branch with no members fails the run."""
+    prog = program(T(0) + f"\ntask=1\ntype=conditional\ncondition=true\n{branches}\n\n" + T(100), validate=False)
+    assert edges(prog, "1") == {"true": true, "false": false}
+
+
+def test_a_conditional_block_without_condition_takes_the_false_branch():
+    prog = program(T(0) + "\ntask=1\ntype=conditional\nif_true_tasks=100\nif_false_tasks=101\n\n" + T(100) + "\n"
+                   + T(101), validate=False)
+    assert prog["1"].op.test == Keyword("false")

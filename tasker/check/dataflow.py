@@ -72,11 +72,9 @@ class _Analysis:
             todo.extend(self.graph[tid])
         return seen
 
-    def unsafe_path(self, m: int, n: int, before: set[int]) -> list[int] | None:
-        """A path start -> ... -> m that passes no store of n (``before`` also count as stored)."""
+    def unsafe_path(self, m: int, n: int) -> list[int] | None:
+        """A path start -> ... -> m that passes no store of n."""
         stores = self.store_points(n)
-        if before:
-            stores = stores | before
         if m != self.start and all(p in stores for p in self.preds.get(m, ())):
             return None   # the usual case: the task right before is the one read
         parent: dict[int, int | None] = {m: None}
@@ -142,7 +140,7 @@ class _Analysis:
                 self.warn(tid, key, text, n, f"task {tid} reads {text}, but task {n} is a decision block and "
                                              "stores no result")
             elif n not in earlier:
-                path = self.unsafe_path(point, n, earlier)
+                path = self.unsafe_path(point, n)
                 if path is not None:
                     self.warn(tid, key, text, n, self.message(tid, text, n, path, where))
 
