@@ -223,19 +223,24 @@ def test_a_client_that_does_not_end_after_the_stop_hook_is_killed_after_the_grac
     assert result.timed_out and result.exit_code == 124
 
 
+def cancel_once_exists(path: Path, cancel: Cancel) -> None:
+    """Set ``cancel`` (as SIGTERM would) from a thread once ``path`` exists: the child has started."""
+    def watch() -> None:
+        deadline = time.monotonic() + 60
+        while not path.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        cancel.set(15)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def test_a_cancel_runs_the_stop_hook_with_timed_out_false(tmp_path):
     started, stopped = tmp_path / "started", tmp_path / "stopped"
     client = tool(tmp_path, "client", f"touch {started}\nwhile [ ! -f {stopped} ]; do sleep 0.05; done\n")
     cancel = Cancel()
     calls = []
 
-    def signal_when_started() -> None:
-        deadline = time.monotonic() + 60
-        while not started.exists() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        cancel.set(15)
-
-    threading.Thread(target=signal_when_started, daemon=True).start()
+    cancel_once_exists(started, cancel)
     result = ProcessRunner().run([str(client)], 120, cancel,
                                  on_stop=lambda t: (calls.append(t), stopped.write_text("")), stop_grace=60)
     assert calls == [False]
@@ -682,13 +687,7 @@ def test_a_cancelled_step_is_cancelled_on_the_cluster_and_scancel_problems_are_l
     steps = steps_for(fake_slurm, log)
     cancel = Cancel()
 
-    def cancel_when_started() -> None:
-        deadline = time.monotonic() + 60
-        while not started.exists() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        cancel.set(15)
-
-    threading.Thread(target=cancel_when_started, daemon=True).start()
+    cancel_once_exists(started, cancel)
     argv = step_argv(steps.exec_types.config.types["slurm"], "n1", "true", [])
     result = steps.run("slurm", argv, 120.0, cancel, "3")
     assert (result.exit_code, result.stderr.text()) == (255, "")    # srun's words about a stop: only logged

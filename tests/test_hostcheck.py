@@ -8,7 +8,6 @@ ran, for which host, and how often.  ssh against a real sshd: test_ssh.py.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tasker.cli.hostcheck import POOL
+from tasker.report.private import pid_alive
 
 FAKEREMOTE = """#!/bin/sh
 host=$1; shift
@@ -113,19 +113,11 @@ def task(tid: int, host: str, exec_type: str, command: str = "echo", arguments: 
     return f"task={tid}\nhostname={host}\ncommand={command}\narguments={arguments}\nexec={exec_type}\n\n"
 
 
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 def wait_gone(pids: list[int], seconds: float = 5) -> list[int]:
     deadline = time.monotonic() + seconds
-    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+    while any(pid_alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
-    return [p for p in pids if alive(p)]
+    return [p for p in pids if pid_alive(p)]
 
 
 # ----------------------------------------------------------------- passing

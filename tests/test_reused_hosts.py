@@ -14,6 +14,7 @@ import pytest
 from support import compile_text
 
 from tasker.ir.hosts import reused_hosts
+from tasker.report.private import pid_alive
 from tasker.runners.base import Cancel
 from tasker.runners.ssh import Connections, RemoteArgv, _signal_group, wrap
 
@@ -143,14 +144,6 @@ def remote(program: Path, host: str = "web1", *options: str, reuse: bool = True,
                       stop=stop)
 
 
-def gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
-
-
 @pytest.fixture
 def connections():
     made: list[Connections] = []
@@ -188,7 +181,7 @@ def test_a_reused_host_gets_one_master_and_every_task_to_it_multiplexes_over_it(
     pids = [int(p) for p in (tmp_path / "ssh.pids").read_text().split()]
     directory = conns.directory
     conns.close()
-    assert all(gone(pid) for pid in pids)
+    assert not any(pid_alive(pid) for pid in pids)
     assert conns.closed and not os.path.exists(directory) and conns.directory is None
     assert conns.prepare(remote(ssh, "web1", "-p", "22"))[0] == list(remote(ssh, "web1", "-p", "22"))
     conns.close()                                    # a second close finds nothing left to do
@@ -225,7 +218,7 @@ def test_a_master_that_fails_or_is_cancelled_is_not_retried_and_its_host_connect
     [entry] = conns.masters.values()
     assert entry.failed and entry.pid is None
     pids = tmp_path / "ssh.pids"
-    assert not pids.exists() or all(gone(int(p)) for p in pids.read_text().split())
+    assert not pids.exists() or not any(pid_alive(int(p)) for p in pids.read_text().split())
 
 
 def test_a_client_that_cannot_be_started_gives_a_direct_connection(tmp_path, connections):
@@ -319,7 +312,7 @@ def test_a_master_that_ignores_sigterm_is_killed_at_the_end(tmp_path, connection
     assert conns.prepare(remote(ssh, "web1"))[0][2].startswith("ControlPath=")
     [pid] = [int(p) for p in (tmp_path / "ssh.pids").read_text().split()]
     conns.close()
-    assert gone(pid)
+    assert not pid_alive(pid)
 
 
 def test_signalling_a_process_that_is_gone_is_not_an_error():
@@ -334,4 +327,4 @@ def test_a_master_that_never_authenticates_is_given_up_after_the_wait(tmp_path, 
     conns = connections({"web1"})
     assert conns.prepare(remote(ssh, "web1"))[0] == list(remote(ssh, "web1"))
     [pid] = [int(p) for p in (tmp_path / "ssh.pids").read_text().split()]
-    assert gone(pid)
+    assert not pid_alive(pid)

@@ -16,6 +16,7 @@ import time
 
 import pytest
 
+from tasker.report.private import pid_alive
 from tasker.runners.base import Cancel
 from tasker.runners.exectypes import ArgumentsError, ExecConfig, ExecTypeError, ExecTypes, split_arguments
 from tasker.runners.process import ProcessRunner, Session
@@ -30,14 +31,6 @@ def runner(tmp_path):
 
 def py(code: str) -> list[str]:
     return [sys.executable, "-c", code]
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def test_captures_exit_code_and_both_streams(runner):
@@ -77,9 +70,9 @@ def test_timeout_kills_the_whole_process_group_d14(runner, tmp_path):
     assert elapsed < 1.0 + 1.0
     grandchild = int(pidfile.read_text())
     deadline = time.monotonic() + 2
-    while alive(grandchild) and time.monotonic() < deadline:
+    while pid_alive(grandchild) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not alive(grandchild), "the grandchild survived the timeout"
+    assert not pid_alive(grandchild), "the grandchild survived the timeout"
 
 
 def test_timeout_is_resolved_lazily_only_after_5_seconds(runner):
@@ -599,12 +592,18 @@ def session_sleeper() -> subprocess.Popen:
     return subprocess.Popen(["sleep", "60"], start_new_session=True)
 
 
+def reap(*procs: subprocess.Popen) -> None:
+    """Kill and wait for every process a test started (those already gone included)."""
+    for proc in procs:
+        proc.kill()
+        proc.wait()
+
+
 def wait_dead(proc: subprocess.Popen) -> int | None:
     try:
         return proc.wait(timeout=30)
     except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+        reap(proc)
         return None
 
 
@@ -620,8 +619,7 @@ def test_start_time_is_the_process_start_in_clock_ticks_since_boot():
         assert isinstance(ticks, int) and abs(ticks / os.sysconf("SC_CLK_TCK") - uptime) < 10
         assert start_time(proc.pid) == ticks and start_time(1) <= ticks
     finally:
-        proc.kill()
-        proc.wait()
+        reap(proc)
     assert start_time(proc.pid) is None and start_time(dead_pid()) is None
 
 
@@ -639,15 +637,13 @@ def test_kill_group_kills_only_a_group_whose_leader_is_still_the_same_process():
         assert wait_dead(proc) == -signal.SIGKILL
         assert kill_group(proc.pid, start) is False           # gone
     finally:
-        proc.kill()
-        proc.wait()
+        reap(proc)
     proc = session_sleeper()
     try:
         assert kill_group(proc.pid, None) is True             # start unknown: the journal said 0
         assert wait_dead(proc) == -signal.SIGKILL
     finally:
-        proc.kill()
-        proc.wait()
+        reap(proc)
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="needs /proc")
@@ -694,16 +690,14 @@ def test_the_journal_lists_started_groups_and_kill_journal_stops_what_still_runs
         guard.finished(finished.pid)        # the journal keeps it: a later run checks whether it still runs
         lines = journal.read_text().splitlines()
         assert lines == [f"+{running.pid} {start_time(running.pid)}", f"+{finished.pid} {start_time(finished.pid)}"]
-        finished.kill()
-        finished.wait()
+        reap(finished)
         with open(journal, "a") as fh:
             fh.write(f"+{dead_pid()} 0\nrubbish\n+x y\n-z\n+{os.getpid()} 1\n+12")
         assert kill_journal(str(journal)) == 1
         assert wait_dead(running) == -signal.SIGKILL
         assert os.getpid() > 0      # the line with our own pid but another start time was left alone
     finally:
-        running.kill()
-        running.wait()
+        reap(running)
     guard.close(str(journal))
     assert not journal.exists() and guard.journal is None
     assert kill_journal(str(journal)) == 0
@@ -723,9 +717,7 @@ def test_kill_journal_honours_a_finished_line_and_waits_until_the_group_is_gone(
         assert not group_alive(member_group.pid)
         assert done.poll() is None
     finally:
-        for proc in (done, member_group):
-            proc.kill()
-            proc.wait()
+        reap(done, member_group)
 
 
 def test_the_watchdog_reader_kills_the_groups_still_listed_at_end_of_file():
@@ -747,9 +739,7 @@ def test_the_watchdog_reader_kills_the_groups_still_listed_at_end_of_file():
         os.close(r)
         if w is not None:
             os.close(w)
-        for proc in (killed, reused, ended, partial):
-            proc.kill()
-            proc.wait()
+        reap(killed, reused, ended, partial)
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="the watchdog is Linux's")
@@ -772,9 +762,7 @@ def test_the_watchdog_kills_started_groups_when_tasker_goes_away_and_not_after_a
         assert wait_dead(orphan) == -signal.SIGKILL     # still listed: as if tasker had died
         assert done.poll() is None
     finally:
-        for proc in (orphan, done):
-            proc.kill()
-            proc.wait()
+        reap(orphan, done)
 
 
 def test_argv_size_counts_each_string_its_nul_and_pointer_plus_the_environment():
@@ -898,8 +886,7 @@ def test_watch_detaches_from_the_console_and_signals_then_kills_what_is_listed_a
             os.close(keep_w)
         with contextlib.suppress(OSError):
             os.close(w)
-        sleeper.kill()
-        sleeper.wait()
+        reap(sleeper)
 
 
 def test_serve_joins_pieces_retries_an_interrupted_read_and_ends_on_a_read_error(monkeypatch):
@@ -973,8 +960,7 @@ def test_group_alive_and_start_time_read_a_command_name_with_parentheses_and_a_g
         monkeypatch.setattr(guard, "os", _Overlay(os, listdir=lambda path: (_ for _ in ()).throw(OSError("no /proc"))))
         assert not guard.group_alive(proc.pid)
     finally:
-        proc.kill()
-        proc.wait()
+        reap(proc)
 
 
 def test_the_popen_fallback_gives_the_same_child_as_posix_spawn(monkeypatch):
@@ -1242,8 +1228,7 @@ def test_ssh_master_waits_end_on_an_exit_a_missing_child_or_the_deadline(monkeyp
         assert ssh._reap(done.pid) is True                 # no longer our child
         assert ssh._wait(running.pid, time.monotonic() - 1) is False
     finally:
-        running.kill()
-        running.wait()
+        reap(running)
         done.returncode = 0
 
     def waitpid(pid: int, options: int):

@@ -105,9 +105,9 @@ def global_refs(text: str) -> list[re.Match]:
     return list(GLOBAL_RE.finditer(text)) if "@" in text else []
 
 
-def make_ref(m: re.Match, span=None) -> TaskRef:
+def make_ref(m: re.Match) -> TaskRef:
     name = m.group(2).lower()
-    return TaskRef(clamped(m.group(1)), ALIASES.get(name, name), m.group(0), span)
+    return TaskRef(clamped(m.group(1)), ALIASES.get(name, name), m.group(0))
 
 
 def _parse_template(text: str) -> Template:
