@@ -16,10 +16,12 @@ class FakeRunner:
     def __init__(self, script: dict | None = None, clock=None) -> None:
         self.script = {k: list(v) for k, v in (script or {}).items()}
         self.calls: list[list[str]] = []
+        self.timeouts: list = []      # what each call was given for its timeout (seconds, or a function)
         self.clock = clock
 
     def run(self, argv, timeout, cancel: Cancel) -> RunResult:
         self.calls.append(list(argv))
+        self.timeouts.append(timeout)
         answers = self.script.get(argv[0])
         exit_code, out, err = (0, "", "")
         if answers:

@@ -83,7 +83,8 @@ class VMRun:
 
 
 def run_vm(text: str, script: dict | None = None, *, dry_run: bool = False, fire_and_forget: bool = False,
-           start: int | None = None, validate: bool = True, events=None, exec_types: dict | None = None) -> VMRun:
+           start: int | None = None, validate: bool = True, events=None, exec_types: dict | None = None,
+           progress=None, steps=None, hosts: dict | None = None) -> VMRun:
     """Compile ``text`` and run it on the VM with a FakeRunner and FakeClock.
 
     ``exec_types`` maps exec type names to their specs (as in the config file's platform
@@ -107,7 +108,7 @@ def run_vm(text: str, script: dict | None = None, *, dry_run: bool = False, fire
     exec_types.use_config(ExecConfig(data={"platforms": {platform_key(): types}}) if types else ExecConfig())
     stream = io.StringIO()
     env = Env(runner=runner, clock=clock, exec_types=exec_types, log=Log("DEBUG", stream), cancel=Cancel(),
-              dry_run=dry_run, events=events)
+              dry_run=dry_run, events=events, progress=progress, steps=steps, hosts=hosts)
     machine = Machine(program, env)
     ending = machine.run(program.entries[start] if start is not None else None)
     return VMRun(ending, machine, runner, clock, stream.getvalue())

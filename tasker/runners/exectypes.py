@@ -28,6 +28,10 @@ FALLBACK_TIMEOUT = 300
 class ArgumentsError(Exception):
     """Arguments that cannot be split into words (an unbalanced quote: exit 1)."""
 
+    def __init__(self, message: str, problem: str = "") -> None:
+        super().__init__(message)
+        self.problem = problem or message
+
 
 class ExecType:
     """One configured exec type."""
@@ -203,7 +207,12 @@ def _insert(text: str, values: list[str]) -> str:
 def argument_words(marked: str, values: list[str]) -> list[str]:
     """The words of ``marked`` (already ``$``-expanded) with the values put in (see ``Arguments``)."""
     words: list[str] = []
-    for word in _split_pieces(marked):
+    try:
+        split = _split_pieces(marked)
+    except ArgumentsError as exc:
+        # the message names the arguments with the values in, never the internal markers
+        raise ArgumentsError(f"cannot split arguments {_insert(marked, values)!r}: {exc.problem}") from None
+    for word in split:
         current: list[str] = []
         has = False
         for piece, quoted in word:
@@ -244,7 +253,7 @@ def _split_pieces(text: str) -> list[list[tuple[str, bool]]]:
         m = _PIECE.match(text, pos)
         if m is None:
             problem = "No escaped character" if text[pos] == "\\" else "No closing quotation"
-            raise ArgumentsError(f"cannot split arguments {text!r}: {problem}")
+            raise ArgumentsError(f"cannot split arguments {text!r}: {problem}", problem)
         plain, single, double, escaped, blank = m.groups()
         if blank is not None:
             if started:

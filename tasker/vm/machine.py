@@ -326,7 +326,7 @@ class Machine:
                         f"Task {display}: FATAL ERROR: Missing command: {program!r} was not found "
                         f"({result.error})")
         self.log_result(display, record, result)
-        self.apply_splits(command, record, member=not main)
+        self.apply_splits(command, record)
         record.success = self.judge(command, record, display)
         self._progress("done", task=command.task, success=record.success)
         self.events.task_finished(record, **fact)
@@ -372,7 +372,7 @@ class Machine:
                 if out.spilled:
                     log.debug(f"Task {display}: {name} spilled to {out.path} ({out.size} bytes)")
 
-    def apply_splits(self, command: ir.Command, record: Record, member: bool) -> None:
+    def apply_splits(self, command: ir.Command, record: Record) -> None:
         if command.stdout_split is None and command.stderr_split is None:
             return
         for name in ("stdout", "stderr"):
