@@ -258,6 +258,63 @@ def test_a_resume_restores_the_state_that_was_saved(tmp_path):
     assert again.state.path == [0, 1, 2, 3, 4, 4]
 
 
+def filled_vm(data: dict) -> dict:
+    """``data`` (a saved run of RUN) with every part of the VM state filled in."""
+    rec = {"exit_code": 0, "stdout": "A\n", "stderr": "", "success": True, "hostname": "localhost",
+           "start": 5.0, "end": 6.0}
+    data["vm"].update(steps=7, loops={"1": [3, 2, True]}, final=[2, "h", "c2", 0, True],
+                      branch={"4": "TRUE"}, subtasks={"3": [100, 101]}, fork_done={"3": [[100, rec]]},
+                      members={"3": [[101, dict(rec, exit_code=1, success=False)]]}, in_flight=None)
+    return data
+
+
+def test_a_resume_restores_every_part_of_the_vm_state(tmp_path):
+    _machine, _store, path, _ending = failed_run(tmp_path)
+    data = filled_vm(checkpoint.load(str(path)))
+    again, store2, _path2 = checkpointed(tmp_path / "again")
+    pc = checkpoint.restore(data, again)
+    assert pc == data["vm"]["pc"] and again.state.rerun is None
+    assert store2.document(again)["vm"] | {"pc": pc} == data["vm"]
+    s = again.state
+    assert (s.final_task, s.final_host, s.final_command, s.final_exit, s.final_success) == (2, "h", "c2", 0, True)
+    assert s.loops == {1: [3, 2, True]} and s.branch == {4: "TRUE"} and s.subtasks == {3: [100, 101]}
+    assert s.fork_done[3][100].stdout.text() == "A\n" and s.fork_done[3][100].start == 5.0
+    assert [(sid, r.exit_code) for sid, r in s.members[3]] == [(101, 1)]
+
+
+@pytest.mark.parametrize("last_on_path", [True, False])
+def test_a_task_cut_short_by_the_crash_starts_again_from_its_entry(tmp_path, last_on_path):
+    _machine, _store, path, _ending = failed_run(tmp_path)
+    data = filled_vm(checkpoint.load(str(path)))
+    data["vm"].update(in_flight=1, pc="stop.failure")
+    data["execution_path"] = [0, 1] if last_on_path else [0]
+    again, _store2, _path2 = checkpointed(tmp_path / "again")
+    pc = checkpoint.restore(data, again)
+    assert pc == again.program.entries[1]
+    assert again.state.rerun == 1
+    assert again.state.path == [0]             # task 1 is entered again, and recorded once
+    assert again.state.loops == {1: [3, 2, False]}   # the cut round is not counted as done
+
+
+def test_a_state_of_a_task_that_no_longer_exists_resumes_where_it_stopped(tmp_path):
+    _machine, _store, path, _ending = failed_run(tmp_path)
+    data = filled_vm(checkpoint.load(str(path)))
+    data["vm"]["in_flight"] = 77
+    again, _store2, _path2 = checkpointed(tmp_path / "again")
+    assert checkpoint.restore(data, again) == data["vm"]["pc"]
+    assert again.state.rerun is None
+
+
+def test_a_state_pointing_at_an_instruction_the_program_lacks_is_refused(tmp_path):
+    _machine, _store, path, _ending = failed_run(tmp_path)
+    data = checkpoint.load(str(path))
+    data["vm"]["pc"] = "9.nowhere"
+    again, _store2, _path2 = checkpointed(tmp_path / "again")
+    with pytest.raises(checkpoint.RecoveryError) as err:
+        checkpoint.restore(data, again)
+    assert str(err.value) == "the recovery state points at instruction '9.nowhere', which this program does not have"
+
+
 def test_a_record_replaced_under_the_same_id_is_written_anew(tmp_path):
     machine, store, path = checkpointed(tmp_path)
     machine.store.put(0, Record(0, "one", "", True))
