@@ -305,6 +305,21 @@ def test_a_state_of_a_task_that_no_longer_exists_resumes_where_it_stopped(tmp_pa
     assert again.state.rerun is None
 
 
+def test_parts_missing_from_the_vm_state_are_empty_on_a_resume(tmp_path):
+    _machine, _store, path, _ending = failed_run(tmp_path)
+    data = checkpoint.load(str(path))
+    data["vm"] = {"pc": data["vm"]["pc"]}
+    again, _store2, _path2 = checkpointed(tmp_path / "again")
+    assert checkpoint.restore(data, again) == again.program.entries[4]
+    s = again.state
+    assert (s.steps, s.loops, s.branch, s.subtasks, s.fork_done, s.members) == (0, {}, {}, {}, {}, {})
+    assert (s.final_task, s.final_host, s.final_command, s.final_exit, s.final_success) == (None, "", "", None,
+                                                                                            False)
+    del data["vm"]["pc"]
+    with pytest.raises(checkpoint.RecoveryError, match="points at instruction '', which"):
+        checkpoint.restore(data, checkpointed(tmp_path / "third")[0])
+
+
 def test_a_state_pointing_at_an_instruction_the_program_lacks_is_refused(tmp_path):
     _machine, _store, path, _ending = failed_run(tmp_path)
     data = checkpoint.load(str(path))

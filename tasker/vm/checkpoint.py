@@ -351,9 +351,8 @@ def _restore_2_2(data: dict, machine: Machine) -> str:
     path = machine.state.path
     last_ok = data.get("last_successful_task")
     want = data.get("intended_next_task")
-    if want is None and last_ok is not None:
-        want = int(last_ok) + 1
-    if want not in entries or want in path:   # none named (or no task by that id): the first left to run
+    # none named, or no task by that id: the first task after the last success not run yet
+    if want not in entries or want in path:
         later = [t for t in ids if (last_ok is None or t > int(last_ok)) and t not in path]
         want = later[0] if later else None
     if want is None:
