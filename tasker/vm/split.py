@@ -91,7 +91,8 @@ def _split_stream(out: Output, pattern: re.Pattern, index: int) -> Output:
         buf = buf[keep:]
     if count == index:
         return field.output()
-    field.discard()
+    # The field gets text only once the index is reached, and from then on every way out
+    # returns it: here it is empty and has no file.
     return out          # fewer pieces than the index: the output stays as it was
 
 
@@ -131,7 +132,7 @@ class _Field:
             return
 
     def _write(self, text: str) -> None:
-        data = text.encode("utf-8", "surrogateescape")
+        data = text.encode("utf-8")      # chunks() decodes with replacement: no lone surrogates
         self.fh.write(data)
         self.size += len(data)
 
@@ -140,8 +141,3 @@ class _Field:
             return Output("".join(self.parts))
         self.fh.close()
         return Output(path=self.path, size=self.size)
-
-    def discard(self) -> None:
-        if self.fh is not None:
-            self.fh.close()
-            os.unlink(self.path)
