@@ -86,6 +86,29 @@ def test_return_with_command_comes_after_sleep():
     assert [i.kind for i in prog.instrs.values()][:3] == [ir.EXEC, ir.SLEEP, ir.RETURN]
 
 
+def test_gated_return_only_task_is_gate_return_and_skip():
+    text = T(0) + "\ntask=1\nreturn=3\ncondition=@0_exit@=0\n\n" + T(2)
+    wf, diags = compile_text(text)
+    assert not diags.has_errors(), [d.message for d in diags.errors]
+    prog = lower(wf)
+    gate = ir.Branch(wf.tasks[1].condition, "pre", label="condition")
+    assert gate.test is not None
+    assert [prog[a] for a in ("1", "1.return", "1.skip")] == [
+        ir.Instr("1", ir.BRANCH, 1, gate, (("true", "1.return"), ("false", "1.skip"))),
+        ir.Instr("1.return", ir.RETURN, 1, ir.Return(1, "3"), ()),
+        ir.Instr("1.skip", ir.SKIP, 1, ir.Skip(1), (("next", "2"),)),
+    ]
+    assert prog.entries[1] == "1"
+    assert [a for a in prog.instrs if a.startswith("1")] == ["1", "1.return", "1.skip"]
+
+
+def test_return_only_task_is_one_return_instruction():
+    prog = program(T(0) + "\ntask=1\nreturn=3\n\n" + T(2))
+    assert prog["1"] == ir.Instr("1", ir.RETURN, 1, ir.Return(1, "3"), ())
+    assert prog.entries[1] == "1"
+    assert [a for a in prog.instrs if a.startswith("1")] == ["1"]
+
+
 def test_decision_fallbacks():
     prog = program("task=0\ntype=decision\nsuccess=true\non_success=2\n\n" + T(1) + T(2))
     assert edges(prog, "0") == {"true": "2", "false": "1"}

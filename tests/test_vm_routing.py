@@ -138,6 +138,17 @@ def test_return_only_exits_with_value_modulo_256():
     assert r.code == 44
 
 
+@pytest.mark.parametrize(("exit0", "path", "code"), [(0, [0, 1], 3), (4, [0, 2], 0)])
+def test_return_only_task_with_condition_returns_or_skips_to_the_next_id(exit0, path, code):
+    r = run_vm(T(0, on_failure=1) + "task=1\nreturn=3\ncondition=@0_exit@=0\n\n" + T(2), {"c0": [(exit0, "", "")]})
+    assert (r.path, r.code) == (path, code)
+    rec = r.record(1)
+    if exit0 == 0:
+        assert (r.ending.reason, rec.kind, rec.exit_code) == ("return", "return", 3)
+    else:
+        assert (rec.exit_code, rec.stderr.text()) == (-1, "Task skipped due to condition")
+
+
 def test_invalid_return_value_exits_50():
     r = run_vm(T(0) + "task=1\nreturn=abc\n", validate=False)
     assert r.code == 50
