@@ -116,6 +116,29 @@ def test_decision_fallbacks():
     assert edges(prog, "0") == {"true": ir.STOP_NEVER, "false": ir.STOP_NEVER}
 
 
+@pytest.mark.parametrize(("routing", "true", "false"), [
+    ("next=2", "2", "2"),
+    ("next=2\non_success=3", "3", "2"),
+    ("next=2\non_failure=3", "2", "3"),
+    ("next=always", "1", "1"),
+])
+def test_a_decisions_numeric_next_is_its_fallback_when_validation_is_skipped(routing, true, false):
+    prog = program(f"task=0\ntype=decision\nsuccess=true\n{routing}\n\n" + T(1) + T(2) + T(3), validate=False)
+    assert edges(prog, "0") == {"true": true, "false": false}
+
+
+@pytest.mark.parametrize(("fields", "done"), [({}, "1"), ({"on_success": 2}, "2")])
+def test_a_finished_loop_continues_at_on_success_else_the_next_id(fields, done):
+    prog = program(T(0, next="loop", loop=3, **fields) + T(1) + T(2), validate=False)
+    assert edges(prog, "0.loop.next") == {"again": "0.exec", "done": done}
+
+
+@pytest.mark.parametrize("fields", [{"loop": 3}, {"next": "loop"}])
+def test_only_next_loop_with_loop_count_makes_a_loop(fields):
+    prog = program(T(0, **fields) + T(1), validate=False)
+    assert [i.kind for i in prog.instrs.values() if i.task == 0] == [ir.EXEC, ir.BRANCH]
+
+
 def test_every_edge_leads_to_an_instruction():
     for example in EXAMPLES.glob("*.txt"):
         wf, _ = compile_text(example.read_text())
