@@ -222,17 +222,18 @@ def show(cond: object) -> str:
     """The canonical text of a condition tree (parses back to an equal tree)."""
     text = _shown.get(cond)
     if text is None:
-        text = _shown[cond] = _show(cond, 0)
+        text = _shown[cond] = _show(cond, False)
     return text
 
 
-def _show(cond: object, outer: int) -> str:
+def _show(cond: object, in_and: bool) -> str:
+    """``&`` binds tighter than ``|``: only an AnyOf inside an AllOf needs parentheses."""
     kind = type(cond)
     if kind is AnyOf:
-        text = "|".join(_show(c, 1) for c in cond.items)
-        return f"({text})" if outer > 1 else text
-    if kind is AllOf:   # `&` binds tightest: an AllOf never needs parentheses
-        return "&".join(_show(c, 2) for c in cond.items)
+        text = "|".join(_show(c, False) for c in cond.items)
+        return f"({text})" if in_and else text
+    if kind is AllOf:
+        return "&".join(_show(c, True) for c in cond.items)
     return show_atom(cond)
 
 
