@@ -580,6 +580,22 @@ def test_show_flattens_nested_lists_of_the_same_operator():
     assert show(AllOf((a, AllOf((b, c))))) == "exit_1&exit_2&exit_3"
 
 
+@pytest.mark.parametrize(("text", "tree"), [
+    ('stdout~"a|b"', StreamTest("stdout", False, Template(("a|b",)))),
+    ('contains: "a|b"', Contains(False, Template(("a|b",)))),
+    ('@1_exit@>"a|b"', Compare(R(1, "exit"), ">", Template(("a|b",)))),
+])
+def test_a_quote_right_after_an_operator_keeps_or_inside_the_value(text, tree):
+    assert parse_condition(text) == tree
+
+
+@pytest.mark.parametrize("text", ['stdout=MAX"a|b"', "stdout=X 'a|b'"])
+def test_a_quote_inside_a_value_does_not_keep_or_inside_it(text):
+    with pytest.raises(ConditionError) as info:
+        parse_condition(text)
+    assert info.value.message == f"unknown condition `{text[-2:]}`"
+
+
 def test_nested_parentheses_inside_a_value_stay_in_the_value():
     tree = parse_condition("stdout=f((x))&exit_0")
     assert tree == AllOf((Compare("stdout", "=", Template(("f((x))",))), ExitCode(0)))
