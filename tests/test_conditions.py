@@ -489,6 +489,8 @@ LEFT = "for example @3_stdout@=ready or stdout=ready"
     ("=x", "`=` needs something to compare on its left", 0, 1, LEFT),
     ("exit_0& >=5", "`>=` needs something to compare on its left", 8, 2, LEFT),
     ('exit_0&!="x"', "`!=` needs something to compare on its left", 7, 2, LEFT),   # a quoted value too
+    ("exit_0&exit_ 1234567890123456789012", "the number 1234567890123456789012 is out of range (at most 18 digits)",
+     13, 22, "write a number of at most 18 digits"),
     ("exit_0&@1_stdout@=A, exit_2", "`,` does not combine conditions", 19, 1,
      "write `|` for or, `&` for and (a comma inside a value is fine when what follows is not a condition, "
      "e.g. stdout=Hello, world)"),
@@ -594,6 +596,13 @@ def test_a_quote_inside_a_value_does_not_keep_or_inside_it(text):
     with pytest.raises(ConditionError) as info:
         parse_condition(text)
     assert info.value.message == f"unknown condition `{text[-2:]}`"
+
+
+def test_a_quoted_value_ends_at_the_first_unescaped_quote_that_ends_the_operand():
+    def eq(value: str) -> Compare:
+        return Compare("stdout", "=", Template((value,)))
+    assert parse_condition('stdout="a"|stdout="b"') == AnyOf((eq("a"), eq("b")))
+    assert parse_condition('stdout="a\\"|b"') == eq('a"|b')
 
 
 def test_nested_parentheses_inside_a_value_stay_in_the_value():
