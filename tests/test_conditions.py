@@ -5,7 +5,19 @@ from __future__ import annotations
 import pytest
 
 from tasker.runners.output import Output
-from tasker.syntax.ast import AllOf, AnyOf, Compare, ExitCode, Invalid, Multi, StreamTest, TaskRef, Template
+from tasker.syntax.ast import (
+    AllOf,
+    AnyOf,
+    Compare,
+    Contains,
+    ExitCode,
+    Invalid,
+    Multi,
+    RefTest,
+    StreamTest,
+    TaskRef,
+    Template,
+)
 from tasker.syntax.condition import ConditionError, parse_condition, show
 from tasker.syntax.condlex import EXPECTED_FORMS
 from tasker.vm.evaluate import PRE, Context, evaluate, reads_results
@@ -47,6 +59,28 @@ def test_keywords_are_case_insensitive_d3():
 def test_placeholders_are_atoms_d2():
     tree = parse_condition("@3_STDOUT@=ready")
     assert tree == Compare(Template((TaskRef(3, "stdout"),)), "=", Template(("ready",)))
+
+
+def R(task: int, name: str = "stdout") -> Template:
+    return Template((TaskRef(task, name),))
+
+
+@pytest.mark.parametrize(("text", "tree"), [
+    ("stdout~@3_stdout@", StreamTest("stdout", False, R(3))),
+    ("stderr!~@3_stderr@", StreamTest("stderr", True, R(3, "stderr"))),
+    ("contains:@2_stdout@", Contains(False, R(2))),
+    ("not_contains:@2_stdout@", Contains(True, R(2))),
+    ("@7_success@", RefTest(TaskRef(7, "success"))),
+    ("stdout=@4_stdout@", Compare("stdout", "=", R(4))),
+    ("@1_exit@=0|@2_exit@>@3_exit@&stdout~a@4_stdout@b",
+     AnyOf((Compare(R(1, "exit"), "=", Template(("0",))),
+            AllOf((Compare(R(2, "exit"), ">", R(3, "exit")),
+                   StreamTest("stdout", False, Template(("a", TaskRef(4, "stdout"), "b")))))))),
+])
+def test_task_references_keep_their_ids_wherever_they_stand(text, tree):
+    """Conditions are cached by shape with the ids blanked; the real ids must come back, in order."""
+    assert parse_condition(text) == tree
+    assert parse_condition(text) == tree   # a second parse is served from the cache
 
 
 def test_exit_code_is_an_alias_of_exit_d7():
@@ -454,6 +488,12 @@ LEFT = "for example @3_stdout@=ready or stdout=ready"
     ("(exit_0|&exit_1)", "`&` needs a condition before it", 8, 1, None),
     ("=x", "`=` needs something to compare on its left", 0, 1, LEFT),
     ("exit_0& >=5", "`>=` needs something to compare on its left", 8, 2, LEFT),
+    ('exit_0&!="x"', "`!=` needs something to compare on its left", 7, 2, LEFT),   # a quoted value too
+    ("exit_0&exit_ 1234567890123456789012", "the number 1234567890123456789012 is out of range (at most 18 digits)",
+     13, 22, "write a number of at most 18 digits"),
+    ("exit_0&@1_stdout@=A, exit_2", "`,` does not combine conditions", 19, 1,
+     "write `|` for or, `&` for and (a comma inside a value is fine when what follows is not a condition, "
+     "e.g. stdout=Hello, world)"),
 ])
 def test_more_errors_point_at_the_offending_character(text, message, offset, length, help):
     with pytest.raises(ConditionError) as info:
@@ -510,6 +550,59 @@ def test_blanks_around_a_comparison_operator_are_not_part_of_either_side():
 ])
 def test_show_quotes_an_operand_only_where_the_plain_text_would_read_differently(text, shown):
     assert show(parse_condition(text)) == shown
+
+
+@pytest.mark.parametrize(("text", "left", "op", "right"), [
+    ('@1_stdout@="a~b"', (TaskRef(1, "stdout"),), "=", ("a~b",)),     # a quoted right side wins over `~`
+    ("@1_stdout@='a~b'", (TaskRef(1, "stdout"),), "=", ("a~b",)),     # single quotes as well
+    ('@1_stdout@=k="v"', (TaskRef(1, "stdout"),), "=", ('k="v"',)),   # each operator splits at its first place
+    ('f(k="a~b")', ('f(k="a',), "~", ('b")',)),                         # text after the closing quote: unquoted
+])
+def test_a_comparison_splits_where_the_right_side_is_one_quoted_value(text, left, op, right):
+    assert parse_condition(text) == Compare(Template(left), op, Template(right))
+
+
+@pytest.mark.parametrize(("text", "shown"), [
+    ("EXIT_NOT_0", "exit_not_0"),
+    ("CONTAINS:x", "contains:x"),
+    ("Not_Contains:x", "not_contains:x"),
+    ("@4_SUCCESS@", "@4_success@"),
+    ("(exit_1|exit_2)&exit_3", "(exit_1|exit_2)&exit_3"),
+    ("exit_3&(exit_1|(exit_2))", "exit_3&(exit_1|exit_2)"),
+    ("(exit_1&exit_2)|exit_3", "exit_1&exit_2|exit_3"),
+    ("((exit_1&exit_2))", "exit_1&exit_2"),
+])
+def test_show_writes_the_canonical_form_with_parentheses_only_where_needed(text, shown):
+    assert show(parse_condition(text)) == shown
+
+
+def test_show_flattens_nested_lists_of_the_same_operator():
+    a, b, c = ExitCode(1), ExitCode(2), ExitCode(3)
+    assert show(AnyOf((AnyOf((a, b)), c))) == "exit_1|exit_2|exit_3"
+    assert show(AllOf((a, AllOf((b, c))))) == "exit_1&exit_2&exit_3"
+
+
+@pytest.mark.parametrize(("text", "tree"), [
+    ('stdout~"a|b"', StreamTest("stdout", False, Template(("a|b",)))),
+    ('contains: "a|b"', Contains(False, Template(("a|b",)))),
+    ('@1_exit@>"a|b"', Compare(R(1, "exit"), ">", Template(("a|b",)))),
+])
+def test_a_quote_right_after_an_operator_keeps_or_inside_the_value(text, tree):
+    assert parse_condition(text) == tree
+
+
+@pytest.mark.parametrize("text", ['stdout=MAX"a|b"', "stdout=X 'a|b'"])
+def test_a_quote_inside_a_value_does_not_keep_or_inside_it(text):
+    with pytest.raises(ConditionError) as info:
+        parse_condition(text)
+    assert info.value.message == f"unknown condition `{text[-2:]}`"
+
+
+def test_a_quoted_value_ends_at_the_first_unescaped_quote_that_ends_the_operand():
+    def eq(value: str) -> Compare:
+        return Compare("stdout", "=", Template((value,)))
+    assert parse_condition('stdout="a"|stdout="b"') == AnyOf((eq("a"), eq("b")))
+    assert parse_condition('stdout="a\\"|b"') == eq('a"|b')
 
 
 def test_nested_parentheses_inside_a_value_stay_in_the_value():

@@ -86,11 +86,57 @@ def test_return_with_command_comes_after_sleep():
     assert [i.kind for i in prog.instrs.values()][:3] == [ir.EXEC, ir.SLEEP, ir.RETURN]
 
 
+def test_gated_return_only_task_is_gate_return_and_skip():
+    text = T(0) + "\ntask=1\nreturn=3\ncondition=@0_exit@=0\n\n" + T(2)
+    wf, diags = compile_text(text)
+    assert not diags.has_errors(), [d.message for d in diags.errors]
+    prog = lower(wf)
+    gate = ir.Branch(wf.tasks[1].condition, "pre", label="condition")
+    assert gate.test is not None
+    assert [prog[a] for a in ("1", "1.return", "1.skip")] == [
+        ir.Instr("1", ir.BRANCH, 1, gate, (("true", "1.return"), ("false", "1.skip"))),
+        ir.Instr("1.return", ir.RETURN, 1, ir.Return(1, "3"), ()),
+        ir.Instr("1.skip", ir.SKIP, 1, ir.Skip(1), (("next", "2"),)),
+    ]
+    assert prog.entries[1] == "1"
+    assert [a for a in prog.instrs if a.startswith("1")] == ["1", "1.return", "1.skip"]
+
+
+def test_return_only_task_is_one_return_instruction():
+    prog = program(T(0) + "\ntask=1\nreturn=3\n\n" + T(2))
+    assert prog["1"] == ir.Instr("1", ir.RETURN, 1, ir.Return(1, "3"), ())
+    assert prog.entries[1] == "1"
+    assert [a for a in prog.instrs if a.startswith("1")] == ["1"]
+
+
 def test_decision_fallbacks():
     prog = program("task=0\ntype=decision\nsuccess=true\non_success=2\n\n" + T(1) + T(2))
     assert edges(prog, "0") == {"true": "2", "false": "1"}
     prog = program("task=0\ntype=decision\nsuccess=true\nnext=never\n\n" + T(1))
     assert edges(prog, "0") == {"true": ir.STOP_NEVER, "false": ir.STOP_NEVER}
+
+
+@pytest.mark.parametrize(("routing", "true", "false"), [
+    ("next=2", "2", "2"),
+    ("next=2\non_success=3", "3", "2"),
+    ("next=2\non_failure=3", "2", "3"),
+    ("next=always", "1", "1"),
+])
+def test_a_decisions_numeric_next_is_its_fallback_when_validation_is_skipped(routing, true, false):
+    prog = program(f"task=0\ntype=decision\nsuccess=true\n{routing}\n\n" + T(1) + T(2) + T(3), validate=False)
+    assert edges(prog, "0") == {"true": true, "false": false}
+
+
+@pytest.mark.parametrize(("fields", "done"), [({}, "1"), ({"on_success": 2}, "2")])
+def test_a_finished_loop_continues_at_on_success_else_the_next_id(fields, done):
+    prog = program(T(0, next="loop", loop=3, **fields) + T(1) + T(2), validate=False)
+    assert edges(prog, "0.loop.next") == {"again": "0.exec", "done": done}
+
+
+@pytest.mark.parametrize("fields", [{"loop": 3}, {"next": "loop"}])
+def test_only_next_loop_with_loop_count_makes_a_loop(fields):
+    prog = program(T(0, **fields) + T(1), validate=False)
+    assert [i.kind for i in prog.instrs.values() if i.task == 0] == [ir.EXEC, ir.BRANCH]
 
 
 def test_every_edge_leads_to_an_instruction():

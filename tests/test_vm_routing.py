@@ -143,6 +143,17 @@ def test_return_only_exits_with_value_modulo_256():
     assert r.code == 44
 
 
+@pytest.mark.parametrize(("exit0", "path", "code"), [(0, [0, 1], 3), (4, [0, 2], 0)])
+def test_return_only_task_with_condition_returns_or_skips_to_the_next_id(exit0, path, code):
+    r = run_vm(T(0, on_failure=1) + "task=1\nreturn=3\ncondition=@0_exit@=0\n\n" + T(2), {"c0": [(exit0, "", "")]})
+    assert (r.path, r.code) == (path, code)
+    rec = r.record(1)
+    if exit0 == 0:
+        assert (r.ending.reason, rec.kind, rec.exit_code) == ("return", "return", 3)
+    else:
+        assert (rec.exit_code, rec.stderr.text()) == (-1, "Task skipped due to condition")
+
+
 def test_invalid_return_value_exits_50():
     r = run_vm(T(0) + "task=1\nreturn=abc\n", validate=False)
     assert r.code == 50
@@ -195,6 +206,22 @@ def test_next_loop_with_condition_loops_while_it_holds():
     assert [c[0] for c in r.runner.calls] == ["c0", "c0", "c0", "c1"]
 
 
+def test_a_finished_loop_continues_at_on_success_when_validation_is_skipped():
+    r = run_vm(T(0, next="loop", loop=2, on_success=2) + T(1) + T(2), validate=False)
+    assert [c[0] for c in r.runner.calls] == ["c0", "c0", "c2"]
+    assert r.path == [0, 2]
+
+
+def test_loop_count_without_next_loop_runs_once():
+    r = run_vm(T(0, loop=3) + T(1), validate=False)
+    assert [c[0] for c in r.runner.calls] == ["c0", "c1"]
+
+
+def test_next_loop_without_a_count_is_a_false_condition():
+    r = run_vm(T(0, next="loop") + T(1), validate=False)
+    assert ([c[0] for c in r.runner.calls], r.code) == (["c0"], 1)
+
+
 def test_loop_sleeps_after_every_iteration():
     r = run_vm(T(0, next="loop", loop=2, sleep=1.5))
     assert r.clock.sleeps == [1.5, 1.5]
@@ -224,6 +251,11 @@ def test_decision_next_never_stops_successfully_d13():
     r = run_vm("task=0\ntype=decision\nsuccess=false\nnext=never\n\n" + T(1))
     assert r.path == [0]
     assert r.code == 0
+
+
+def test_decision_with_a_numeric_next_jumps_there_when_validation_is_skipped():
+    r = run_vm("task=0\ntype=decision\nsuccess=false\nnext=2\n\n" + T(1) + T(2), validate=False)
+    assert (r.path, r.code) == ([0, 2], 0)
 
 
 def test_decision_stores_no_record():

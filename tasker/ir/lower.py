@@ -204,6 +204,7 @@ class _Lowerer:
     # ------------------------------------------------------------ return-only, decision
 
     def return_only(self, task: Task) -> None:
+        """[gate] return [skip]; ``return_value`` is always set on a task without a command."""
         k = task.id
         names = _Addresses(k)
         out: list[Instr] = []
@@ -213,10 +214,10 @@ class _Lowerer:
             skip = names.take("skip")
             out.append(Instr(gate, ir.BRANCH, k, Branch(task.condition, "pre", label="condition"),
                              (("true", ret), ("false", skip))))
-            out.append(Instr(ret, ir.RETURN, k, Return(k, task.return_value or ""), ()))
+            out.append(Instr(ret, ir.RETURN, k, Return(k, task.return_value), ()))
             out.append(Instr(skip, ir.SKIP, k, Skip(k), (("next", self.next_of(task)),)))
         else:
-            out.append(Instr(names.take("return"), ir.RETURN, k, Return(k, task.return_value or ""), ()))
+            out.append(Instr(str(k), ir.RETURN, k, Return(k, task.return_value), ()))
         self.emit(out)
 
     def decision(self, task: Task) -> None:

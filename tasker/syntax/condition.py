@@ -148,17 +148,14 @@ def _cached(text: str) -> object:
 def _with_refs(node: object, refs) -> object:
     """A copy of ``node`` whose TaskRefs are taken, in order, from ``refs``."""
     kind = type(node)
-    if kind is TaskRef:
-        return next(refs)
     if kind is Template:
         return Template(tuple(p if type(p) is str else next(refs) for p in node.parts))
     if kind in (AnyOf, AllOf):
         return kind(tuple(_with_refs(item, refs) for item in node.items))
     if kind is Compare:
-        subject = node.subject if type(node.subject) is str else _with_refs(node.subject, refs)
-        return Compare(subject, node.op, _with_refs(node.operand, refs))
+        return Compare(_with_refs(node.subject, refs), node.op, _with_refs(node.operand, refs))
     if kind is StreamTest:
-        return node if node.pattern is None else StreamTest(node.stream, node.negate, _with_refs(node.pattern, refs))
+        return StreamTest(node.stream, node.negate, _with_refs(node.pattern, refs))
     if kind is Contains:
         return Contains(node.negate, _with_refs(node.pattern, refs))
     if kind is RefTest:
@@ -225,18 +222,18 @@ def show(cond: object) -> str:
     """The canonical text of a condition tree (parses back to an equal tree)."""
     text = _shown.get(cond)
     if text is None:
-        text = _shown[cond] = _show(cond, 0)
+        text = _shown[cond] = _show(cond, False)
     return text
 
 
-def _show(cond: object, outer: int) -> str:
+def _show(cond: object, in_and: bool) -> str:
+    """``&`` binds tighter than ``|``: only an AnyOf inside an AllOf needs parentheses."""
     kind = type(cond)
     if kind is AnyOf:
-        text = "|".join(_show(c, 1) for c in cond.items)
-        return f"({text})" if outer > 1 else text
+        text = "|".join(_show(c, False) for c in cond.items)
+        return f"({text})" if in_and else text
     if kind is AllOf:
-        text = "&".join(_show(c, 2) for c in cond.items)
-        return f"({text})" if outer > 2 else text
+        return "&".join(_show(c, True) for c in cond.items)
     return show_atom(cond)
 
 

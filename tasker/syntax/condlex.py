@@ -221,8 +221,8 @@ def _generic(atom: str, off: int) -> list[tuple]:
     if found is not None:
         pos, op = found
         left = atom[:pos].rstrip()
-        if not left:
-            raise ConditionError(f"`{op}` needs something to compare on its left", off + pos, len(op),
+        if not left:   # an atom never starts with a blank: the operator opens it
+            raise ConditionError(f"`{op}` needs something to compare on its left", off, len(op),
                                  help="for example @3_stdout@=ready or stdout=ready")
         end = pos + len(op)
         return [*text_tokens(left, off), (OP_TOKENS[op], op, off + pos), *operand(atom[end:], off + end)]
