@@ -11,6 +11,8 @@ from support import EXAMPLES, compile_text, pretty, run_vm
 from tasker.check import variables
 from tasker.check.model import Retry
 from tasker.diagnostics import render
+from tasker.ir.lower import LowerOptions, lower
+from tasker.ir.plan import listing
 from tasker.syntax.ast import ExitCode, Keyword, Multi, Next, Split, TaskRef, Template
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -86,6 +88,11 @@ def test_a_malformed_condition_kept_without_validation_is_logged_as_written(fiel
     the text the user wrote so the failure can be traced back to the file."""
     r = run_vm(T(0, **fields) + T(1), validate=False)
     assert any(line.endswith(logged) for line in r.log.splitlines()), r.log
+
+
+def test_a_malformed_loop_condition_kept_without_validation_is_listed_as_written():
+    wf, _ = compile_text(T(0, next="loop&exit_", loop="2") + T(1), validate=False)
+    assert "next iteration (while exit_)" in listing(lower(wf, LowerOptions()))
 
 
 # ----------------------------------------------------------------- globals
