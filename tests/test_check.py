@@ -6,11 +6,13 @@ import os
 from pathlib import Path
 
 import pytest
-from support import EXAMPLES, compile_text, pretty
+from support import EXAMPLES, compile_text, pretty, run_vm
 
 from tasker.check import variables
 from tasker.check.model import Retry
 from tasker.diagnostics import render
+from tasker.ir.lower import LowerOptions, lower
+from tasker.ir.plan import listing
 from tasker.syntax.ast import ExitCode, Keyword, Multi, Next, Split, TaskRef, Template
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -74,6 +76,23 @@ def test_strict_env_only_allows_tasker_variables():
 
 def test_validation_errors_are_dropped_when_validation_is_skipped():
     assert errors(T(0, on_success=0), validate=False) == []
+
+
+@pytest.mark.parametrize(("fields", "logged"), [
+    ({"success": "exit_abc"}, "Task 0: Success condition 'exit_abc' evaluated to: False"),
+    ({"failure": "stdout~a)"}, "Task 0: Failure condition 'stdout~a)' evaluated to: False"),
+    ({"next": "exit_0 &"}, "Task 0: 'exit_0 &' is False: continuing with stop, the workflow failed"),
+])
+def test_a_malformed_condition_kept_without_validation_is_logged_as_written(fields, logged):
+    """With validation skipped the condition is false at run time, and the log quotes
+    the text the user wrote so the failure can be traced back to the file."""
+    r = run_vm(T(0, **fields) + T(1), validate=False)
+    assert any(line.endswith(logged) for line in r.log.splitlines()), r.log
+
+
+def test_a_malformed_loop_condition_kept_without_validation_is_listed_as_written():
+    wf, _ = compile_text(T(0, next="loop&exit_", loop="2") + T(1), validate=False)
+    assert "next iteration (while exit_)" in listing(lower(wf, LowerOptions()))
 
 
 # ----------------------------------------------------------------- globals

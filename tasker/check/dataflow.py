@@ -75,7 +75,7 @@ class _Analysis:
     def unsafe_path(self, m: int, n: int) -> list[int] | None:
         """A path start -> ... -> m that passes no store of n."""
         stores = self.store_points(n)
-        if m != self.start and all(p in stores for p in self.preds.get(m, ())):
+        if m != self.start and all(p in stores for p in self.preds[m]):
             return None   # the usual case: the task right before is the one read
         parent: dict[int, int | None] = {m: None}
         todo = [m]
@@ -89,7 +89,7 @@ class _Analysis:
                 while parent[path[-1]] is not None:
                     path.append(parent[path[-1]])
                 return path
-            for p in self.preds.get(node, ()):
+            for p in self.preds[node]:
                 if p in parent or p in stores:
                     continue
                 parent[p] = node

@@ -21,6 +21,7 @@ from tasker.syntax.ast import (
     Contains,
     ExitCode,
     ExitNotZero,
+    Invalid,
     Keyword,
     Multi,
     RefTest,
@@ -219,7 +220,8 @@ _shown: dict[object, str] = {}
 
 
 def show(cond: object) -> str:
-    """The canonical text of a condition tree (parses back to an equal tree)."""
+    """The canonical text of a condition tree (parses back to an equal tree); a
+    condition that did not parse shows as it was written."""
     text = _shown.get(cond)
     if text is None:
         text = _shown[cond] = _show(cond, False)
@@ -260,6 +262,8 @@ def show_atom(cond: object) -> str:
         return _with_operand(cond, (f"{subject}{cond.op}", f"{subject} {cond.op}"), cond.operand)
     if kind is Contains:
         return _with_operand(cond, ("not_contains:" if cond.negate else "contains:",), cond.pattern)
+    if kind is Invalid:
+        return cond.text   # kept only when validation is skipped: the log quotes what the user wrote
     return f"<{kind.__name__}>"
 
 
