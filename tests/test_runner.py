@@ -1087,6 +1087,21 @@ def test_without_pidfd_a_child_that_closed_its_pipes_still_times_out(runner, mon
     assert r.timed_out and r.exit_code != 0
 
 
+def test_the_sweep_only_probes_the_process_of_a_live_run_and_keeps_its_session(tmp_path):
+    from tasker.runners.process import sweep_stale_sessions
+
+    other_run = subprocess.Popen(["sleep", "120"])
+    try:
+        session = tmp_path / f"tasker_session_{other_run.pid}_abc"
+        session.mkdir()
+        sweep_stale_sessions(str(tmp_path))
+        assert session.exists()
+    finally:
+        other_run.terminate()
+        # A signal the probe sent would have reached it first and ended it by that signal.
+        assert other_run.wait(timeout=60) == -signal.SIGTERM
+
+
 def test_sweep_keeps_a_live_runs_session_and_goes_on_past_a_directory_it_cannot_remove(tmp_path, monkeypatch):
     from tasker.runners.process import sweep_stale_sessions
 
