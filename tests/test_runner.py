@@ -86,6 +86,25 @@ def test_timeout_is_resolved_lazily_only_after_5_seconds(runner):
     assert r.exit_code == 0 and asked == []
 
 
+def test_a_lazy_timeout_is_asked_once_at_the_earliest_timeout_and_then_honoured(runner, monkeypatch):
+    from tasker.runners import process
+
+    monkeypatch.setattr(process, "MIN_TIMEOUT", 0.5)    # the earliest timeout, 5 s in a run
+    asked = []
+
+    def timeout():
+        asked.append(time.monotonic())
+        return 2
+
+    start = time.monotonic()
+    r = runner.run(["sleep", "60"], timeout, Cancel())
+    elapsed = time.monotonic() - start
+    assert (r.exit_code, r.timed_out, r.timeout) == (124, True, 2.0)
+    assert "Process killed after timeout of 2 seconds" in r.stderr.text()
+    assert len(asked) == 1 and asked[0] - start >= 0.5
+    assert elapsed >= 2       # the function's answer, not the earliest timeout, ended the command
+
+
 def test_cancel_terminates_the_child_group(runner):
     cancel = Cancel()
     threading.Timer(0.3, cancel.set, args=(signal.SIGINT,)).start()
