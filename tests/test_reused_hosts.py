@@ -329,6 +329,30 @@ def test_a_master_ending_on_sigterm_is_given_the_grace_to_close_its_connection_c
     assert closed.read_text() == "bye\n"            # not killed while it was still closing
 
 
+def test_close_ends_the_held_open_stdin_and_tolerates_what_is_already_gone(tmp_path, connections):
+    ssh = fake_ssh(tmp_path)
+    conns = connections({"web1"})
+    _out, stdin = conns.prepare(remote(ssh, "web1", stop=True))
+    held = os.dup(stdin)                   # what a remote command started with it holds
+    os.close(stdin)                        # its read end, and the socket directory, are gone already
+    directory = conns.directory
+    for name in os.listdir(directory):
+        os.unlink(os.path.join(directory, name))
+    os.rmdir(directory)
+    conns.close()
+    try:
+        os.set_blocking(held, False)
+        assert os.read(held, 1) == b""     # the end of input, not "nothing yet": the write end is closed
+    finally:
+        os.close(held)
+    assert conns.directory is None
+    # a command that still comes gets a held-open stdin of its own, which a second close ends
+    _out, again = conns.prepare(remote(ssh, "web1", stop=True))
+    conns.close()
+    with pytest.raises(OSError):
+        os.fstat(again)
+
+
 def test_signalling_a_process_that_is_gone_is_not_an_error():
     proc = subprocess.Popen(["true"])
     proc.wait(timeout=120)
