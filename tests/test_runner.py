@@ -122,10 +122,12 @@ def test_a_child_that_exits_while_a_grandchild_holds_the_pipe_is_not_waited_for_
     assert time.monotonic() - start < 8   # 5 s of grace for the pipe, then it stops reading
 
 
-def test_large_output_spills_to_a_private_file(runner, tmp_path):
-    r = runner.run(py("import sys; sys.stdout.write('y' * 3_000_000 + 'END')"), 60, Cancel())
-    out = r.stdout
-    assert out.spilled and out.size == 3_000_003
+@pytest.mark.parametrize("stream", ["stdout", "stderr"])
+def test_large_output_spills_to_a_private_file_named_after_its_stream(runner, tmp_path, stream):
+    r = runner.run(py(f"import sys; sys.{stream}.write('y' * 3_000_000 + 'END')"), 60, Cancel())
+    out, other = (r.stdout, r.stderr) if stream == "stdout" else (r.stderr, r.stdout)
+    assert out.spilled and out.size == 3_000_003 and not other.spilled and other.text() == ""
+    assert os.path.basename(out.path).startswith(f"tasker_{stream}_")
     assert stat.S_IMODE(os.stat(out.path).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(os.path.dirname(out.path)).st_mode) == 0o700
     assert out.contains("yEND") and len(out.for_substitution()) == 102_400
