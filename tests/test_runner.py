@@ -134,6 +134,47 @@ def test_large_output_spills_to_a_private_file_named_after_its_stream(runner, tm
     assert out.head(5) == "yyyyy"
 
 
+def test_a_background_process_that_a_command_leaves_outlives_the_command(runner):
+    r = runner.run(["sh", "-c", "sleep 120 >/dev/null 2>&1 & echo $!"], 60, Cancel())
+    background = int(r.stdout.text())
+    try:
+        assert r.exit_code == 0 and not r.timed_out
+        assert pid_alive(background)          # only a timeout or a cancel ends the command's group
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(background, signal.SIGKILL)
+
+
+def test_when_spilling_the_output_fails_the_child_is_killed_and_reaped_before_the_error_is_raised(monkeypatch):
+    from tasker.runners import process
+
+    class FullDisk:
+        def spill_file(self, name):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    started = []
+
+    def spawn(*args, **kwargs):
+        started.append(real_spawn(*args, **kwargs))
+        return started[-1]
+
+    real_spawn = process.spawn
+    monkeypatch.setattr(process, "spawn", spawn)
+    code = "import sys, time; sys.stdout.write('y' * 3_000_000); sys.stdout.flush(); time.sleep(120)"
+    with pytest.raises(OSError, match="No space left"):
+        ProcessRunner(FullDisk()).run(py(code), 60, Cancel())
+    [child] = started
+    assert child.returncode == -signal.SIGKILL and not pid_alive(child.pid)
+
+
+def test_waiting_for_pipes_held_open_after_the_exit_does_not_spin(runner):
+    # The child exits at once; the background sleep keeps its pipes open for 3 s.
+    cpu = time.process_time()
+    r = runner.run(["sh", "-c", "sleep 3 & exit 0"], 60, Cancel())
+    assert r.exit_code == 0
+    assert time.process_time() - cpu < 1.0    # a loop that spins would use about the 3 s it waits
+
+
 def test_small_output_stays_in_memory(runner):
     r = runner.run(py("print('x' * 1000)"), 60, Cancel())
     assert not r.stdout.spilled
