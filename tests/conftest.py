@@ -38,27 +38,32 @@ def _fresh_parse_caches():
 
 
 class SignalRefused(BaseException):
-    """A test's code tried to signal init, its own process group or every process."""
+    """A test's code tried to signal init, the test process or its group, or every process."""
 
 
 @pytest.fixture(autouse=True)
 def _never_signal_init_or_everyone(monkeypatch):
-    """Refuse, and fail the test on, a signal to pid 1, to process group 0 or 1, or to pid -1.
+    """Refuse, and fail the test on, a signal to pid 1, to process group 0 or 1, to pid -1, or to
+    the test process itself or its process group.
 
     The tests run as root in CI: a bug (or a mutant under mutation testing) that turns a pid
-    into 0, 1 or -1 would kill the test run, the machine's other processes or its init.  The
-    refusal is a BaseException so that no ``except Exception`` in the code can swallow it.
+    into 0, 1 or -1 would kill the test run, the machine's other processes or its init; one that
+    turns a harmless probe (signal 0) of the test's own pid into a real signal would end the test
+    run with no failure to show.  The refusal is a BaseException so that no ``except Exception``
+    in the code can swallow it.  The test process is the one that set the fixture up: a child
+    forked by the code under test may still signal itself.
     """
     real_kill, real_killpg, refused = os.kill, os.killpg, []
+    me, my_group = os.getpid(), os.getpgrp()
 
     def kill(pid: int, sig: int) -> None:
-        if sig != 0 and pid in (-1, 0, 1):
+        if sig != 0 and (pid in (-1, 0, 1) or pid in (me, -my_group)):
             refused.append(("kill", pid, sig))
             raise SignalRefused(f"os.kill({pid}, {sig})")
         real_kill(pid, sig)
 
     def killpg(pgid: int, sig: int) -> None:
-        if isinstance(pgid, int) and pgid <= 1:
+        if isinstance(pgid, int) and (pgid <= 1 or (pgid == my_group and sig != 0)):
             refused.append(("killpg", pgid, sig))
             raise SignalRefused(f"os.killpg({pgid}, {sig})")
         real_killpg(pgid, sig)
@@ -66,7 +71,7 @@ def _never_signal_init_or_everyone(monkeypatch):
     monkeypatch.setattr(os, "kill", kill)
     monkeypatch.setattr(os, "killpg", killpg)
     yield
-    assert not refused, f"the code under test tried to signal init, its own group or everyone: {refused}"
+    assert not refused, f"the code under test tried to signal init, the test process, its group or everyone: {refused}"
 
 
 @pytest.fixture

@@ -315,6 +315,48 @@ def test_a_master_that_ignores_sigterm_is_killed_at_the_end(tmp_path, connection
     assert not pid_alive(pid)
 
 
+def test_a_master_ending_on_sigterm_is_given_the_grace_to_close_its_connection_cleanly(tmp_path, connections,
+                                                                                        monkeypatch):
+    monkeypatch.setattr("tasker.runners.ssh.CLOSE_GRACE", 120.0)   # ample on a loaded machine; it ends long before
+    closed = tmp_path / "closed"
+    ssh = fake_ssh(tmp_path, f"trap 'sleep 0.3; echo bye > {closed}; exit 0' TERM; "
+                             "echo $$ >> {pids}; touch \"$path\"; while :; do sleep 0.1; done")
+    conns = connections({"web1"})
+    assert conns.prepare(remote(ssh, "web1"))[0][2].startswith("ControlPath=")
+    [pid] = [int(p) for p in (tmp_path / "ssh.pids").read_text().split()]
+    conns.close()
+    assert not pid_alive(pid)
+    assert closed.read_text() == "bye\n"            # not killed while it was still closing
+
+
+def test_close_ends_the_held_open_stdin_and_tolerates_what_is_already_gone(tmp_path, connections):
+    ssh = fake_ssh(tmp_path)
+    conns = connections({"web1"})
+    _out, stdin = conns.prepare(remote(ssh, "web1", stop=True))
+    held = os.dup(stdin)                   # what a remote command started with it holds
+    os.close(stdin)                        # its read end, and the socket directory, are gone already
+    directory = conns.directory
+    for name in os.listdir(directory):
+        os.unlink(os.path.join(directory, name))
+    os.rmdir(directory)
+    conns.close()
+    try:
+        os.set_blocking(held, False)
+        assert os.read(held, 1) == b""     # the end of input, not "nothing yet": the write end is closed
+    finally:
+        os.close(held)
+    assert conns.directory is None
+    # a command that still comes gets a held-open stdin of its own, which a second close ends
+    _out, again = conns.prepare(remote(ssh, "web1", stop=True))
+    held = os.dup(again)
+    conns.close()
+    try:
+        os.set_blocking(held, False)
+        assert os.read(held, 1) == b""
+    finally:
+        os.close(held)
+
+
 def test_signalling_a_process_that_is_gone_is_not_an_error():
     proc = subprocess.Popen(["true"])
     proc.wait(timeout=120)

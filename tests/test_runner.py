@@ -86,6 +86,25 @@ def test_timeout_is_resolved_lazily_only_after_5_seconds(runner):
     assert r.exit_code == 0 and asked == []
 
 
+def test_a_lazy_timeout_is_asked_once_at_the_earliest_timeout_and_then_honoured(runner, monkeypatch):
+    from tasker.runners import process
+
+    monkeypatch.setattr(process, "MIN_TIMEOUT", 0.5)    # the earliest timeout, 5 s in a run
+    asked = []
+
+    def timeout():
+        asked.append(time.monotonic())
+        return 2
+
+    start = time.monotonic()
+    r = runner.run(["sleep", "60"], timeout, Cancel())
+    elapsed = time.monotonic() - start
+    assert (r.exit_code, r.timed_out, r.timeout) == (124, True, 2.0)
+    assert "Process killed after timeout of 2 seconds" in r.stderr.text()
+    assert len(asked) == 1 and asked[0] - start >= 0.5
+    assert elapsed >= 2       # the function's answer, not the earliest timeout, ended the command
+
+
 def test_cancel_terminates_the_child_group(runner):
     cancel = Cancel()
     threading.Timer(0.3, cancel.set, args=(signal.SIGINT,)).start()
@@ -103,14 +122,57 @@ def test_a_child_that_exits_while_a_grandchild_holds_the_pipe_is_not_waited_for_
     assert time.monotonic() - start < 8   # 5 s of grace for the pipe, then it stops reading
 
 
-def test_large_output_spills_to_a_private_file(runner, tmp_path):
-    r = runner.run(py("import sys; sys.stdout.write('y' * 3_000_000 + 'END')"), 60, Cancel())
-    out = r.stdout
-    assert out.spilled and out.size == 3_000_003
+@pytest.mark.parametrize("stream", ["stdout", "stderr"])
+def test_large_output_spills_to_a_private_file_named_after_its_stream(runner, tmp_path, stream):
+    r = runner.run(py(f"import sys; sys.{stream}.write('y' * 3_000_000 + 'END')"), 60, Cancel())
+    out, other = (r.stdout, r.stderr) if stream == "stdout" else (r.stderr, r.stdout)
+    assert out.spilled and out.size == 3_000_003 and not other.spilled and other.text() == ""
+    assert os.path.basename(out.path).startswith(f"tasker_{stream}_")
     assert stat.S_IMODE(os.stat(out.path).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(os.path.dirname(out.path)).st_mode) == 0o700
     assert out.contains("yEND") and len(out.for_substitution()) == 102_400
     assert out.head(5) == "yyyyy"
+
+
+def test_a_background_process_that_a_command_leaves_outlives_the_command(runner):
+    r = runner.run(["sh", "-c", "sleep 120 >/dev/null 2>&1 & echo $!"], 60, Cancel())
+    background = int(r.stdout.text())
+    try:
+        assert r.exit_code == 0 and not r.timed_out
+        assert pid_alive(background)          # only a timeout or a cancel ends the command's group
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(background, signal.SIGKILL)
+
+
+def test_when_spilling_the_output_fails_the_child_is_killed_and_reaped_before_the_error_is_raised(monkeypatch):
+    from tasker.runners import process
+
+    class FullDisk:
+        def spill_file(self, name):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    started = []
+
+    def spawn(*args, **kwargs):
+        started.append(real_spawn(*args, **kwargs))
+        return started[-1]
+
+    real_spawn = process.spawn
+    monkeypatch.setattr(process, "spawn", spawn)
+    code = "import sys, time; sys.stdout.write('y' * 3_000_000); sys.stdout.flush(); time.sleep(120)"
+    with pytest.raises(OSError, match="No space left"):
+        ProcessRunner(FullDisk()).run(py(code), 60, Cancel())
+    [child] = started
+    assert child.returncode == -signal.SIGKILL and not pid_alive(child.pid)
+
+
+def test_waiting_for_pipes_held_open_after_the_exit_does_not_spin(runner):
+    # The child exits at once; the background sleep keeps its pipes open for 3 s.
+    cpu = time.process_time()
+    r = runner.run(["sh", "-c", "sleep 3 & exit 0"], 60, Cancel())
+    assert r.exit_code == 0
+    assert time.process_time() - cpu < 1.0    # a loop that spins would use about the 3 s it waits
 
 
 def test_small_output_stays_in_memory(runner):
@@ -1085,6 +1147,21 @@ def test_without_pidfd_a_child_that_closed_its_pipes_still_times_out(runner, mon
     monkeypatch.setattr(process._Watch, "_pidfd", lambda self: None)
     r = runner.run(["sh", "-c", "exec >&- 2>&-; sleep 30"], 1, Cancel())
     assert r.timed_out and r.exit_code != 0
+
+
+def test_the_sweep_only_probes_the_process_of_a_live_run_and_keeps_its_session(tmp_path):
+    from tasker.runners.process import sweep_stale_sessions
+
+    other_run = subprocess.Popen(["sleep", "120"])
+    try:
+        session = tmp_path / f"tasker_session_{other_run.pid}_abc"
+        session.mkdir()
+        sweep_stale_sessions(str(tmp_path))
+        assert session.exists()
+    finally:
+        other_run.terminate()
+        # A signal the probe sent would have reached it first and ended it by that signal.
+        assert other_run.wait(timeout=60) == -signal.SIGTERM
 
 
 def test_sweep_keeps_a_live_runs_session_and_goes_on_past_a_directory_it_cannot_remove(tmp_path, monkeypatch):
