@@ -789,3 +789,93 @@ def test_after_a_failed_checkpoint_every_later_one_is_refused_without_writing(tm
     machine.env.checkpoint = save
     assert [machine.save_checkpoint(None) for _ in range(3)] == [False, False, False]
     assert (tries, machine.env.halt) == ([None], "could not write the recovery state: disk full")
+
+
+# ----------------------------------------------------------------- file name, loading, records
+
+
+def test_the_state_file_is_named_after_the_task_file_and_the_hash_of_its_absolute_path(tmp_path):
+    import hashlib
+
+    task_file = str(tmp_path / "deploy.txt")
+    digest = hashlib.sha256(task_file.encode()).hexdigest()[:8]
+    assert checkpoint.state_path("/logs", task_file) == f"/logs/recovery/deploy_{digest}.recovery.json"
+    other = str(tmp_path / "deploy.flow")
+    other_digest = hashlib.sha256(other.encode()).hexdigest()[:8]
+    assert checkpoint.state_path("/logs", other) == f"/logs/recovery/deploy.flow_{other_digest}.recovery.json"
+    long_name = checkpoint.state_path("/logs", str(tmp_path / ("x" * 300 + ".txt")))
+    stem = os.path.basename(long_name).rsplit("_", 1)[0]
+    assert len(stem) == 100
+
+
+def test_a_record_missing_its_parts_is_rebuilt_with_failure_defaults():
+    rec = checkpoint.record_from_json({})
+    assert (rec.exit_code, rec.stdout.text(), rec.stderr.text(), rec.success) == (1, "", "", False)
+    assert (rec.hostname, rec.start, rec.end, rec.counts, rec.kind) == ("", 0.0, 0.0, None, "task")
+
+
+@pytest.mark.parametrize("text,message", [
+    ('{"version": "1.0"}', "lacks task_file_path, task_file_hash, task_results; delete it to start over"),
+    ('{"version": "0.9", "task_file_path": "f", "task_file_hash": "h", "task_results": {}}',
+     "has version '0.9', expected 1.0"),
+    ("[" * 100_000 + "]" * 100_000, "is not valid JSON (nested too deeply); delete it to start over"),
+])
+def test_a_recovery_file_that_cannot_be_used_is_refused_with_the_reason(tmp_path, text, message):
+    path = tmp_path / "state.json"
+    path.write_text(text)
+    with pytest.raises(checkpoint.RecoveryError) as err:
+        checkpoint.load(str(path))
+    assert str(err.value) == f"the recovery file {path} {message}"
+
+
+def test_a_changed_task_file_is_refused_naming_what_changed(tmp_path):
+    _machine, _store, path, _ending = failed_run(tmp_path)
+    data = checkpoint.load(str(path))
+    workflow, _ = compile_text(RUN)
+    new = dedent(RUN).replace("command=c2", "command=c2b")
+    with pytest.raises(checkpoint.RecoveryError) as err:
+        checkpoint.check_task_file(data, "state.json", "flow.txt", new.encode(), workflow)
+    assert str(err.value).startswith("the task file flow.txt changed since the run that saved the state in "
+                                     "state.json (task 2 changed)")
+    with pytest.raises(checkpoint.RecoveryError, match=r"\(its hash differs\)"):
+        checkpoint.check_task_file(data, "state.json", "flow.txt", new.encode())
+
+
+@pytest.mark.parametrize("text,message", [
+    ("{", "is not valid JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1)); "
+          "delete it to start over"),
+    ("[]", "does not hold a recovery state; delete it to start over"),
+    ('{"version": "' + "9" * 60 + '", "task_file_path": "f", "task_file_hash": "h", "task_results": {}}',
+     f"has version '{'9' * 40}', expected 1.0"),
+])
+def test_more_recovery_files_that_are_refused_with_the_reason(tmp_path, text, message):
+    path = tmp_path / "state.json"
+    path.write_text(text)
+    with pytest.raises(checkpoint.RecoveryError) as err:
+        checkpoint.load(str(path))
+    assert str(err.value) == f"the recovery file {path} {message}"
+
+
+def test_a_recovery_file_that_cannot_be_read_is_refused_with_the_reason(tmp_path):
+    with pytest.raises(checkpoint.RecoveryError) as err:
+        checkpoint.load(str(tmp_path))
+    assert str(err.value) == f"cannot read the recovery file {tmp_path}: Is a directory"
+
+
+def test_a_changed_task_file_that_is_not_utf8_is_still_compared(tmp_path):
+    _machine, _store, path, _ending = failed_run(tmp_path)
+    data = checkpoint.load(str(path))
+    workflow, _ = compile_text(RUN)
+    new = dedent(RUN).replace("command=c2", "command=c\udcff").encode("utf-8", "surrogateescape")
+    with pytest.raises(checkpoint.RecoveryError, match=r"\(task 2 changed\)"):
+        checkpoint.check_task_file(data, "state.json", "flow.txt", new, workflow)
+
+
+def test_a_state_with_a_vm_section_but_no_format_is_read_as_a_tasker_2_2_state(tmp_path):
+    _machine, _store, path, _ending = failed_run(tmp_path)
+    data = checkpoint.load(str(path))
+    del data["format"]
+    data["vm"]["pc"] = "stop.failure"
+    data["execution_path"] = [0, 1, 2, 3]
+    again, _store2, _path2 = checkpointed(tmp_path / "again")
+    assert checkpoint.restore(data, again) == again.program.entries[4]    # the 2.2 fields name task 4
