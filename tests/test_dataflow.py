@@ -228,3 +228,10 @@ def test_an_earlier_branch_member_does_not_count_as_storing_another_task():
         "it; the reference then stays as written",
         "task 2 reads @4_stdout@ in the TRUE branch of conditional block 5, but task 4 may not have run: the flow "
         "can go task 0 -> task 1 -> task 2 -> task 3 -> task 5 without it; the reference then stays as written"]
+
+
+def test_a_read_in_a_hostnames_block_is_reported_at_the_blocks_own_field():
+    # the block's generated per-host subtasks do the reading; the warning points at what the user wrote
+    block = "task=2\ntype=parallel\nhostnames=a,b\ncommand=echo\narguments=@1_stdout@\nexec=local\nnext=never\n\n"
+    assert shown(JUMP + block) == [(f"task 2 reads @1_stdout@, {PAST_1}", (17, 11, 10),
+                                    [(8, 6, "task 1 is defined here")])]
