@@ -547,3 +547,32 @@ def test_a_dry_run_retries_a_refused_member_without_waiting(kind):
     r, events = retries(text, {}, dry_run=True, validate=False, exec_types=ssh)
     assert events == [{"task": 100, "block": 1, "attempt": a, "delay": 0.0, "exit_code": 1} for a in (1, 2)]
     assert r.clock.sleeps == [] and r.runner.calls == []
+
+
+def test_a_parallel_block_never_runs_more_members_at_once_than_it_may(monkeypatch):
+    """Each member keeps its slot a moment after a second one started: a block that let more
+    start would be seen with more than ``max_parallel`` running (never the other way round)."""
+    import threading
+    import time
+
+    from fakes import FakeRunner
+
+    cond = threading.Condition()
+    seen = {"active": 0, "peak": 0}
+    real = FakeRunner.run
+
+    def run(self, argv, timeout, cancel):
+        with cond:
+            seen["active"] += 1
+            seen["peak"] = max(seen["peak"], seen["active"])
+            cond.notify_all()
+            cond.wait_for(lambda: seen["active"] >= 2, timeout=30)
+        time.sleep(0.2)
+        with cond:
+            seen["active"] -= 1
+        return real(self, argv, timeout, cancel)
+    monkeypatch.setattr(FakeRunner, "run", run)
+    ids = list(range(100, 106))
+    r = run_vm(P(1, tasks=",".join(map(str, ids)), max_parallel=2, next="never") + members(*ids))
+    assert r.record(1).counts == (6, 0, 6)
+    assert seen["peak"] == 2
