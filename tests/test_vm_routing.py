@@ -937,11 +937,6 @@ def R(tid: int, host: str, exec_type: str = "ssh", **fields: object) -> str:
     return "\n".join(lines + [f"{k}={v}" for k, v in fields.items()]) + "\n\n"
 
 
-def parallel_of(tid: int, members: str, **fields: object) -> str:
-    lines = [f"task={tid}", "type=parallel", f"tasks={members}"]
-    return "\n".join(lines + [f"{k}={v}" for k, v in fields.items()]) + "\n\n"
-
-
 def finished(events: list[dict]) -> list[dict]:
     return [e for e in events if e["event"] == "task_finished"]
 
@@ -999,7 +994,7 @@ def test_an_unbalanced_quote_with_a_value_in_it_stops_the_run_and_names_the_argu
 
 
 def test_an_unbalanced_quote_fails_only_the_block_member_that_has_it():
-    text = T(0) + parallel_of(1, "100,101", next="always") + T(2) + T(100, arguments="'@0_stdout@") + T(101)
+    text = T(0) + P(1, tasks="100,101", next="always") + T(2) + T(100, arguments="'@0_stdout@") + T(101)
     r = run_vm(text, {"c0": [(0, "x", "")]}, validate=False)
     assert r.path == [0, 1, 2] and r.code == 0
     assert r.record(1).counts == (1, 1, 2)

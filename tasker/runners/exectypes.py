@@ -28,10 +28,6 @@ FALLBACK_TIMEOUT = 300
 class ArgumentsError(Exception):
     """Arguments that cannot be split into words (an unbalanced quote: exit 1)."""
 
-    def __init__(self, message: str, problem: str = "") -> None:
-        super().__init__(message)
-        self.problem = problem or message
-
 
 class ExecType:
     """One configured exec type."""
@@ -207,12 +203,7 @@ def _insert(text: str, values: list[str]) -> str:
 def argument_words(marked: str, values: list[str]) -> list[str]:
     """The words of ``marked`` (already ``$``-expanded) with the values put in (see ``Arguments``)."""
     words: list[str] = []
-    try:
-        split = _split_pieces(marked)
-    except ArgumentsError as exc:
-        # the message names the arguments with the values in, never the internal markers
-        raise ArgumentsError(f"cannot split arguments {_insert(marked, values)!r}: {exc.problem}") from None
-    for word in split:
+    for word in _split_pieces(marked, values):
         current: list[str] = []
         has = False
         for piece, quoted in word:
@@ -240,8 +231,11 @@ def argument_words(marked: str, values: list[str]) -> list[str]:
     return words
 
 
-def _split_pieces(text: str) -> list[list[tuple[str, bool]]]:
-    """Shell-like words as lists of (text, quoted) pieces (quotes removed, escapes applied)."""
+def _split_pieces(text: str, values: list[str] | tuple[str, ...] = ()) -> list[list[tuple[str, bool]]]:
+    """Shell-like words as lists of (text, quoted) pieces (quotes removed, escapes applied).
+
+    ``values`` are the result values behind the markers in ``text``: an error names the
+    arguments with them put back, never the markers."""
     if "'" not in text and '"' not in text and "\\" not in text:
         return [[(w, False)] for w in _BLANKS.split(text) if w]
     words: list[list[tuple[str, bool]]] = []
@@ -253,7 +247,7 @@ def _split_pieces(text: str) -> list[list[tuple[str, bool]]]:
         m = _PIECE.match(text, pos)
         if m is None:
             problem = "No escaped character" if text[pos] == "\\" else "No closing quotation"
-            raise ArgumentsError(f"cannot split arguments {text!r}: {problem}", problem)
+            raise ArgumentsError(f"cannot split arguments {_insert(text, values)!r}: {problem}")
         plain, single, double, escaped, blank = m.groups()
         if blank is not None:
             if started:
