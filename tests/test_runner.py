@@ -13,6 +13,7 @@ import sys
 import tempfile
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -825,6 +826,38 @@ def test_the_watchdog_kills_started_groups_when_tasker_goes_away_and_not_after_a
         assert done.poll() is None
     finally:
         reap(orphan, done)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the watchdog is Linux's")
+def test_the_watchdog_holds_only_its_pipe_and_dev_null_in_a_session_of_its_own_deaf_to_int_and_term():
+    from tasker.runners.guard import Guard
+
+    guard = Guard()
+    stdin, (r, w) = os.dup(0), os.pipe()
+    os.dup2(r, 0)                       # a console pipe on stdin, as under a shell pipeline
+    try:
+        guard.start_watchdog()
+    finally:
+        os.dup2(stdin, 0)
+        for fd in (stdin, r, w):
+            os.close(fd)
+    try:
+        pid, proc = guard.watchdog, Path(f"/proc/{guard.watchdog}")
+        deadline = time.monotonic() + 30
+        # setsid is the watchdog's last step before it reads: once it leads a session, it is set up
+        while int(Path(proc, "stat").read_bytes().rsplit(b")", 1)[1].split()[3]) != pid:
+            assert time.monotonic() < deadline, "the watchdog never started a session of its own"
+            time.sleep(0.01)
+        fds = {int(fd): os.readlink(proc / "fd" / fd) for fd in os.listdir(proc / "fd")}
+        pipe = os.readlink(f"/proc/self/fd/{guard.pipe}")
+        # a console pipe or another file held open would keep a reader of tasker's output waiting
+        assert sorted(fds.values()) == ["/dev/null"] * 3 + [pipe] and {0, 1, 2} <= set(fds)
+        assert [fds[fd] for fd in (0, 1, 2)] == ["/dev/null"] * 3
+        ignored = int(next(x for x in Path(proc, "status").read_text().splitlines()
+                           if x.startswith("SigIgn:")).split()[1], 16)
+        assert ignored >> (signal.SIGINT - 1) & 1 and ignored >> (signal.SIGTERM - 1) & 1
+    finally:
+        guard.close()
 
 
 def test_argv_size_counts_each_string_its_nul_and_pointer_plus_the_environment():
