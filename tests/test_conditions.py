@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tasker.numbers import MAX_DIGITS
 from tasker.runners.output import Output
 from tasker.syntax.ast import (
     AllOf,
@@ -19,7 +20,7 @@ from tasker.syntax.ast import (
     Template,
 )
 from tasker.syntax.condition import ConditionError, parse_condition, show
-from tasker.syntax.condlex import EXPECTED_FORMS
+from tasker.syntax.condlex import EXPECTED_FORMS, MAX_NESTING, tokenize
 from tasker.vm.evaluate import PRE, Context, evaluate, reads_results
 from tasker.vm.store import Record, ResultStore
 
@@ -148,12 +149,37 @@ FOLLOW = "add the condition that should follow it, or remove the operator"
     ("exit_0&|exit_1", "`|` needs a condition before it", 7, 1, None),
     ("(exit_0)(exit_1)", "missing `&` or `|` before `(`", 8, 1, JOIN),
     ("(exit_0)exit_1", "missing `&` or `|` between conditions", 8, 1, JOIN),
+    ("", "empty condition", 0, 1, "write a condition such as exit_0, or remove the line"),
+    ("  ", "empty condition", 0, 1, "write a condition such as exit_0, or remove the line"),
+    ("exit_0&&stdout~x", "`&&` is not an operator", 6, 2, "write a single `&` for and"),
+    ("exit_0||exit_1", "`||` is not an operator", 6, 2, "write a single `|` for or"),
+    ("stdout:space,1=b", "`stdout:space,1=b`: splitting an output inside a condition is not supported", 0, 16,
+     "split the output with stdout_split=DELIM,INDEX on the task and compare stdout"),
+    ("exit_0&max_failed", "`max_failed` needs a count", 7, 10, "write max_failed=N, e.g. max_failed=2"),
+    ("min_success=" + "9" * (MAX_DIGITS + 1),
+     f"the number {'9' * (MAX_DIGITS + 1)} is out of range (at most {MAX_DIGITS} digits)", 12, MAX_DIGITS + 1,
+     f"write a number of at most {MAX_DIGITS} digits"),
+    ("(" * (MAX_NESTING + 1) + "exit_0" + ")" * (MAX_NESTING + 1), f"parentheses nested more than {MAX_NESTING} deep",
+     MAX_NESTING, 1, "split the condition: give parts of it to earlier tasks and test their @N_success@"),
 ])
 def test_syntax_errors_point_at_the_offending_character(text, message, offset, length, help):
     with pytest.raises(ConditionError) as info:
         parse_condition(text)
     got = info.value
     assert (got.message, got.offset, got.length, got.help) == (message, offset, length, help)
+
+
+def test_parentheses_nested_to_the_limit_are_accepted():
+    text = "(" * MAX_NESTING + "exit_0" + ")" * MAX_NESTING
+    assert parse_condition(text) == parse_condition("exit_0")
+
+
+def test_tokens_of_a_quoted_value_place_both_quotes_and_the_text_between():
+    assert tokenize('stdout~ "ab"') == [("STREAM", "stdout", 0), ("MATCH", "~", 6), ("_QUOTE", '"', 8),
+                                        ("TEXT", "ab", 9), ("_QUOTE", '"', 11)]
+    # an opening quote with no closing one is dropped; two quotes at the start are text
+    assert tokenize("stdout~'ab") == [("STREAM", "stdout", 0), ("MATCH", "~", 6), ("TEXT", "ab", 8)]
+    assert tokenize("stdout~''x") == [("STREAM", "stdout", 0), ("MATCH", "~", 6), ("TEXT", "''x", 7)]
 
 
 def test_hint_for_words_as_operators():
