@@ -332,13 +332,14 @@ def test_golden_checked_ast(example):
     assert text == golden.read_text(), f"checked AST of {example} changed; TASKER_UPDATE_GOLDEN=1 rewrites it"
 
 
-def _configured(names: tuple, path: str | None = "/etc/tasker/types.yaml", aliases: dict | None = None):
+def _configured(names: tuple, path: str | None = "/etc/tasker/types.yaml", aliases: dict | None = None,
+                searched: tuple = ("/etc/tasker/types.yaml",)):
     from tasker.runners.exectypes import ExecConfig, ExecTypes
 
     template = {"binary": "/bin/true", "command_template": ["{binary}", "{command}"]}
     data = {"platforms": {"linux": {n: template for n in names}}, "aliases": aliases or {}}
     exec_types = ExecTypes(environ={})
-    exec_types.use_config(ExecConfig(path, data, ("/etc/tasker/types.yaml",)))
+    exec_types.use_config(ExecConfig(path, data, searched))
     return exec_types
 
 
@@ -1250,9 +1251,10 @@ def test_exact_diagnostics_of_references_between_tasks_and_globals(text, options
 def test_exec_type_aliases_match_whatever_their_case_and_unknown_types_name_the_configuration():
     exec_types = _configured(("ssh",), aliases={"Secure": "ssh"})
     assert not check_with("task=0\nhostname=h\ncommand=c\nexec=SECURE\n", exec_types).items
-    [error] = check_with("task=0\nhostname=h\ncommand=c\nexec=zzz\n", _configured((), path=None)).errors
-    assert error.help == ("no exec-type configuration was found (searched: /etc/tasker/types.yaml), so only local "
-                          "exists; another configuration is chosen with --exec-config FILE")
+    searched = ("./types.yaml", "/etc/tasker/types.yaml")
+    [error] = check_with("task=0\nhostname=h\ncommand=c\nexec=zzz\n", _configured((), None, searched=searched)).errors
+    assert error.help == ("no exec-type configuration was found (searched: ./types.yaml, /etc/tasker/types.yaml), so "
+                          "only local exists; another configuration is chosen with --exec-config FILE")
 
 
 # ------------------------------------------------------------ expanding @NAME@ globals

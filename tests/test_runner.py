@@ -354,6 +354,15 @@ def test_a_refused_command_line_result(runner):
     assert before <= r.start <= r.end <= time.time()
 
 
+def test_an_environment_the_os_refuses_past_the_nul_check_is_a_refused_command():
+    before = time.time()
+    # "=" in a name passes the NUL and encoding checks; posix_spawn then refuses it with a ValueError
+    r = ProcessRunner(env={b"A=B": b"1", b"PATH": os.environb[b"PATH"]}).run(["true"], 30, Cancel())
+    text = "cannot start the command: illegal environment variable name"
+    assert (r.exit_code, r.not_found, r.error, r.stderr.text()) == (1, False, text, text)
+    assert before <= r.start <= r.end <= time.time()
+
+
 def test_a_spawn_error_without_a_file_name_is_its_plain_text(runner, monkeypatch):
     from tasker.runners import process
 
@@ -1163,6 +1172,17 @@ def test_child_poll_reports_the_exit_status_once_it_is_there_and_a_child_reaped_
         running.send_signal(signal.SIGKILL)
     os.waitpid(running.pid, 0)                       # somebody else reaps it
     assert (running.poll(), running.poll()) == (-signal.SIGKILL, -signal.SIGKILL)
+
+
+def test_child_wait_reports_a_child_reaped_elsewhere_as_killed():
+    from tasker.runners.process import spawn
+
+    child = spawn(["sleep", "60"], None)
+    os.close(child.out_fd)
+    os.close(child.err_fd)
+    child.send_signal(signal.SIGKILL)
+    os.waitpid(child.pid, 0)                         # somebody else reaps it
+    assert (child.wait(), child.returncode) == (-signal.SIGKILL, -signal.SIGKILL)
 
 
 @pytest.mark.parametrize("script", ["echo out; exit 5", "exec >&- 2>&-; sleep 0.3; exit 5"])
