@@ -174,10 +174,9 @@ class _Analysis:
                                                "only on the paths where it ran", related=tuple(related))
 
     def span_of(self, tid: int, key: str, text: str) -> Span | None:
+        # only tasks written in the file read results: a hostnames block's generated subtasks carry
+        # no reads of their own (the block reports them, at its own field)
         block = self.blocks.get(tid)
-        if block is None:
-            parent = self.tasks[tid].parent
-            block = self.blocks.get(parent) if parent is not None else None
         if block is None:
             return None
         pair = None
