@@ -159,6 +159,16 @@ FOLLOW = "add the condition that should follow it, or remove the operator"
     ("min_success=" + "9" * (MAX_DIGITS + 1),
      f"the number {'9' * (MAX_DIGITS + 1)} is out of range (at most {MAX_DIGITS} digits)", 12, MAX_DIGITS + 1,
      f"write a number of at most {MAX_DIGITS} digits"),
+    ("stdout_count~3", "`stdout_count` compares a number of lines", 12, 1, "use = != < <= > >=, e.g. stdout_count>2"),
+    ("stderr_count!~3", "`stderr_count` compares a number of lines", 12, 2, "use = != < <= > >=, e.g. stderr_count>2"),
+    ("stdout_count> x y", "`stdout_count>` needs a whole number, got `x y`", 14, 3, "for example stdout_count>3"),
+    ("stdout_count>", "`stdout_count>` needs a whole number, got ``", 13, 1, "for example stdout_count>3"),
+    ("stdout_count>  " + "9" * (MAX_DIGITS + 1),
+     f"the number {'9' * (MAX_DIGITS + 1)} is out of range (at most {MAX_DIGITS} digits)", 15, MAX_DIGITS + 1,
+     f"write a number of at most {MAX_DIGITS} digits"),
+    ("exit_abc", "`exit_abc` is not an exit-code test", 0, 8, "write exit_ and a number, e.g. exit_0 or exit_124"),
+    ("exit_0 AND stdout~ok", "`exit_0 AND stdout~ok` is not an exit-code test", 0, 20,
+     "words are not operators: write `&` for and, `|` for or"),
     ("(" * (MAX_NESTING + 1) + "exit_0" + ")" * (MAX_NESTING + 1), f"parentheses nested more than {MAX_NESTING} deep",
      MAX_NESTING, 1, "split the condition: give parts of it to earlier tasks and test their @N_success@"),
 ])
@@ -172,6 +182,18 @@ def test_syntax_errors_point_at_the_offending_character(text, message, offset, l
 def test_parentheses_nested_to_the_limit_are_accepted():
     text = "(" * MAX_NESTING + "exit_0" + ")" * MAX_NESTING
     assert parse_condition(text) == parse_condition("exit_0")
+
+
+@pytest.mark.parametrize("text,tokens", [
+    ("stdout_count >= 3", [("STREAM_COUNT", "stdout", 0), ("GE", ">=", 13), ("NUMBER", 3, 16)]),
+    ("stderr !~ x", [("STREAM", "stderr", 0), ("NOT_MATCH", "!~", 7), ("TEXT", "x", 10)]),
+    (" stdout~  ab", [("STREAM", "stdout", 1), ("MATCH", "~", 7), ("TEXT", "ab", 10)]),
+    ("stdout~a@1_stdout@b", [("STREAM", "stdout", 0), ("MATCH", "~", 6), ("TEXT", "a", 7),
+                             ("TASKREF", TaskRef(1, "stdout"), 8), ("TEXT", "b", 18)]),
+    ("@2_exit@ = 3", [("TASKREF", TaskRef(2, "exit"), 0), ("EQ", "=", 9), ("TEXT", "3", 11)]),
+])
+def test_tokens_carry_the_offset_where_each_starts(text, tokens):
+    assert tokenize(text) == tokens
 
 
 def test_tokens_of_a_quoted_value_place_both_quotes_and_the_text_between():
@@ -207,6 +229,9 @@ def test_hint_for_words_as_operators():
     ("stderr~", dict(err="   "), False),                 # stderr: only trailing newlines removed
     ("stdout~ hello", dict(out="hello"), True),
     ("stdout~'Hello'", dict(out="Hello"), True),
+    ("stdout=XaX", dict(out="XaX"), True),                # only quotes are quotes
+    ('stdout~"a",exit_2', dict(out='"a",exit_2'), True),  # a quote in the value: its comma is text
+    ("stdout~it's,exit_2", dict(out="it's,exit_2"), True),
     ('stdout~"a=b c"', dict(out="a=b c"), True),
     ('stdout~"a|b"', dict(out="a|b"), True),             # quotes protect | (2.2: split)
     ('stdout~""', dict(out="anything"), True),

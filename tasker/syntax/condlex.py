@@ -201,11 +201,11 @@ def _stream(atom: str, off: int, m: re.Match) -> list[tuple]:
         if op in ("~", "!~"):
             raise ConditionError(f"`{stream}_count` compares a number of lines", op_off, len(op),
                                  help=f"use = != < <= > >=, e.g. {stream}_count>2")
+        at = off + m.end() + len(rest) - len(rest.lstrip())     # where the count starts, past blanks
         if not _INT_RE.match(rest):
             raise ConditionError(f"`{stream}_count{op}` needs a whole number, got `{rest.strip()}`",
-                                 off + m.end(), max(1, len(rest)), help=f"for example {stream}_count{op}3")
-        count = _number(rest, off + m.end())
-        return [("STREAM_COUNT", stream, off), (OP_TOKENS[op], op, op_off), ("NUMBER", count, off + m.end())]
+                                 at, max(1, len(rest.strip())), help=f"for example {stream}_count{op}3")
+        return [("STREAM_COUNT", stream, off), (OP_TOKENS[op], op, op_off), ("NUMBER", _number(rest.lstrip(), at), at)]
     return [("STREAM", stream, off), (OP_TOKENS[op], op, op_off), *operand(rest, off + m.end())]
 
 
