@@ -831,6 +831,8 @@ def test_the_watchdog_kills_started_groups_when_tasker_goes_away_and_not_after_a
         guard.finished(done.pid)
         guard.close()                                   # a normal end: the watchdog exits
         assert guard.pipe is None and guard.watchdog is None
+        with pytest.raises(ChildProcessError):
+            os.waitpid(watchdog, os.WNOHANG)            # and close() has reaped it: no zombie stays
         assert wait_dead(orphan) == -signal.SIGKILL     # still listed: as if tasker had died
         assert done.poll() is None
     finally:
@@ -867,6 +869,31 @@ def test_the_watchdog_holds_only_its_pipe_and_dev_null_in_a_session_of_its_own_d
         assert ignored >> (signal.SIGINT - 1) & 1 and ignored >> (signal.SIGTERM - 1) & 1
     finally:
         guard.close()
+
+
+def test_close_goes_on_when_the_journal_was_removed_meanwhile(tmp_path):
+    from tasker.runners.guard import Guard
+
+    guard, journal = Guard(), tmp_path / "state.procs"
+    guard.open_journal(str(journal))
+    journal.unlink()
+    guard.close(str(journal))
+    assert guard.journal is None
+
+
+def test_close_waits_about_a_second_for_a_watchdog_that_does_not_exit_then_goes_on():
+    from tasker.runners.guard import Guard
+
+    stuck = subprocess.Popen(["sleep", "60"])
+    guard = Guard()
+    guard.watchdog = stuck.pid
+    try:
+        began = time.monotonic()
+        guard.close()
+        # the bound is loose on purpose (a loaded machine); what it rules out is waiting for the child
+        assert time.monotonic() - began < 20 and guard.watchdog is None and stuck.poll() is None
+    finally:
+        reap(stuck)
 
 
 def test_argv_size_counts_each_string_its_nul_and_pointer_plus_the_environment():

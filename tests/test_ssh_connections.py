@@ -290,3 +290,16 @@ def test_a_block_of_1000_hosts_at_max_parallel_200_reports_every_host(sshd, task
     members = {tid: v for tid, v in results(out).items() if int(tid) >= 100_000}
     assert len(members) == 1000
     assert all(v["exit_code"] == 0 and v["stdout"] == f"{tid}\n" for tid, v in members.items())
+
+
+def test_a_runner_made_without_connections_runs_an_ssh_command_through_a_set_of_its_own(sshd, config):
+    from tasker.runners.base import Cancel
+    from tasker.runners.exectypes import ExecTypes, load_config
+    from tasker.runners.process import ProcessRunner
+
+    types = ExecTypes(environ={})
+    types.use_config(load_config(str(config)))
+    runner = ProcessRunner()                      # as an embedding program would make one
+    result = runner.run(types.argv("ssh", loopback_hosts(1)[0], "echo", "hello there"), 60, Cancel())
+    assert (result.exit_code, result.stdout.text().strip()) == (0, "hello there"), result.stderr.text()
+    assert runner.connections is not None and not runner.connections.reused   # no shared master
