@@ -84,7 +84,7 @@ def test_timeout_is_resolved_lazily_only_after_5_seconds(runner):
         return 300
 
     r = runner.run(py("print('quick')"), timeout, Cancel())
-    assert r.exit_code == 0 and asked == []
+    assert (r.exit_code, asked, r.timeout) == (0, [], 0.0)     # never asked: no timeout to report
 
 
 def test_a_lazy_timeout_is_asked_once_at_the_earliest_timeout_and_then_honoured(runner, monkeypatch):
@@ -975,6 +975,32 @@ class _Overlay:
 
     def __getattr__(self, name: str):
         return self._replaced[name] if name in self._replaced else getattr(self._module, name)
+
+
+@pytest.mark.parametrize("refusal", [PermissionError(errno.EPERM, "not permitted"),
+                                     ProcessLookupError(errno.ESRCH, "no such process")])
+def test_a_signal_the_group_refuses_goes_to_the_child_and_its_refusal_too_is_ignored(monkeypatch, refusal):
+    from tasker.runners import process
+
+    calls = []
+
+    def refuse(name):
+        def call(pid: int, sig: int) -> None:
+            calls.append((name, pid, sig))
+            raise refusal
+        return call
+
+    monkeypatch.setattr(process, "os", _Overlay(os, killpg=refuse("killpg"), kill=refuse("kill")))
+    r, w = os.pipe()
+    try:
+        watch = process._Watch(process.Child(4242, r, w), 30, None, None, 0.0)
+        watch._kill(signal.SIGTERM)
+        assert (calls, watch.killed) == ([("killpg", 4242, signal.SIGTERM), ("kill", 4242, signal.SIGTERM)], False)
+        watch._kill(signal.SIGKILL)
+        assert watch.killed and calls[2:] == [("killpg", 4242, signal.SIGKILL), ("kill", 4242, signal.SIGKILL)]
+    finally:
+        os.close(r)
+        os.close(w)
 
 
 def test_watch_detaches_from_the_console_and_signals_then_kills_what_is_listed_at_end_of_file(monkeypatch):

@@ -488,7 +488,7 @@ class _Watch:
         try:
             os.killpg(self.proc.pid, sig)
         except (ProcessLookupError, PermissionError):
-            with contextlib.suppress(ProcessLookupError, OSError):
+            with contextlib.suppress(OSError):     # gone meanwhile, or not ours to signal either
                 self.proc.send_signal(sig)
 
     def _close(self, fd: int) -> None:
