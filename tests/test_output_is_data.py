@@ -40,6 +40,13 @@ def test_env_is_expanded_in_the_files_text_only():
     assert types.argv("local", "h", "echo", args) == ["echo", "/home/u", "$SECRET_TOKEN", "it's", "/home/u"]
 
 
+def test_marker_characters_written_in_the_file_stay_text_and_never_take_a_values_place():
+    types = ExecTypes(environ={})
+    mark = "x\ufdd00\ufdd1y"            # what a value's place looks like inside tasker
+    args = Arguments([f"{mark} '{mark}' ", Value("v w")])
+    assert types.argv("local", "h", "echo", args) == ["echo", mark, mark, "v", "w"]
+
+
 def test_end_to_end_output_cannot_read_taskers_environment_nor_break_quoting(tasker):
     produced = tasker.tmp / "produced"
     produced.write_text(HOSTILE)

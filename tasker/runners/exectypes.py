@@ -156,7 +156,7 @@ def split_arguments(text: str) -> list[str]:
 
 # ---------------------------------------------------------------- result values in arguments
 
-_MARK_OPEN, _MARK_CLOSE = "\ufdd0", "\ufdd1"   # Unicode noncharacters: never in a task file's text
+_MARK_OPEN, _MARK_CLOSE = "\ufdd0", "\ufdd1"   # Unicode noncharacters (a file's own are escaped)
 _MARK = re.compile("\ufdd0(\\d+)\ufdd1")
 
 
@@ -183,7 +183,13 @@ class Arguments:
                 out.append(f"{_MARK_OPEN}{len(values)}{_MARK_CLOSE}")
                 values.append(piece.text)
             else:
-                out.append(piece)
+                # a marker character written in the file is passed on as a value of itself, so
+                # that it can never read as the place of a value
+                for i, part in enumerate(piece.split(_MARK_OPEN)):
+                    if i:
+                        out.append(f"{_MARK_OPEN}{len(values)}{_MARK_CLOSE}")
+                        values.append(_MARK_OPEN)
+                    out.append(part)
         return "".join(out), values
 
 
