@@ -47,6 +47,14 @@ def test_marker_characters_written_in_the_file_stay_text_and_never_take_a_values
     assert types.argv("local", "h", "echo", args) == ["echo", mark, mark, "v", "w"]
 
 
+def test_a_backslash_before_a_value_escapes_nothing_and_never_leaves_the_values_place_behind():
+    types = ExecTypes(environ={})
+    assert types.argv("local", "h", "echo", Arguments(["\\", Value("v w")])) == ["echo", "v", "w"]
+    assert types.argv("local", "h", "echo", Arguments(["a\\", Value("v w"), "b"])) == ["echo", "av", "wb"]
+    assert types.argv("local", "h", "echo", Arguments(['"\\', Value("v"), '"'])) == ["echo", "\\v"]  # as in sh
+    assert types.argv("local", "h", "echo", Arguments(["\\\\", Value("v")])) == ["echo", "\\v"]
+
+
 def test_end_to_end_output_cannot_read_taskers_environment_nor_break_quoting(tasker):
     produced = tasker.tmp / "produced"
     produced.write_text(HOSTILE)

@@ -138,8 +138,9 @@ _PIECE = re.compile(r"""
       ([^ \t\r\n'"\\]+)          # plain text
     | '([^']*)'                     # 'single quoted': literal
     | "((?:[^"\\]|\\.)*)"          # "double quoted": \" and \\ are escapes
-    | \\(.)                         # \x outside quotes: x
+    | \\([^\ufdd0])                 # \x outside quotes: x
     | ([ \t\r\n]+)                  # blanks between words
+    | \\(?=\ufdd0)                  # \ before a value's place: dropped (the value is data already)
 """, re.VERBOSE | re.DOTALL)
 _DQ_ESCAPE = re.compile(r'\\([\\"])')
 
@@ -255,7 +256,9 @@ def _split_pieces(text: str, values: list[str] | tuple[str, ...] = ()) -> list[l
             problem = "No escaped character" if text[pos] == "\\" else "No closing quotation"
             raise ArgumentsError(f"cannot split arguments {_insert(text, values)!r}: {problem}")
         plain, single, double, escaped, blank = m.groups()
-        if blank is not None:
+        if m.lastindex is None:
+            pass
+        elif blank is not None:
             if started:
                 words.append(current)
                 current, started = [], False
