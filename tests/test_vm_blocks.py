@@ -576,3 +576,20 @@ def test_a_parallel_block_never_runs_more_members_at_once_than_it_may(monkeypatc
     r = run_vm(P(1, tasks=",".join(map(str, ids)), max_parallel=2, next="never") + members(*ids))
     assert r.record(1).counts == (6, 0, 6)
     assert seen["peak"] == 2
+
+
+def test_a_fault_of_the_block_scheduler_in_a_worker_reaches_the_caller_and_stops_the_other_workers(monkeypatch):
+    from tasker.vm import forkjoin
+
+    real, calls = forkjoin._Parallel._finish, []
+
+    def finish(self, member, attempt, record):
+        calls.append(member.task)
+        if len(calls) == 1:
+            raise RuntimeError("scheduler fault")
+        real(self, member, attempt, record)
+
+    monkeypatch.setattr(forkjoin._Parallel, "_finish", finish)
+    with pytest.raises(RuntimeError, match="scheduler fault"):
+        run_vm(P(1, tasks="100,101,102,103", max_parallel=2, next="never") + members(100, 101, 102, 103))
+    assert len(calls) < 4           # the other worker stopped taking members (at most one slipped in)

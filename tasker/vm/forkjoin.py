@@ -186,6 +186,7 @@ class _Parallel:
         self.ready_at: list[float] = []
         self.seq = 0
         self.cond = threading.Condition()
+        self.crash: BaseException | None = None   # a fault of the scheduling itself, raised in run()
 
     def run(self) -> list[tuple[int, Record]]:
         workers = [threading.Thread(target=self._worker, daemon=True, name=f"block-{self.fork.block}-{i}")
@@ -195,10 +196,22 @@ class _Parallel:
         for worker in workers:
             while worker.is_alive():
                 worker.join(0.5)   # short joins keep the main thread responsive to signals
+        if self.crash is not None:
+            raise self.crash
         self._wait_member_sleeps()
         return self.results
 
     def _worker(self) -> None:
+        """A worker's life; a fault outside a member stops the others and goes to run()'s caller,
+        instead of a thread's traceback on stderr and a block that waits for a dead worker."""
+        try:
+            self._work()
+        except BaseException as exc:
+            with self.cond:
+                self.crash = self.crash or exc
+                self.cond.notify_all()
+
+    def _work(self) -> None:
         while True:
             job = self._next_job()
             if job is None:
@@ -215,7 +228,7 @@ class _Parallel:
         clock, cancel = self.env.clock, self.env.cancel
         with self.cond:
             while True:
-                if cancel.is_set or self.env.halt:
+                if cancel.is_set or self.env.halt or self.crash is not None:
                     return None
                 now = clock.monotonic()
                 while self.delayed and self.delayed[0][0] <= now:
