@@ -308,7 +308,7 @@ class Machine:
             self.events.task_finished(record, **fact)
             return record, shown
         self.log.info(f"Task {display}: Executing [{name}]: {shown}")
-        task_timeout = self.render(command.timeout) if command.timeout is not None else None
+        task_timeout = self.render(command.timeout)     # "" when the task sets none
         warn = self.log.warn
 
         def timeout() -> float:
