@@ -507,6 +507,33 @@ def dead_pid() -> int:
     return proc.pid
 
 
+def test_a_session_removed_behind_its_back_cleans_up_quietly_and_the_next_spill_makes_a_new_one(tmp_path):
+    session = Session(str(tmp_path))
+    first, fh = session.spill_file("stdout")
+    fh.close()
+    shutil.rmtree(os.path.dirname(first))
+    session.cleanup()
+    assert session.path is None
+    second, fh = session.spill_file("stdout")
+    fh.close()
+    assert os.path.dirname(os.path.dirname(second)) == str(tmp_path) and os.path.exists(second)
+    session.cleanup()
+    assert not os.path.exists(os.path.dirname(second))
+
+
+def test_alive_is_true_for_a_running_process_or_one_not_ours_to_signal_and_false_for_a_gone_one(monkeypatch):
+    from tasker.runners import process
+
+    assert process._alive(os.getpid()) and not process._alive(dead_pid())
+
+    def refuse(pid: int, sig: int) -> None:
+        assert sig == 0
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(process, "os", _Overlay(os, kill=refuse))
+    assert process._alive(1)          # another user's process is alive too
+
+
 def test_the_first_spill_sweeps_stale_sessions_of_dead_runs_only(tmp_path, monkeypatch):
     from tasker.runners import process
 

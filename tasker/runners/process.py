@@ -51,7 +51,6 @@ class Session:
         """A new, exclusively created mode-600 file for one stream: ``(path, binary file)``."""
         with self._lock:
             if self.path is None:
-
                 sweep_stale_sessions(self.base)   # first spill of this run: tidy up after killed runs
                 self.path = tempfile.mkdtemp(prefix=f"tasker_session_{os.getpid()}_", dir=self.base)
         while True:
@@ -65,7 +64,6 @@ class Session:
     def cleanup(self) -> None:
         """Remove the directory and every spill file in it."""
         if self.path is not None:
-
             shutil.rmtree(self.path, ignore_errors=True)
             self.path = None
 
