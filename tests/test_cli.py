@@ -291,3 +291,20 @@ def test_help_lists_every_option_of_the_table(tasker):
     r = tasker.run("-h")
     assert r.returncode == 0 and r.stdout.startswith("usage: tasker [options] TASK_FILE")
     assert all(o.long in r.stdout for o in OPTIONS)
+
+
+def test_a_bug_in_tasker_ends_with_one_line_and_exit_1_and_tasker_debug_shows_the_traceback(monkeypatch, capsys):
+    from tasker.cli import main as cli
+
+    def broken(argv):
+        raise KeyError("no such thing")
+
+    monkeypatch.setattr(cli, "_main", broken)
+    monkeypatch.delenv("TASKER_DEBUG", raising=False)
+    assert cli.main(["flow.txt"]) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines()[0] == "tasker: internal error: KeyError: 'no such thing'"
+    assert "TASKER_DEBUG=1" in err and "Traceback" not in err
+    monkeypatch.setenv("TASKER_DEBUG", "1")
+    with pytest.raises(KeyError):
+        cli.main(["flow.txt"])

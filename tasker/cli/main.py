@@ -136,7 +136,23 @@ def main(argv: list[str] | None = None) -> int:
                 stream.flush()
             except (OSError, ValueError):
                 quiet_stream(stream)
+    except Exception as exc:
+        # A bug in tasker: one line that says so, exit 1, and no traceback in the user's output
+        # (TASKER_DEBUG=1 lets it through, for the report).  The run's cleanup has already run.
+        if os.environ.get("TASKER_DEBUG"):
+            raise
+        _say_internal_error(exc)
     return code
+
+
+def _say_internal_error(exc: Exception) -> None:
+    try:
+        print(f"tasker: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print("tasker: this is a bug in tasker; run again with TASKER_DEBUG=1 to see where it happened, "
+              "and report it", file=sys.stderr)
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        quiet_stream(sys.stderr)
 
 
 def _main(argv: list[str]) -> int:
