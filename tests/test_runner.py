@@ -489,6 +489,52 @@ def test_on_cancel_the_stop_hook_is_told_it_was_no_timeout(runner, tmp_path):
     assert (r.exit_code, r.timed_out, r.stdout.text()) == (-signal.SIGKILL, False, "ready\n")
 
 
+def test_a_timeout_passing_after_the_command_ended_while_a_background_process_holds_its_output_is_none(
+        runner, monkeypatch):
+    from tasker.runners import process
+
+    monkeypatch.setattr(process, "MIN_TIMEOUT", 0.5)
+    monkeypatch.setattr(process, "EXIT_GRACE", 2.0)
+    # the command ends at 0.7 s; its background sleep keeps stdout open past the 1 s timeout
+    r = runner.run(["sh", "-c", "sleep 30 & echo $!; sleep 0.7; echo done"], lambda: 1, Cancel())
+    background = int(r.stdout.text().split()[0])
+    try:
+        assert (r.exit_code, r.timed_out, r.stdout.text().split()[1:], r.stderr.text()) == (0, False, ["done"], "")
+        assert pid_alive(background)          # not the command's timeout: nothing was killed
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(background, signal.SIGKILL)
+
+
+def test_a_cancelled_child_gets_its_grace_after_sigterm_to_end_by_itself(runner, tmp_path):
+    cancel = Cancel()
+    cancel_when(tmp_path / "ready", cancel)
+    r = runner.run(["sh", "-c", f"trap 'echo bye; exit 3' TERM; touch '{tmp_path / 'ready'}'; sleep 60 & wait"],
+                   120, cancel)
+    assert (r.exit_code, r.stdout.text(), r.timed_out) == (3, "bye\n", False)
+
+
+def test_output_that_a_background_process_writes_soon_after_the_command_ends_is_kept(runner):
+    r = runner.run(["sh", "-c", "(sleep 1.5; echo late) & echo early"], 60, Cancel())
+    assert (r.exit_code, r.stdout.text()) == (0, "early\nlate\n")
+
+
+def test_after_a_timeout_kill_a_pipe_held_outside_the_group_is_read_one_second_more_not_five(runner, monkeypatch):
+    from tasker.runners import process
+
+    monkeypatch.setattr(process, "MIN_TIMEOUT", 0.5)
+    start = time.monotonic()
+    r = runner.run(["sh", "-c", "setsid sleep 30 & echo $!; sleep 60"], lambda: 1, Cancel())
+    elapsed = time.monotonic() - start
+    outside = int(r.stdout.text())          # setsid ran sleep in a session of its own: the kill missed it
+    try:
+        assert (r.exit_code, r.timed_out) == (124, True)
+        assert elapsed < 5                  # about 1 s to the timeout and 1 s of reading; 5 s of reading is wrong
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(outside, signal.SIGKILL)
+
+
 def test_a_child_that_ignores_sigterm_on_cancel_gets_sigkill(runner, tmp_path):
     cancel = Cancel()
     cancel_when(tmp_path / "ready", cancel)

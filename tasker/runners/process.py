@@ -418,7 +418,8 @@ class _Watch:
         """Seconds until the next deadline (timeout, kill after SIGTERM, exit grace), or None."""
         now = time.monotonic()
         deadlines = []
-        if not self.timed_out and not self.killed:
+        if not self.timed_out and not self.killed and not self.exited:
+            # the timeout is the command's: once it has ended, what it left running is not timed
             limit = self.timeout if self.timeout is not None else MIN_TIMEOUT
             deadlines.append(self.t0 + limit)
         if self.term_sent_at is not None and not self.killed:
