@@ -506,6 +506,24 @@ def test_a_timeout_passing_after_the_command_ended_while_a_background_process_ho
             os.kill(background, signal.SIGKILL)
 
 
+def test_a_stop_kills_a_process_left_holding_the_output_that_ignores_sigterm_though_the_command_ended(
+        runner, tmp_path):
+    cancel = Cancel()
+    cancel_when(tmp_path / "ready", cancel)
+    script = f"(trap '' TERM; exec sleep 30) & echo $!; touch '{tmp_path / 'ready'}'; wait"
+    r = runner.run(["sh", "-c", script], 120, cancel)
+    stubborn = int(r.stdout.text())
+    try:
+        assert r.exit_code == -signal.SIGTERM            # the command itself ended on the SIGTERM
+        deadline = time.monotonic() + 30
+        while pid_alive(stubborn) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not pid_alive(stubborn)                   # the SIGKILL after the grace reached it
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(stubborn, signal.SIGKILL)
+
+
 def test_a_cancelled_child_gets_its_grace_after_sigterm_to_end_by_itself(runner, tmp_path):
     cancel = Cancel()
     cancel_when(tmp_path / "ready", cancel)
