@@ -179,6 +179,18 @@ def test_syntax_errors_point_at_the_offending_character(text, message, offset, l
     assert (got.message, got.offset, got.length, got.help) == (message, offset, length, help)
 
 
+@pytest.mark.parametrize("text,expected", [
+    ("(exit_0|exit_1)|exit_2", AnyOf((ExitCode(0), ExitCode(1), ExitCode(2)))),
+    ("exit_0|(exit_1|exit_2)", AnyOf((ExitCode(0), ExitCode(1), ExitCode(2)))),
+    ("exit_0&(exit_1&exit_2)&exit_3", AllOf((ExitCode(0), ExitCode(1), ExitCode(2), ExitCode(3)))),
+    ("exit_0&(exit_1|exit_2)", AllOf((ExitCode(0), AnyOf((ExitCode(1), ExitCode(2)))))),
+    ("(exit_0&exit_1)|(exit_2&(exit_3|exit_4))",
+     AnyOf((AllOf((ExitCode(0), ExitCode(1))), AllOf((ExitCode(2), AnyOf((ExitCode(3), ExitCode(4)))))))),
+])
+def test_groups_of_the_same_operator_flatten_and_others_nest(text, expected):
+    assert parse_condition(text) == expected
+
+
 def test_parentheses_nested_to_the_limit_are_accepted():
     text = "(" * MAX_NESTING + "exit_0" + ")" * MAX_NESTING
     assert parse_condition(text) == parse_condition("exit_0")

@@ -62,13 +62,12 @@ def _join(cls: type, children: list) -> _Chain:
 
 def _add(chain: _Chain, child: object) -> None:
     kind = type(child)
+    # a child is an atom or a chain: nodes are only made by _done, never handed back to the parser
     if kind is _Chain:
         if child.cls is chain.cls:
             chain.extend(child)          # (a|b)|c: one flat list, as before
         else:
             chain.append(_done(child))
-    elif kind is chain.cls:
-        chain.extend(child.items)
     else:
         chain.append(child)
 
