@@ -242,6 +242,7 @@ def test_hint_for_words_as_operators():
     ("stdout~ hello", dict(out="hello"), True),
     ("stdout~'Hello'", dict(out="Hello"), True),
     ("stdout=XaX", dict(out="XaX"), True),                # only quotes are quotes
+    ("stdout=Xyz", dict(out="Xyz"), True),
     ('stdout~"a",exit_2', dict(out='"a",exit_2'), True),  # a quote in the value: its comma is text
     ("stdout~it's,exit_2", dict(out="it's,exit_2"), True),
     ('stdout~"a=b c"', dict(out="a=b c"), True),
