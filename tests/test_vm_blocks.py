@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 import pytest
 from support import run_vm
 
@@ -593,3 +595,20 @@ def test_a_fault_of_the_block_scheduler_in_a_worker_reaches_the_caller_and_stops
     with pytest.raises(RuntimeError, match="scheduler fault"):
         run_vm(P(1, tasks="100,101,102,103", max_parallel=2, next="never") + members(100, 101, 102, 103))
     assert len(calls) < 4           # the other worker stopped taking members (at most one slipped in)
+
+
+def test_a_stop_during_a_branch_members_sleep_keeps_its_result_and_starts_no_other_member(monkeypatch):
+    from fakes import FakeClock
+
+    real = FakeClock.sleep
+
+    def sleep(self, seconds, cancel=None):
+        if cancel is not None:
+            cancel.set(signal.SIGINT)          # Ctrl-C while task 100 sleeps after its command
+        return real(self, seconds, cancel)
+
+    monkeypatch.setattr(FakeClock, "sleep", sleep)
+    r = run_vm(C(1, condition="true", if_true_tasks="100,101", if_false_tasks="102", next="never")
+               + T(100, sleep=3) + T(101) + T(102))
+    assert r.code == 130 and [argv[0] for argv in r.runner.calls] == ["c100"]
+    assert r.record(100).exit_code == 0 and r.record(101) is None
