@@ -167,6 +167,14 @@ FOLLOW = "add the condition that should follow it, or remove the operator"
      f"the number {'9' * (MAX_DIGITS + 1)} is out of range (at most {MAX_DIGITS} digits)", 15, MAX_DIGITS + 1,
      f"write a number of at most {MAX_DIGITS} digits"),
     ("exit_abc", "`exit_abc` is not an exit-code test", 0, 8, "write exit_ and a number, e.g. exit_0 or exit_124"),
+    ("exit_0&STDOUT", "`STDOUT` needs an operator and a value", 7, 6,
+     "for example stdout~TEXT (contains), stdout=TEXT (equals) or stdout~ (is empty)"),
+    ("exit_0&Min_Success=x", "`Min_Success=` needs a whole number, got `x`", 7, 13, "for example min_success=2"),
+    ("exit_0&stdout :x,1=b", "`stdout :x,1=b`: splitting an output inside a condition is not supported", 7, 13,
+     "split the output with stdout_split=DELIM,INDEX on the task and compare stdout"),
+    ("((exit_0)&" + "(" * MAX_NESTING + "exit_1" + ")" * (MAX_NESTING + 1),
+     f"parentheses nested more than {MAX_NESTING} deep", 9 + MAX_NESTING, 1,
+     "split the condition: give parts of it to earlier tasks and test their @N_success@"),
     ("exit_0 AND stdout~ok", "`exit_0 AND stdout~ok` is not an exit-code test", 0, 20,
      "words are not operators: write `&` for and, `|` for or"),
     ("(" * (MAX_NESTING + 1) + "exit_0" + ")" * (MAX_NESTING + 1), f"parentheses nested more than {MAX_NESTING} deep",
@@ -194,6 +202,8 @@ def test_groups_of_the_same_operator_flatten_and_others_nest(text, expected):
 def test_parentheses_nested_to_the_limit_are_accepted():
     text = "(" * MAX_NESTING + "exit_0" + ")" * MAX_NESTING
     assert parse_condition(text) == parse_condition("exit_0")
+    # a closed group gives its depth back
+    assert parse_condition("(exit_1)&" + text) == parse_condition("exit_1&exit_0")
 
 
 @pytest.mark.parametrize("text,tokens", [
@@ -203,6 +213,8 @@ def test_parentheses_nested_to_the_limit_are_accepted():
     ("stdout~a@1_stdout@b", [("STREAM", "stdout", 0), ("MATCH", "~", 6), ("TEXT", "a", 7),
                              ("TASKREF", TaskRef(1, "stdout"), 8), ("TEXT", "b", 18)]),
     ("@2_exit@ = 3", [("TASKREF", TaskRef(2, "exit"), 0), ("EQ", "=", 9), ("TEXT", "3", 11)]),
+    (" exit >= 3", [("EXIT", "exit", 1), ("GE", ">=", 6), ("TEXT", "3", 9)]),
+    ("contains:ab", [("CONTAINS", "contains:", 0), ("TEXT", "ab", 9)]),
 ])
 def test_tokens_carry_the_offset_where_each_starts(text, tokens):
     assert tokenize(text) == tokens
