@@ -340,3 +340,11 @@ def test_a_spilled_output_with_fewer_pieces_than_the_index_stays_and_leaves_no_f
     got = _split_spilled(tmp_path, data, ",", 5)
     assert got.path == str(tmp_path / "out")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_an_output_in_memory_is_its_text_and_its_length_and_an_empty_one_is_nothing():
+    from tasker.runners.output import Output
+
+    empty = Output()
+    assert (empty.text(), empty.path, empty.size, empty.spilled) == ("", None, 0, False)
+    assert (Output("abc").size, Output("abc", size=99).size) == (3, 3)   # a size is only given for a spill
