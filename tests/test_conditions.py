@@ -167,6 +167,8 @@ FOLLOW = "add the condition that should follow it, or remove the operator"
      f"the number {'9' * (MAX_DIGITS + 1)} is out of range (at most {MAX_DIGITS} digits)", 15, MAX_DIGITS + 1,
      f"write a number of at most {MAX_DIGITS} digits"),
     ("exit_abc", "`exit_abc` is not an exit-code test", 0, 8, "write exit_ and a number, e.g. exit_0 or exit_124"),
+    ("exit_abc &exit_0", "`exit_abc` is not an exit-code test", 0, 8,
+     "write exit_ and a number, e.g. exit_0 or exit_124"),
     ("exit_0&STDOUT", "`STDOUT` needs an operator and a value", 7, 6,
      "for example stdout~TEXT (contains), stdout=TEXT (equals) or stdout~ (is empty)"),
     ("exit_0&Min_Success=x", "`Min_Success=` needs a whole number, got `x`", 7, 13, "for example min_success=2"),
@@ -215,6 +217,7 @@ def test_parentheses_nested_to_the_limit_are_accepted():
     ("@2_exit@ = 3", [("TASKREF", TaskRef(2, "exit"), 0), ("EQ", "=", 9), ("TEXT", "3", 11)]),
     (" exit >= 3", [("EXIT", "exit", 1), ("GE", ">=", 6), ("TEXT", "3", 9)]),
     ("contains:ab", [("CONTAINS", "contains:", 0), ("TEXT", "ab", 9)]),
+    ("Xa=b", [("TEXT", "Xa", 0), ("EQ", "=", 2), ("TEXT", "b", 3)]),
 ])
 def test_tokens_carry_the_offset_where_each_starts(text, tokens):
     assert tokenize(text) == tokens

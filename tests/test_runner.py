@@ -363,6 +363,23 @@ def test_an_environment_the_os_refuses_past_the_nul_check_is_a_refused_command()
     assert before <= r.start <= r.end <= time.time()
 
 
+@pytest.mark.parametrize("argv,env,why", [
+    (["echo", "\ud800"], None, "argument 1 contains text that cannot be encoded for the operating system"),
+    (["true"], {b"A": b"x\0y"}, "environment variable 'A' contains a NUL byte, which a process cannot receive"),
+])
+def test_what_the_os_cannot_take_is_named_before_anything_starts(argv, env, why):
+    if env is not None:
+        env = {**env, b"PATH": os.environb[b"PATH"]}
+    r = ProcessRunner(env=env).run(argv, 30, Cancel())
+    assert (r.exit_code, r.error) == (1, f"cannot start the command: {why}")
+
+
+def test_a_finished_command_reports_when_it_started_and_ended(runner):
+    before = time.time()
+    r = runner.run(["sleep", "0.2"], 30, Cancel())
+    assert before <= r.start < r.end <= time.time() and r.duration >= 0.15
+
+
 def test_a_spawn_error_without_a_file_name_is_its_plain_text(runner, monkeypatch):
     from tasker.runners import process
 

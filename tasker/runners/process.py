@@ -394,7 +394,7 @@ class _Watch:
                 return
             wait = self._next_wait(pidfd)
             if wait is not None and wait <= 0:
-                if self._on_deadline(open_fds):
+                if self._on_deadline():
                     return
                 continue
             for fd, _event in self.poller.poll(None if wait is None else max(1, int(wait * 1000) + 1)):
@@ -430,7 +430,7 @@ class _Watch:
             deadlines.append(now + 0.05)  # no pidfd: look for the child's exit now and then
         return min(deadlines) - now if deadlines else None
 
-    def _on_deadline(self, open_fds: set[int]) -> bool:
+    def _on_deadline(self) -> bool:
         """Handle a passed deadline; True when the loop should end."""
         now = time.monotonic()
         if self.exited and now >= self.exit_seen_at + self._grace():
@@ -496,7 +496,7 @@ class _Watch:
 
     def _result(self) -> RunResult:
         end = time.time()
-        code = self.proc.returncode if self.proc.returncode is not None else -signal.SIGKILL
+        code = self.proc.returncode      # run() has reaped the child, killing it if need be
         out_fd, err_fd = list(self.captures)
         note = ""
         if self.timed_out:
