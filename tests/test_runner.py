@@ -431,6 +431,34 @@ def test_without_posix_spawn_a_relaying_client_cannot_start_and_others_still_run
     assert runner.run(["/no/such/program"], 30, Cancel()).not_found
 
 
+def test_spawn_gives_the_child_a_stdin_pipe_on_its_fd_0():
+    from tasker.runners.process import spawn
+
+    r_fd, w_fd = os.pipe()
+    os.write(w_fd, b"piped")
+    os.close(w_fd)
+    try:
+        child = spawn(["sh", "-c", "cat; exit 3"], None, stdin=r_fd)
+    finally:
+        os.close(r_fd)
+    try:
+        out = b"".join(iter(lambda: os.read(child.out_fd, 100), b""))
+    finally:
+        os.close(child.out_fd)
+        os.close(child.err_fd)
+    assert (child.wait(), out) == (3, b"piped")
+
+
+def test_a_read_error_on_a_pipe_counts_as_its_end(monkeypatch):
+    from tasker.runners import process
+
+    def fail(fd: int, size: int) -> bytes:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(process, "os", _Overlay(os, read=fail))
+    assert process._read(99) == b""
+
+
 def test_spawn_with_stdin_on_a_low_descriptor_falls_back_to_popen():
     from tasker.runners.process import spawn
 
