@@ -364,6 +364,9 @@ def test_an_environment_the_os_refuses_past_the_nul_check_is_a_refused_command()
 
 
 @pytest.mark.parametrize("argv,env,why", [
+    ([], None, "the command is empty"),
+    ([""], None, "the command is empty"),
+    (["ec\0ho"], None, "the command contains a NUL byte, which a process cannot receive"),
     (["echo", "\ud800"], None, "argument 1 contains text that cannot be encoded for the operating system"),
     (["true"], {b"A": b"x\0y"}, "environment variable 'A' contains a NUL byte, which a process cannot receive"),
 ])
@@ -372,6 +375,14 @@ def test_what_the_os_cannot_take_is_named_before_anything_starts(argv, env, why)
         env = {**env, b"PATH": os.environb[b"PATH"]}
     r = ProcessRunner(env=env).run(argv, 30, Cancel())
     assert (r.exit_code, r.error) == (1, f"cannot start the command: {why}")
+
+
+@pytest.mark.parametrize("relay", [False, True])
+def test_the_runners_environment_is_the_childs_whichever_way_it_starts(relay):
+    env = {b"ONLY_HERE": b"mine", b"PATH": os.environb[b"PATH"]}
+    kw = {"messages_fd": 2} if relay else {}
+    r = ProcessRunner(env=env).run(["sh", "-c", "echo ${ONLY_HERE-unset} ${HOME-unset}"], 30, Cancel(), **kw)
+    assert (r.exit_code, r.stdout.text()) == (0, "mine unset\n")
 
 
 def test_a_finished_command_reports_when_it_started_and_ended(runner):
