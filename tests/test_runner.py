@@ -385,6 +385,23 @@ def test_the_runners_environment_is_the_childs_whichever_way_it_starts(relay):
     assert (r.exit_code, r.stdout.text()) == (0, "mine unset\n")
 
 
+def test_the_runner_tells_its_guard_when_each_command_starts_and_ends():
+    class Guard:
+        def __init__(self):
+            self.calls = []
+
+        def started(self, pid):
+            self.calls.append(("started", pid))
+
+        def finished(self, pid):
+            self.calls.append(("finished", pid))
+
+    guard = Guard()
+    r = ProcessRunner(guard=guard).run(["sh", "-c", "echo $$"], 30, Cancel())
+    pid = int(r.stdout.text())
+    assert guard.calls == [("started", pid), ("finished", pid)]
+
+
 def test_a_finished_command_reports_when_it_started_and_ended(runner):
     before = time.time()
     r = runner.run(["sleep", "0.2"], 30, Cancel())
