@@ -303,3 +303,31 @@ def test_a_runner_made_without_connections_runs_an_ssh_command_through_a_set_of_
     result = runner.run(types.argv("ssh", loopback_hosts(1)[0], "echo", "hello there"), 60, Cancel())
     assert (result.exit_code, result.stdout.text().strip()) == (0, "hello there"), result.stderr.text()
     assert runner.connections is not None and not runner.connections.reused   # no shared master
+
+
+def test_a_stop_cuts_short_the_wait_for_a_shared_connection_to_a_host_that_never_answers(sshd, tmp_path):
+    import socket
+    import threading
+
+    from tasker.runners.base import Cancel
+    from tasker.runners.exectypes import ExecTypes, load_config
+    from tasker.runners.process import ProcessRunner
+    from tasker.runners.ssh import Connections
+
+    silent = socket.socket()            # accepts the connection, never says a word
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    try:
+        types = ExecTypes(environ={})
+        types.use_config(load_config(str(sshd.exec_config(tmp_path / "types.yaml", connect_timeout=60,
+                                                          port=silent.getsockname()[1]))))
+        host = loopback_hosts(1)[0]
+        connections = Connections({host})
+        cancel = Cancel()
+        threading.Timer(0.5, cancel.set, args=(signal.SIGINT,)).start()
+        began = time.monotonic()
+        ProcessRunner(connections=connections).run(types.argv("ssh", host, "true", ""), 120, cancel)
+        assert time.monotonic() - began < 30        # not the minute the handshake could take
+        connections.close()
+    finally:
+        silent.close()
