@@ -1411,6 +1411,21 @@ def test_without_pidfd_the_exit_is_found_by_polling_also_after_the_pipes_closed(
     assert (r.exit_code, r.timed_out, r.stdout.text()) == (5, False, "out\n" if "echo" in script else "")
 
 
+def test_without_pidfd_the_exit_is_found_while_a_background_process_holds_the_pipes(runner, monkeypatch):
+    from tasker.runners import process
+
+    monkeypatch.setattr(process._Watch, "_pidfd", lambda self: None)
+    monkeypatch.setattr(process, "EXIT_GRACE", 0.5)
+    monkeypatch.setattr(process, "MIN_TIMEOUT", 0.5)
+    r = runner.run(["sh", "-c", "sleep 30 & echo $!; exit 4"], lambda: 2, Cancel())
+    background = int(r.stdout.text())
+    try:
+        # found by polling: the half second of reading after the exit ends it, not the 2 s timeout
+        assert (r.exit_code, r.timed_out) == (4, False)
+    finally:
+        os.kill(background, signal.SIGKILL)
+
+
 def test_without_pidfd_a_child_that_closed_its_pipes_still_times_out(runner, monkeypatch):
     from tasker.runners import process
 
