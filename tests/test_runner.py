@@ -138,12 +138,9 @@ def test_large_output_spills_to_a_private_file_named_after_its_stream(runner, tm
 def test_a_background_process_that_a_command_leaves_outlives_the_command(runner):
     r = runner.run(["sh", "-c", "sleep 120 >/dev/null 2>&1 & echo $!"], 60, Cancel())
     background = int(r.stdout.text())
-    try:
+    with left_running(background):
         assert r.exit_code == 0 and not r.timed_out
         assert pid_alive(background)          # only a timeout or a cancel ends the command's group
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(background, signal.SIGKILL)
 
 
 def test_when_spilling_the_output_fails_the_child_is_killed_and_reaped_before_the_error_is_raised(monkeypatch):
@@ -571,12 +568,9 @@ def test_a_timeout_passing_after_the_command_ended_while_a_background_process_ho
     # the command ends at 0.7 s; its background sleep keeps stdout open past the 1 s timeout
     r = runner.run(["sh", "-c", "sleep 30 & echo $!; sleep 0.7; echo done"], lambda: 1, Cancel())
     background = int(r.stdout.text().split()[0])
-    try:
+    with left_running(background):
         assert (r.exit_code, r.timed_out, r.stdout.text().split()[1:], r.stderr.text()) == (0, False, ["done"], "")
         assert pid_alive(background)          # not the command's timeout: nothing was killed
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(background, signal.SIGKILL)
 
 
 def test_a_stop_kills_a_process_left_holding_the_output_that_ignores_sigterm_though_the_command_ended(
@@ -586,15 +580,12 @@ def test_a_stop_kills_a_process_left_holding_the_output_that_ignores_sigterm_tho
     script = f"(trap '' TERM; exec sleep 30) & echo $!; touch '{tmp_path / 'ready'}'; wait"
     r = runner.run(["sh", "-c", script], 120, cancel)
     stubborn = int(r.stdout.text())
-    try:
+    with left_running(stubborn):
         assert r.exit_code == -signal.SIGTERM            # the command itself ended on the SIGTERM
         deadline = time.monotonic() + 30
         while pid_alive(stubborn) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not pid_alive(stubborn)                   # the SIGKILL after the grace reached it
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(stubborn, signal.SIGKILL)
 
 
 def test_a_cancelled_child_gets_its_grace_after_sigterm_to_end_by_itself(runner, tmp_path):
@@ -618,12 +609,9 @@ def test_after_a_timeout_kill_a_pipe_held_outside_the_group_is_read_one_second_m
     r = runner.run(["sh", "-c", "setsid sleep 30 & echo $!; sleep 60"], lambda: 1, Cancel())
     elapsed = time.monotonic() - start
     outside = int(r.stdout.text())          # setsid ran sleep in a session of its own: the kill missed it
-    try:
+    with left_running(outside):
         assert (r.exit_code, r.timed_out) == (124, True)
         assert elapsed < 5                  # about 1 s to the timeout and 1 s of reading; 5 s of reading is wrong
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(outside, signal.SIGKILL)
 
 
 def test_a_child_that_ignores_sigterm_on_cancel_gets_sigkill(runner, tmp_path):
@@ -826,6 +814,16 @@ def test_environment_size_counts_each_string_its_nul_and_pointer_plus_the_final_
 
 def session_sleeper() -> subprocess.Popen:
     return subprocess.Popen(["sleep", "60"], start_new_session=True)
+
+
+@contextlib.contextmanager
+def left_running(pid: int):
+    """A process a command left behind, SIGKILLed when the test is done with it."""
+    try:
+        yield pid
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def reap(*procs: subprocess.Popen) -> None:
@@ -1419,11 +1417,9 @@ def test_without_pidfd_the_exit_is_found_while_a_background_process_holds_the_pi
     monkeypatch.setattr(process, "MIN_TIMEOUT", 0.5)
     r = runner.run(["sh", "-c", "sleep 30 & echo $!; exit 4"], lambda: 2, Cancel())
     background = int(r.stdout.text())
-    try:
+    with left_running(background):
         # found by polling: the half second of reading after the exit ends it, not the 2 s timeout
         assert (r.exit_code, r.timed_out) == (4, False)
-    finally:
-        os.kill(background, signal.SIGKILL)
 
 
 def test_without_pidfd_a_child_that_closed_its_pipes_still_times_out(runner, monkeypatch):

@@ -179,17 +179,20 @@ class Arguments:
         """The text with each value replaced by a marker, and the values."""
         values: list[str] = []
         out = []
+
+        def place(value: str) -> None:
+            out.append(f"{_MARK_OPEN}{len(values)}{_MARK_CLOSE}")
+            values.append(value)
+
         for piece in self.pieces:
             if type(piece) is Value:
-                out.append(f"{_MARK_OPEN}{len(values)}{_MARK_CLOSE}")
-                values.append(piece.text)
+                place(piece.text)
             else:
                 # a marker character written in the file is passed on as a value of itself, so
                 # that it can never read as the place of a value
                 for i, part in enumerate(piece.split(_MARK_OPEN)):
                     if i:
-                        out.append(f"{_MARK_OPEN}{len(values)}{_MARK_CLOSE}")
-                        values.append(_MARK_OPEN)
+                        place(_MARK_OPEN)
                     out.append(part)
         return "".join(out), values
 
@@ -256,9 +259,10 @@ def _split_pieces(text: str, values: list[str] | tuple[str, ...] = ()) -> list[l
             problem = "No escaped character" if text[pos] == "\\" else "No closing quotation"
             raise ArgumentsError(f"cannot split arguments {_insert(text, values)!r}: {problem}")
         plain, single, double, escaped, blank = m.groups()
-        if m.lastindex is None:
-            pass
-        elif blank is not None:
+        if m.lastindex is None:     # a backslash before a value's place: nothing to keep
+            pos = m.end()
+            continue
+        if blank is not None:
             if started:
                 words.append(current)
                 current, started = [], False
